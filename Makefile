@@ -1,0 +1,44 @@
+# railpulse — the two commands: `make demo` (the main job) and `make test` (the tests).
+SHELL := /bin/bash
+UV := uv
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help setup test lint typecheck unit demo stack-up stack-down stack-status clean
+
+help:  ## list the targets
+	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+setup:  ## install what is missing (Debian packages, uv, the locked Python environment)
+	@bash scripts/bootstrap.sh
+
+lint: setup  ## ruff over the whole tree
+	$(UV) run ruff check .
+	$(UV) run ruff format --check shared
+
+typecheck: setup  ## mypy --strict over the common library
+	$(UV) run mypy --strict shared/src
+
+test: setup lint typecheck  ## everything: lint, types, unit, contract, stack, end-to-end and fault tests
+	$(UV) run pytest $(PYTEST_ARGS)
+
+unit: setup  ## only the tests that need no running stack
+	$(UV) run pytest -m "not stack" $(PYTEST_ARGS)
+
+demo: setup  ## the main job: local stack, the four services and a simulated fleet, end to end
+	$(UV) run railpulse demo
+
+stack-up: setup  ## start the local stack (idempotent)
+	$(UV) run railpulse stack up
+
+stack-down: setup  ## stop the local stack
+	$(UV) run railpulse stack down
+
+stack-status: setup  ## what runs where
+	$(UV) run railpulse stack status
+
+bench-%: setup  ## a benchmark: make bench-<name> BENCH_ARGS="..."
+	$(UV) run python -m bench.$(subst -,_,$*) $(BENCH_ARGS)
+
+clean:  ## remove local state (stack data, caches)
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache

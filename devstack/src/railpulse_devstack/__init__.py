@@ -1,0 +1,1 @@
+"""railpulse_devstack."""

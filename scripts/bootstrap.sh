@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything railpulse needs on a fresh Debian machine, and nothing twice:
+# Debian packages (mosquitto, PostgreSQL 15, Java 17), uv, and the locked Python environment
+# (which brings the KCL 2.5.8 jars inside the amazon-kclpy wheel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+for pkg in "$@"; do need_apt+=("$pkg"); done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >&2
+    $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+    echo "bootstrap: installing uv" >&2
+    python3 -m pip install --quiet uv >&2
+fi
+uv sync --frozen --quiet >&2
