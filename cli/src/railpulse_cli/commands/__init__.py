@@ -1,0 +1,1 @@
+"""Sub-commands of `railpulse`: one module each, with `register(subparsers)`."""
