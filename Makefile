@@ -4,7 +4,7 @@ UV := uv
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint typecheck unit demo stack-up stack-down stack-status clean
+.PHONY: schemas help setup test lint typecheck unit demo stack-up stack-down stack-status clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -42,3 +42,5 @@ bench-%: setup  ## a benchmark: make bench-<name> BENCH_ARGS="..."
 
 clean:  ## remove local state (stack data, caches)
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
+schemas:  ## write the contracts' JSON Schemas (refuses breaking changes)
+	$(UV) run python -m railpulse_shared.schema

@@ -1,0 +1,118 @@
+"""One decoder and one encoder per union, built once at import and reused (msgspec's fast path).
+
+Every producer and consumer goes through these functions, so the wire format lives here once.
+Decoding errors become `ContractError` (with msgspec's path) or `MalformedPayloadError`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeVar
+
+import msgspec
+
+from railpulse_shared.contracts import (
+    AnyEvent,
+    DeviceMessage,
+    GenericReading,
+    RuleEnvelope,
+    Wire,
+)
+from railpulse_shared.errors import ContractError, MalformedPayloadError
+
+__all__ = [
+    "decode_device_message",
+    "decode_envelope",
+    "decode_event",
+    "decode_wire",
+    "encode",
+    "parse_generic",
+]
+
+_T = TypeVar("_T", bound=Wire)
+
+_encoder = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(AnyEvent)
+_device_decoder = msgspec.json.Decoder(DeviceMessage)
+_envelope_decoder = msgspec.json.Decoder(RuleEnvelope)
+_wire_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+# Keys of the flat generic payload that are metadata, not readings.
+_GENERIC_META = frozenset({"device_id", "timestamp", "timestamp_sent", "kind"})
+
+
+def encode(value: msgspec.Struct) -> bytes:
+    """JSON bytes of any event or wire struct."""
+    return _encoder.encode(value)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ContractError(str(exc), _path_of(str(exc))) from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedPayloadError(str(exc)) from exc
+
+
+def _path_of(message: str) -> str:
+    # msgspec ends validation messages with "- at `$.path`".
+    marker = "- at `"
+    at = message.rfind(marker)
+    return message[at + len(marker) : -1] if at >= 0 and message.endswith("`") else "$"
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    """Any tagged event, dispatched on its `kind`."""
+    result: AnyEvent = _decode(_event_decoder, data)
+    return result
+
+
+def decode_device_message(data: bytes) -> DeviceMessage:
+    """A frame or frame batch as a train publishes it."""
+    result: DeviceMessage = _decode(_device_decoder, data)
+    return result
+
+
+def decode_envelope(data: bytes) -> RuleEnvelope:
+    """A record of Kinesis `telemetry-raw` as the IoT topic rule writes it."""
+    result: RuleEnvelope = _decode(_envelope_decoder, data)
+    return result
+
+
+def decode_wire(data: bytes, type_: type[_T]) -> _T:
+    """Any untagged wire shape (shadow documents, ...), with a cached decoder per type."""
+    decoder = _wire_decoders.get(type_)
+    if decoder is None:
+        decoder = _wire_decoders[type_] = msgspec.json.Decoder(type_)
+    result: _T = _decode(decoder, data)
+    return result
+
+
+def parse_generic(document: dict[str, Any]) -> GenericReading:
+    """The flat generic sensor payload: metadata keys plus any number of numeric readings.
+
+    Booleans are not numbers here; NaN and infinities are rejected; a non-numeric extra field is
+    a schema violation (nothing is dropped silently).
+    """
+    timestamp = document.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        raise ContractError("timestamp must be a number (epoch seconds)", "$.timestamp")
+    device_id = document.get("device_id")
+    if device_id is not None and (not isinstance(device_id, str) or not device_id):
+        raise ContractError("device_id must be a non-empty string", "$.device_id")
+    sent = document.get("timestamp_sent")
+    if sent is not None and not isinstance(sent, str):
+        raise ContractError("timestamp_sent must be a string", "$.timestamp_sent")
+    readings: dict[str, float] = {}
+    for key, value in document.items():
+        if key in _GENERIC_META:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ContractError(f"reading {key!r} must be a number", f"$.{key}")
+        if not math.isfinite(value):
+            raise ContractError(f"reading {key!r} must be finite", f"$.{key}")
+        readings[key] = float(value)
+    return GenericReading(
+        device_id=device_id, timestamp=float(timestamp), readings=readings, timestamp_sent=sent
+    )

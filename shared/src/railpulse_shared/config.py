@@ -1,0 +1,78 @@
+"""Configuration from the environment into one frozen, typed Settings object per service.
+
+A field `foo_bar` reads `RAILPULSE_FOO_BAR`; a field `aws_foo` reads the standard `AWS_FOO`
+(so `aws_endpoint_url` is botocore's own `AWS_ENDPOINT_URL`). Values are converted leniently
+(`"5"` → 5, `"true"` → True) and every error names the variable. `load_settings` is called once,
+in a service's `main`, and the result is passed down: nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TypeVar
+
+import msgspec
+
+from railpulse_shared.errors import ConfigError
+
+__all__ = ["CommonSettings", "env_name", "load_settings"]
+
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What every service needs: where AWS is, resource names, logging and metrics."""
+
+    service: str = "railpulse"
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    """A local endpoint (the moto stack); unset in AWS."""
+    log_level: str = "info"
+    metrics_namespace: str = "railpulse"
+    metrics_sink: str = "stdout"
+    """`stdout`, `stderr`, or `tcp://host:port` / `udp://host:port` (the CloudWatch agent)."""
+    stream_raw: str = "telemetry-raw"
+    stream_telemetry: str = "telemetry"
+    stream_events: str = "events"
+    queue_alerts: str = "alerts"
+    queue_rejects: str = "rejects"
+    bucket_lake: str = "railpulse-lake"
+    bucket_state: str = "railpulse-state"
+    alarm_table: str = "railpulse-alarms"
+    glue_database: str = "railpulse"
+    iot_data_endpoint: str | None = None
+    catalogue: str | None = None
+    """Path of a channel catalogue replacing the built-in one."""
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field reads."""
+    return field.upper() if field.startswith("aws_") else f"RAILPULSE_{field.upper()}"
+
+
+def load_settings(cls: type[_S], env: Mapping[str, str] | None = None, **overrides: object) -> _S:
+    """Build `cls` from the environment (or `env`); `overrides` win over both."""
+    source = os.environ if env is None else env
+    fields = msgspec.structs.fields(cls)
+    raw: dict[str, object] = {}
+    for f in fields:
+        value = source.get(env_name(f.name))
+        if value is not None and value != "":
+            raw[f.name] = value
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        missing = re.search(r"missing required field `(\w+)`", message)
+        if missing:
+            raise ConfigError(env_name(missing.group(1)), "is required but not set") from exc
+        at = re.search(r"at `\$\.(\w+)`", message)
+        if at:
+            variable = env_name(at.group(1))
+            shown = raw.get(at.group(1))
+            problem = message.split(" - at ")[0]
+            raise ConfigError(variable, f"{problem} (got {shown!r})") from exc
+        raise ConfigError(cls.__name__, message) from exc

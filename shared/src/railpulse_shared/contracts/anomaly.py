@@ -1,0 +1,93 @@
+"""What the detector finds and what the notifier does with it."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+import msgspec
+
+from railpulse_shared.contracts._base import Event, Wire
+from railpulse_shared.contracts.telemetry import EpochMs, TrainId
+
+__all__ = [
+    "AlarmState",
+    "AlarmTransition",
+    "Anomaly",
+    "AnomalyKind",
+    "Attribution",
+    "Severity",
+]
+
+
+class AnomalyKind(enum.StrEnum):
+    MODEL = "model"
+    """The Random Cut Forest scored the frame above its adaptive threshold."""
+    LIMIT = "limit"
+    """A reading is past the catalogue's operating or critical range."""
+    SENSOR_FAULT = "sensor_fault"
+    """A stuck sensor, a dropout, or a physically impossible reading."""
+
+
+class Severity(enum.IntEnum):
+    """Ordered: a higher value is more severe (escalation compares them)."""
+
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+
+class Attribution(Wire, frozen=True):
+    """How much one channel explains the score (RANDOM_CUT_FOREST_WITH_EXPLANATION)."""
+
+    channel: str
+    contribution: float
+    direction: Literal["high", "low"] = "high"
+    value: float | None = None
+
+
+class Anomaly(Event, frozen=True, kw_only=True, tag="anomaly.v1"):
+    """An anomaly on one train, at the sensor time of the frame that showed it."""
+
+    anomaly_id: str
+    """Deterministic from (train, frame seq, alert_key): a replay produces the same id."""
+    train: TrainId
+    ts_ms: EpochMs
+    """Sensor time of the triggering frame."""
+    frame_seq: int
+    category: AnomalyKind
+    severity: Severity
+    score: float
+    threshold: float
+    alert_key: str
+    """What an alarm is about: `<category>:<channel>` for limits and faults, `model:<channel>` for the
+    forest's top channel. One open alarm per (train, alert_key)."""
+    channels: list[Attribution] = msgspec.field(default_factory=list)
+    model_version: str = ""
+    message: str = ""
+    received_ms: int = 0
+    ingested_ms: int = 0
+    detected_ms: int = 0
+
+
+class AlarmState(enum.StrEnum):
+    RAISED = "raised"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    CLEARED = "cleared"
+
+
+class AlarmTransition(Event, frozen=True, kw_only=True, tag="alarm.v1"):
+    """One step of an alarm's lifecycle: raised → escalated → acknowledged → cleared."""
+
+    alarm_id: str
+    train: TrainId
+    alert_key: str
+    state: AlarmState
+    previous: AlarmState | None = None
+    severity: Severity
+    at_ms: int
+    anomaly_id: str | None = None
+    reason: str = ""
+    version: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """The alarm record's version after this transition (conditional writes order them)."""

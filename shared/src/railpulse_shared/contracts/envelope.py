@@ -1,0 +1,23 @@
+"""What the IoT rule puts on Kinesis `telemetry-raw`: the device's bytes plus who sent them.
+
+In AWS the rule is `SELECT encode(*, 'base64') AS payload, topic() AS topic,
+principal() AS principal, timestamp() AS received_ms FROM 'trains/+/telemetry'` (and the same for
+`iot/sensors`), so any payload, even one that is not JSON, arrives intact. `principal` is the
+authenticated identity of the publishing connection (the thing name): ingest rejects a payload that
+claims to be another device.
+"""
+
+from __future__ import annotations
+
+from railpulse_shared.contracts._base import Wire
+
+__all__ = ["RuleEnvelope"]
+
+
+class RuleEnvelope(Wire, frozen=True):
+    """One MQTT message as the topic rule forwards it (JSON; `payload` is base64)."""
+
+    topic: str
+    principal: str
+    received_ms: int
+    payload: bytes

@@ -1,0 +1,96 @@
+"""What ingest emits: accepted frames on Kinesis `telemetry`, rejects on the dead-letter queue."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+
+from railpulse_shared.contracts._base import Event, Wire
+from railpulse_shared.contracts.telemetry import EpochMs, Position, TrainId
+
+__all__ = [
+    "AcceptedFrame",
+    "DeviceKind",
+    "Quality",
+    "Reading",
+    "RejectReason",
+    "RejectedRecord",
+    "SourcePosition",
+]
+
+
+class Quality(enum.StrEnum):
+    """How far a reading can be trusted, from the channel catalogue."""
+
+    GOOD = "good"
+    INVALID = "invalid"
+    """Outside the physically possible range: kept, flagged, never fed to a model (sensor fault)."""
+    UNCATALOGUED = "uncatalogued"
+    """A numeric channel the catalogue does not know: kept and counted, not judged."""
+
+
+class DeviceKind(enum.StrEnum):
+    TRAIN = "train"
+    SENSOR = "sensor"
+    """A generic sensor sending the flat payload of the reference projects."""
+
+
+class Reading(Wire, frozen=True, array_like=True):
+    """One channel's value and its quality (encoded as `[value, "good"]`)."""
+
+    value: float
+    quality: Quality = Quality.GOOD
+
+
+class SourcePosition(Wire, frozen=True):
+    """Where a record was read: enough to find it again in the stream."""
+
+    stream: str
+    shard_id: str
+    sequence_number: str
+    sub_sequence_number: int = 0
+
+
+class AcceptedFrame(Event, frozen=True, kw_only=True, tag="accepted.v1"):
+    """A validated, normalised frame: UTC epoch ms, canonical channel names and units."""
+
+    train: TrainId
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    ts_ms: EpochMs
+    readings: dict[str, Reading]
+    device_kind: DeviceKind = DeviceKind.TRAIN
+    position: Position | None = None
+    speed_kmh: float | None = None
+    backfill: bool = False
+    received_ms: int = 0
+    """When the broker received the message (from the rule envelope)."""
+    ingested_ms: int = 0
+    """When ingest accepted it."""
+    source: SourcePosition | None = None
+
+
+class RejectReason(enum.StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    IDENTITY_MISMATCH = "identity_mismatch"
+    OVERSIZED = "oversized"
+    TIMESTAMP_OUT_OF_BOUNDS = "timestamp_out_of_bounds"
+    UNKNOWN_KIND = "unknown_kind"
+    BAD_ENVELOPE = "bad_envelope"
+
+
+class RejectedRecord(Event, frozen=True, kw_only=True, tag="rejected.v1"):
+    """A record that cannot become data, with the reason and its raw bytes intact."""
+
+    reason: RejectReason
+    detail: str
+    raw: bytes
+    """The bytes as they arrived (empty when too large for SQS: then see `raw_s3_uri`)."""
+    source: SourcePosition
+    rejected_ms: int
+    device: str | None = None
+    """The authenticated device, when the envelope could be read."""
+    raw_s3_uri: str | None = None
+    raw_size: int = 0

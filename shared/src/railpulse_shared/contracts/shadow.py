@@ -1,0 +1,34 @@
+"""The device shadow document the notifier writes and the edge agent reads.
+
+Desired state (written by the notifier): `{"alerts": {"open": [ShadowAlert...], "omitted": N}}`,
+most severe first, bounded so the document stays under the shadow size limit; `omitted` counts
+what did not fit. Reported state (written by the train): `{"alerts": {"acked": [alarm_id...]}}`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from railpulse_shared.contracts._base import Wire
+from railpulse_shared.contracts.anomaly import AnomalyKind, Severity
+
+__all__ = ["DesiredAlerts", "ReportedAlerts", "ShadowAlert"]
+
+
+class ShadowAlert(Wire, frozen=True):
+    alarm_id: str
+    alert_key: str
+    category: AnomalyKind
+    severity: Severity
+    raised_ms: int
+    channels: list[str] = msgspec.field(default_factory=list)
+    message: str = ""
+
+
+class DesiredAlerts(Wire, frozen=True):
+    open: list[ShadowAlert] = msgspec.field(default_factory=list)
+    omitted: int = 0
+
+
+class ReportedAlerts(Wire, frozen=True):
+    acked: list[str] = msgspec.field(default_factory=list)

@@ -1,0 +1,290 @@
+"""Run an async shard handler under the real KCL MultiLangDaemon (amazon_kclpy's v3 interface).
+
+The MultiLangDaemon starts one child process per leased shard and talks to it over stdin/stdout.
+`ShardProcessor` implements the five hooks and owns the checkpoint policy; the business logic is a
+`ShardHandler` that processes one batch at a time and never sees the protocol:
+
+- `process_records`: run the handler; dead-letter poison records; retry transient ones with capped
+  backoff (the checkpoint never passes them; after `max_retry_s` the process exits so the KCL
+  restarts the shard from its last checkpoint rather than dropping data); then checkpoint at the
+  handler's durable position, at most every `checkpoint_interval_s`.
+- `shard_ended`: flush, then `checkpoint()` (or the shard end is retried forever).
+- `shutdown_requested`: flush, then checkpoint: the last chance.
+- `lease_lost`: flush only (another worker owns the shard; checkpointing would fail).
+
+Exceptions never escape a hook: amazon_kclpy would log them and acknowledge the batch, dropping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import random
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import structlog
+from amazon_kclpy import kcl
+from amazon_kclpy.checkpoint_error import CheckpointError
+from amazon_kclpy.v3 import processor
+
+from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord
+from railpulse_shared.errors import RailpulseError, TransientError
+from railpulse_shared.metrics import Metrics
+
+__all__ = [
+    "CheckpointOutcome",
+    "Position",
+    "ShardHandler",
+    "ShardProcessor",
+    "run_processor",
+]
+
+logger = structlog.get_logger()
+_T = TypeVar("_T")
+
+Position = tuple[str, int]
+"""A checkpointable position: (sequence number, sub-sequence number)."""
+
+
+class CheckpointOutcome(enum.Enum):
+    """What the MultiLangDaemon answered to a checkpoint request."""
+
+    OK = "ok"
+    THROTTLED = "ThrottlingException"
+    SHUTDOWN = "ShutdownException"
+    """The lease is gone: stop processing, never retry."""
+    INVALID_STATE = "InvalidStateException"
+    OTHER = "other"
+
+    @classmethod
+    def of(cls, error: CheckpointError) -> CheckpointOutcome:
+        try:
+            return cls(str(error.value))
+        except ValueError:
+            return cls.OTHER
+
+
+class ShardHandler(ABC):
+    """One shard's business logic. Subclasses implement `process`; the rest is optional."""
+
+    shard_id: str = ""
+
+    async def start(self, shard_id: str) -> None:
+        """Open clients and restore state for this shard."""
+        self.shard_id = shard_id
+
+    @abstractmethod
+    async def process(self, records: Sequence[StreamRecord]) -> BatchResult[Any]:
+        """Process a batch; report each record's failure in the result, never raise for one."""
+
+    async def dead_letter(self, failures: Sequence[RecordFailure]) -> None:
+        """Park poison records with their reason. Raise `TransientError` if that failed."""
+        raise NotImplementedError(f"{type(self).__name__} has no dead-letter queue")
+
+    async def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Make buffered output durable (called before checkpoints at shutdown and shard end)."""
+
+    def durable_position(self, processed: Position | None) -> Position | None:
+        """The position up to which output is durable; buffering handlers hold it back."""
+        return processed
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Close clients."""
+
+
+class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
+    """amazon_kclpy v3 record processor that drives a `ShardHandler` on one asyncio loop."""
+
+    def __init__(
+        self,
+        handler: ShardHandler,
+        *,
+        stream: str = "",
+        metrics: Metrics | None = None,
+        checkpoint_interval_s: float = 5.0,
+        max_retry_s: float = 300.0,
+        backoff_base_s: float = 0.2,
+        backoff_cap_s: float = 10.0,
+    ) -> None:
+        self.handler = handler
+        self.stream = stream
+        self.metrics = metrics
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.max_retry_s = max_retry_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.shard_id = ""
+        self._runner: asyncio.Runner | None = None
+        self._processed: Position | None = None
+        """The last record handled (output may still be buffered by the handler)."""
+        self._checkpointed: Position | None = None
+        self._last_checkpoint = time.monotonic()
+
+    # -- the five hooks ------------------------------------------------------------------------
+
+    def initialize(self, initialize_input: Any) -> None:
+        self.shard_id = initialize_input.shard_id
+        structlog.contextvars.bind_contextvars(shard_id=self.shard_id, stream=self.stream)
+        self._runner = asyncio.Runner()
+        self._run(self.handler.start(self.shard_id))
+        logger.info("shard_initialized", sequence=initialize_input.sequence_number)
+
+    def process_records(self, process_records_input: Any) -> None:
+        started = time.monotonic()
+        records = [self._record(r) for r in process_records_input.records]
+        # Empty batches arrive too (callProcessRecordsEvenForEmptyRecordList), so a handler's
+        # time-based flush happens on a quiet shard.
+        self._run(self._process(records))
+        if records:
+            self._processed = (records[-1].sequence_number, records[-1].sub_sequence_number)
+        if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
+            self._checkpoint_durable(process_records_input.checkpointer)
+        if self.metrics is not None:
+            self.metrics.add("RecordsIn", len(records))
+            self.metrics.add("BatchLatency", (time.monotonic() - started) * 1000, "Milliseconds")
+            behind = process_records_input.millis_behind_latest
+            if behind is not None:
+                self.metrics.add("MillisBehindLatest", behind, "Milliseconds")
+            self.metrics.flush()
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        logger.info("lease_lost")
+        self._finish(checkpointer=None)
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        logger.info("shard_ended")
+        self._run(self.handler.flush())
+        # At a shard end the checkpoint carries no position: it records SHARD_END.
+        self._checkpoint(shard_ended_input.checkpointer, None, at_end=True)
+        self._finish(checkpointer=None)
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        logger.info("shutdown_requested")
+        self._finish(checkpointer=shutdown_requested_input.checkpointer)
+
+    # -- policy --------------------------------------------------------------------------------
+
+    async def _process(self, records: list[StreamRecord]) -> None:
+        deadline = time.monotonic() + self.max_retry_s
+        pending: Sequence[StreamRecord] = records
+        attempt = 0
+        while True:
+            result: BatchResult[Any] = await self.handler.process(pending)
+            poison = result.poison
+            if poison:
+                await self._retry(partial(self.handler.dead_letter, poison), deadline)
+                for failure in poison:
+                    logger.warning(
+                        "record_dead_lettered",
+                        sequence=failure.seq,
+                        sub_sequence=failure.sub_seq,
+                        error=failure.error,
+                    )
+                if self.metrics is not None:
+                    self.metrics.add("RecordsDeadLettered", len(poison))
+            # Keep the original order of what is retried (per-partition order matters).
+            retry = {id(f.record) for f in result.transient}
+            pending = [r for r in pending if id(r) in retry]
+            if not pending:
+                return
+            if self.metrics is not None:
+                self.metrics.add("RecordsRetried", len(pending))
+            attempt += 1
+            await self._backoff(attempt, deadline, result.transient[0].error)
+
+    async def _retry(self, action: Callable[[], Coroutine[Any, Any, _T]], deadline: float) -> _T:
+        attempt = 0
+        while True:
+            try:
+                return await action()
+            except TransientError as exc:
+                attempt += 1
+                await self._backoff(attempt, deadline, f"{type(exc).__name__}: {exc}")
+
+    async def _backoff(self, attempt: int, deadline: float, error: str) -> None:
+        if time.monotonic() >= deadline:
+            logger.error("retries_exhausted", error=error, attempts=attempt)
+            # Exit without checkpointing: the KCL restarts this shard from its last checkpoint.
+            raise SystemExit(1)
+        delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
+        delay = random.uniform(delay / 2, delay)  # jitter: workers retrying together spread out
+        logger.warning("retrying", attempt=attempt, delay_s=round(delay, 3), error=error)
+        await asyncio.sleep(delay)
+
+    def _finish(self, checkpointer: Any) -> None:
+        try:
+            self._run(self.handler.flush())
+            if checkpointer is not None:
+                self._checkpoint_durable(checkpointer)
+            self._run(self.handler.stop())
+        finally:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
+            if self.metrics is not None:
+                self.metrics.flush()
+
+    def _checkpoint_durable(self, checkpointer: Any) -> None:
+        position = self.handler.durable_position(self._processed)
+        if position is not None and position != self._checkpointed:
+            self._checkpoint(checkpointer, position)
+
+    def _checkpoint(
+        self, checkpointer: Any, position: Position | None, at_end: bool = False
+    ) -> None:
+        for attempt in range(1, 6):
+            try:
+                if position is None:
+                    checkpointer.checkpoint()
+                else:
+                    checkpointer.checkpoint(position[0], position[1])
+                self._last_checkpoint = time.monotonic()
+                self._checkpointed = position
+                logger.debug("checkpointed", position=position, at_end=at_end)
+                return
+            except CheckpointError as exc:
+                outcome = CheckpointOutcome.of(exc)
+                if outcome is CheckpointOutcome.THROTTLED:
+                    time.sleep(min(2.0, 0.1 * 2**attempt))
+                    continue
+                logger.warning("checkpoint_failed", outcome=outcome.name, error=str(exc))
+                return
+        logger.warning("checkpoint_throttled", position=position)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(coro)
+
+    def _record(self, record: Any) -> StreamRecord:
+        return StreamRecord(
+            data=record.binary_data,
+            sequence_number=record.sequence_number,
+            sub_sequence_number=int(record.sub_sequence_number or 0),
+            partition_key=record.partition_key,
+            arrival_ms=record.timestamp_millis,
+            shard_id=self.shard_id,
+            stream=self.stream,
+        )
+
+
+def run_processor(make_processor: Callable[[], ShardProcessor]) -> None:
+    """The entry point of a KCL child process: stdout is the protocol, so nothing else may use it."""
+    protocol_out = sys.stdout
+    sys.stdout = sys.stderr  # a stray print() must not corrupt the protocol channel
+    try:
+        kcl.KCLProcess(make_processor(), output_file=protocol_out).run()
+    except RailpulseError:
+        logger.exception("processor_failed")
+        raise SystemExit(1) from None
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout = protocol_out
