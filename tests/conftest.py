@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import load_config
 from railpulse_devstack.env import stack_env

@@ -6,8 +6,9 @@ import json
 import uuid
 
 import pytest
-from railpulse_devstack.iot.envelope import decode
 from stackhelpers import Device, StreamReader
+
+from railpulse_devstack.iot.envelope import decode
 
 pytestmark = pytest.mark.stack
 

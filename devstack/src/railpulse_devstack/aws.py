@@ -164,7 +164,7 @@ def resource_env(queue_urls: Mapping[str, str]) -> dict[str, str]:
         "RAILPULSE_BUCKET_LAKE": RESOURCES.buckets[0],
         "RAILPULSE_BUCKET_STATE": RESOURCES.buckets[1],
         "RAILPULSE_GLUE_DATABASE": RESOURCES.glue_database,
-        "RAILPULSE_ALARMS_TABLE": RESOURCES.alarms_table,
+        "RAILPULSE_ALARM_TABLE": RESOURCES.alarms_table,
         "AWS_ACCOUNT_ID": ACCOUNT_ID,
     }
     for name, url in queue_urls.items():
