@@ -19,11 +19,13 @@ whatever state `up()` left.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import fcntl
 import os
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,20 +187,33 @@ def up(config: StackConfig | None = None) -> UpResult:
     for d in (config.state_dir, config.logs_dir, config.run_dir):
         d.mkdir(parents=True, exist_ok=True)
 
-    running = {name: _pid(config, name) is not None for name in _NAMES}
-    for name in _NAMES:
-        if not running[name]:
-            ensure_free(_LABELS[name], config.host, _port_of(config, name), _ENV_VARS[name])
+    with _exclusive(config):
+        running = {name: _pid(config, name) is not None for name in _NAMES}
+        for name in _NAMES:
+            if not running[name]:
+                ensure_free(_LABELS[name], config.host, _port_of(config, name), _ENV_VARS[name])
 
-    result = UpResult(seconds=0.0)
-    try:
-        _up(config, running, result, deadline)
-    except BaseException:
-        for name in reversed(result.started):
-            _stop(config, name)
-        raise
+        result = UpResult(seconds=0.0)
+        try:
+            _up(config, running, result, deadline)
+        except BaseException:
+            for name in reversed(result.started):
+                _stop(config, name)
+            raise
     result.seconds = time.monotonic() - t0
     return result
+
+
+@contextlib.contextmanager
+def _exclusive(config: StackConfig) -> Iterator[None]:
+    """Serialise up/down on one state folder (two test sessions may share a stack)."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.state_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadline: float) -> None:
@@ -279,12 +294,13 @@ def down(config: StackConfig | None = None) -> list[str]:
     config = config or load_config()
     stopped: list[str] = []
     errors: list[str] = []
-    for name in ("iot", "broker", "moto", "postgres"):
-        try:
-            if _stop(config, name):
-                stopped.append(name)
-        except (StackError, OSError) as err:
-            errors.append(str(err))
+    with _exclusive(config):
+        for name in ("iot", "broker", "moto", "postgres"):
+            try:
+                if _stop(config, name):
+                    stopped.append(name)
+            except (StackError, OSError) as err:
+                errors.append(str(err))
     if errors:
         raise StackError("; ".join(errors))
     return stopped
