@@ -50,7 +50,9 @@ def test_basic_ingest_topic_is_routed(device, raw_stream: StreamReader) -> None:
     assert found[1]["PartitionKey"] == "train-002"
 
 
-def test_shared_sensor_topic_carries_real_identity_not_claimed_one(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
+def test_shared_sensor_topic_carries_real_identity_not_claimed_one(
+    device, raw_stream: StreamReader
+) -> None:  # type: ignore[no-untyped-def]
     sensor: Device = device("sensor-101")
     marker = uuid.uuid4().hex
     # The payload lies: it claims to be sensor-102.

@@ -21,7 +21,9 @@ def test_route() -> None:
 
 
 def test_envelope_round_trip_is_json_with_base64_payload() -> None:
-    rec = RuleRecord(rule="telemetry", topic="iot/sensors", principal="s", received_ms=1, payload=b"\x00\xff")
+    rec = RuleRecord(
+        rule="telemetry", topic="iot/sensors", principal="s", received_ms=1, payload=b"\x00\xff"
+    )
     data = encode(rec)
     assert b'"payload":"AP8="' in data
     assert decode(data) == rec
@@ -51,6 +53,11 @@ def test_rule_batches_records_with_principal_partition_key() -> None:
 
 
 def test_fleet_expansion_and_default_fleet() -> None:
-    assert expand_fleet("train-001..train-003,sensor-9") == ("train-001", "train-002", "train-003", "sensor-9")
+    assert expand_fleet("train-001..train-003,sensor-9") == (
+        "train-001",
+        "train-002",
+        "train-003",
+        "sensor-9",
+    )
     fleet = load_config({}).fleet
     assert len(fleet) == 27 and fleet[0] == "train-001" and fleet[-1] == "sensor-107"

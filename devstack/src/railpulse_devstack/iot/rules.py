@@ -45,7 +45,12 @@ def route(topic: str) -> Routed | None:
     parts = topic.split("/")
     if len(parts) == 3 and parts[0] == "trains" and parts[2] == "telemetry":
         return Routed(topic, parts[1])
-    if len(parts) == 6 and parts[:2] == ["$aws", "rules"] and parts[3] == "trains" and parts[5] == "telemetry":
+    if (
+        len(parts) == 6
+        and parts[:2] == ["$aws", "rules"]
+        and parts[3] == "trains"
+        and parts[5] == "telemetry"
+    ):
         return Routed("/".join(parts[3:]), parts[4])
     if len(parts) == 3 and parts[:2] == ["iot", "sensors"] and parts[2]:
         return Routed("iot/sensors", parts[2])
@@ -104,7 +109,11 @@ class KinesisRule:
             while len(batch) < _MAX_BATCH and size < _MAX_BATCH_BYTES // 2:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if item is None:
@@ -120,7 +129,9 @@ class KinesisRule:
             try:
                 resp = self._kinesis.put_records(StreamName=self._stream, Records=entries)
             except Exception as err:
-                logger.warning("rule.put_failed", error=repr(err), records=len(entries), attempt=attempt)
+                logger.warning(
+                    "rule.put_failed", error=repr(err), records=len(entries), attempt=attempt
+                )
                 time.sleep(min(0.05 * 2**attempt, 2.0))
                 continue
             failed = [e for e, r in zip(entries, resp["Records"], strict=True) if "ErrorCode" in r]
