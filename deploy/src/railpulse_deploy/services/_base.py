@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -141,7 +141,7 @@ class ServiceStack(Stack):
             image=ecs.ContainerImage.from_asset(
                 str(REPO_ROOT), file=f"services/{self.service}/Dockerfile",
                 platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
-                exclude=[".venv", ".git", ".local", "**/cdk.out", "**/__pycache__", "node_modules"],
+                ignore_mode=IgnoreMode.DOCKER,  # the repository's .dockerignore: sources and locks only
             ),
             command=c.command or None,
             environment=self.environment(env),

@@ -59,10 +59,9 @@ def service_metric(service: str, name: str, statistic: str = "Sum", period: Dura
 
 def error_rate(service: str) -> cw.MathExpression:
     """Failed records as a percentage of all records, per 5 minutes."""
+    f, ok = f"failed_{service}", f"ok_{service}"  # ids are unique per graph, so per service
     return cw.MathExpression(
-        expression="IF(FILL(failed, 0) + FILL(succeeded, 0) > 0, "
-        "100 * FILL(failed, 0) / (FILL(failed, 0) + FILL(succeeded, 0)), 0)",
-        using_metrics={"failed": service_metric(service, "RecordsFailed"),
-                       "succeeded": service_metric(service, "RecordsSucceeded")},
+        expression=f"IF(FILL({f}, 0) + FILL({ok}, 0) > 0, 100 * FILL({f}, 0) / (FILL({f}, 0) + FILL({ok}, 0)), 0)",
+        using_metrics={f: service_metric(service, "RecordsFailed"), ok: service_metric(service, "RecordsSucceeded")},
         label=f"{service} error rate (%)", period=Duration.minutes(5),
     )

@@ -51,8 +51,9 @@ class ArchiverStack(ServiceStack):
         }
         for app, stream in APPS.items():
             name = app.removeprefix("railpulse-")
+            # The image's entry point is railpulse-archiver; the command picks the stream.
             self.add_consumer(
-                Consumer(name, kcl_app=app, stream=stream, spot=True, command=["railpulse-archiver", "--stream", stream]),
+                Consumer(name, kcl_app=app, stream=stream, spot=True, command=["--stream", stream]),
                 extra_env=warehouse_env,
             )
             # Polling consumers: the stream's GetRecords iterator age is the archiver's (the
