@@ -6,10 +6,8 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-
-from railpulse_deploy import names
-
 from deploy_synth import Synth, render
+from railpulse_deploy import names
 
 SERVICE_STACKS = {
     "RailpulseIngest": "ingest",
@@ -18,9 +16,18 @@ SERVICE_STACKS = {
     "RailpulseArchiver": "archiver",
 }
 ENV_CONTRACT = {
-    "AWS_REGION", "RAILPULSE_STREAM_RAW", "RAILPULSE_STREAM_TELEMETRY", "RAILPULSE_STREAM_EVENTS",
-    "RAILPULSE_QUEUE_ALERTS", "RAILPULSE_QUEUE_REJECTS", "RAILPULSE_BUCKET_LAKE", "RAILPULSE_BUCKET_STATE",
-    "RAILPULSE_ALARM_TABLE", "RAILPULSE_GLUE_DATABASE", "RAILPULSE_IOT_DATA_ENDPOINT", "RAILPULSE_LOG_LEVEL",
+    "AWS_REGION",
+    "RAILPULSE_STREAM_RAW",
+    "RAILPULSE_STREAM_TELEMETRY",
+    "RAILPULSE_STREAM_EVENTS",
+    "RAILPULSE_QUEUE_ALERTS",
+    "RAILPULSE_QUEUE_REJECTS",
+    "RAILPULSE_BUCKET_LAKE",
+    "RAILPULSE_BUCKET_STATE",
+    "RAILPULSE_ALARM_TABLE",
+    "RAILPULSE_GLUE_DATABASE",
+    "RAILPULSE_IOT_DATA_ENDPOINT",
+    "RAILPULSE_LOG_LEVEL",
 }
 
 
@@ -40,7 +47,9 @@ def test_every_stack_synthesises(synth: Synth) -> None:
 def test_every_stream_is_encrypted(synth: Synth) -> None:
     streams = synth.all_resources("AWS::Kinesis::Stream")
     assert {s["Properties"]["Name"] for s in streams.values()} == {
-        names.STREAM_RAW, names.STREAM_TELEMETRY, names.STREAM_EVENTS,
+        names.STREAM_RAW,
+        names.STREAM_TELEMETRY,
+        names.STREAM_EVENTS,
     }
     for s in streams.values():
         assert s["Properties"]["StreamEncryption"]["EncryptionType"] == "KMS"
@@ -49,19 +58,42 @@ def test_every_stream_is_encrypted(synth: Synth) -> None:
 def test_every_queue_is_encrypted_with_the_key_and_has_a_dlq(synth: Synth) -> None:
     queues = synth.all_resources("AWS::SQS::Queue")
     by_name = {q["Properties"]["QueueName"]: q["Properties"] for q in queues.values()}
-    assert set(by_name) == {names.QUEUE_ALERTS, names.QUEUE_ALERTS_DLQ, names.QUEUE_REJECTS, names.QUEUE_REJECTS_DLQ}
+    assert set(by_name) == {
+        names.QUEUE_ALERTS,
+        names.QUEUE_ALERTS_DLQ,
+        names.QUEUE_REJECTS,
+        names.QUEUE_REJECTS_DLQ,
+    }
     for props in by_name.values():
         assert "KmsMasterKeyId" in props
     for queue in (names.QUEUE_ALERTS, names.QUEUE_REJECTS):
         assert by_name[queue]["RedrivePolicy"]["maxReceiveCount"] == 5
     core = template(synth, "RailpulseCore")
-    core.has_resource_properties("AWS::SQS::QueuePolicy", {"PolicyDocument": {"Statement": Match.array_with([
-        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+    core.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
 
 
 def test_every_table_is_encrypted_with_the_key(synth: Synth) -> None:
     tables = synth.all_resources("AWS::DynamoDB::GlobalTable")
-    assert {t["Properties"]["TableName"] for t in tables.values()} == {names.TABLE_ALARMS, *names.KCL_APPS}
+    assert {t["Properties"]["TableName"] for t in tables.values()} == {
+        names.TABLE_ALARMS,
+        *names.KCL_APPS,
+    }
     for t in tables.values():
         sse = t["Properties"]["SSESpecification"]
         assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
@@ -73,32 +105,48 @@ def test_every_table_is_encrypted_with_the_key(synth: Synth) -> None:
 def test_every_bucket_is_encrypted_private_and_tls_only(synth: Synth) -> None:
     buckets = synth.resources("RailpulseCore", "AWS::S3::Bucket")
     assert {b["Properties"]["BucketName"] for b in buckets.values()} == {
-        names.BUCKET_LAKE, names.BUCKET_STATE, names.BUCKET_LOGS,
+        names.BUCKET_LAKE,
+        names.BUCKET_STATE,
+        names.BUCKET_LOGS,
     }
     policies = synth.resources("RailpulseCore", "AWS::S3::BucketPolicy")
     for logical, b in buckets.items():
         props = b["Properties"]
-        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]
         # Access logs: S3 log delivery writes SSE-S3 only; data buckets use the railpulse key.
         expected = "AES256" if props["BucketName"] == names.BUCKET_LOGS else "aws:kms"
         assert rule["SSEAlgorithm"] == expected
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }
         assert props["LifecycleConfiguration"]["Rules"]
         denies_plain_http = [
-            st for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": logical}
+            st
+            for p in policies.values()
+            if p["Properties"]["Bucket"] == {"Ref": logical}
             for st in p["Properties"]["PolicyDocument"]["Statement"]
-            if st["Effect"] == "Deny" and st.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            if st["Effect"] == "Deny"
+            and st.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
         ]
         assert denies_plain_http, props["BucketName"]
 
 
 def test_lake_lifecycle_tiers_then_expires(synth: Synth) -> None:
-    lake = next(b for b in synth.resources("RailpulseCore", "AWS::S3::Bucket").values()
-                if b["Properties"]["BucketName"] == names.BUCKET_LAKE)
+    lake = next(
+        b
+        for b in synth.resources("RailpulseCore", "AWS::S3::Bucket").values()
+        if b["Properties"]["BucketName"] == names.BUCKET_LAKE
+    )
     rules = {r["Id"]: r for r in lake["Properties"]["LifecycleConfiguration"]["Rules"]}
-    assert [t["StorageClass"] for t in rules["tiering"]["Transitions"]] == ["STANDARD_IA", "GLACIER_IR"]
+    assert [t["StorageClass"] for t in rules["tiering"]["Transitions"]] == [
+        "STANDARD_IA",
+        "GLACIER_IR",
+    ]
     assert rules["tiering"]["ExpirationInDays"] == 1095
 
 
@@ -106,11 +154,18 @@ def test_key_rotates_and_topic_warehouse_are_encrypted(synth: Synth) -> None:
     core = template(synth, "RailpulseCore")
     core.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     core.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
-    core.has_resource_properties("AWS::RedshiftServerless::Namespace", {"KmsKeyId": Match.any_value(),
-                                                                         "ManageAdminPassword": True})
-    core.has_resource_properties("AWS::RedshiftServerless::Workgroup", {
-        "PubliclyAccessible": False, "EnhancedVpcRouting": True, "BaseCapacity": 4,
-    })
+    core.has_resource_properties(
+        "AWS::RedshiftServerless::Namespace",
+        {"KmsKeyId": Match.any_value(), "ManageAdminPassword": True},
+    )
+    core.has_resource_properties(
+        "AWS::RedshiftServerless::Workgroup",
+        {
+            "PubliclyAccessible": False,
+            "EnhancedVpcRouting": True,
+            "BaseCapacity": 4,
+        },
+    )
 
 
 # -- share ------------------------------------------------------------------------------------
@@ -118,13 +173,24 @@ def test_key_rotates_and_topic_warehouse_are_encrypted(synth: Synth) -> None:
 
 def test_glue_database_and_partitioned_parquet_tables(synth: Synth) -> None:
     core = template(synth, "RailpulseCore")
-    core.has_resource_properties("AWS::Glue::Database", {"DatabaseInput": {"Name": names.GLUE_DATABASE}})
+    core.has_resource_properties(
+        "AWS::Glue::Database", {"DatabaseInput": {"Name": names.GLUE_DATABASE}}
+    )
     for table in ("frames", "events"):
-        core.has_resource_properties("AWS::Glue::Table", {"DatabaseName": names.GLUE_DATABASE, "TableInput": {
-            "Name": table,
-            "PartitionKeys": [{"Name": "dt", "Type": "string"}, {"Name": "hour", "Type": "string"}],
-            "Parameters": {"classification": "parquet"},
-        }})
+        core.has_resource_properties(
+            "AWS::Glue::Table",
+            {
+                "DatabaseName": names.GLUE_DATABASE,
+                "TableInput": {
+                    "Name": table,
+                    "PartitionKeys": [
+                        {"Name": "dt", "Type": "string"},
+                        {"Name": "hour", "Type": "string"},
+                    ],
+                    "Parameters": {"classification": "parquet"},
+                },
+            },
+        )
 
 
 # -- network ----------------------------------------------------------------------------------
@@ -135,12 +201,29 @@ def test_private_network_with_endpoints_and_no_internet(synth: Synth) -> None:
     kinds = {v["Type"] for v in core.values()}
     assert "AWS::EC2::NatGateway" not in kinds and "AWS::EC2::InternetGateway" not in kinds
     services = {
-        str(v["Properties"]["ServiceName"]) for v in core.values() if v["Type"] == "AWS::EC2::VPCEndpoint"
+        str(v["Properties"]["ServiceName"])
+        for v in core.values()
+        if v["Type"] == "AWS::EC2::VPCEndpoint"
     }
-    for svc in ("kinesis-streams", "sqs", "ecr.api", "ecr.dkr", "logs", "glue", "iot.data", "redshift-serverless", "s3", "dynamodb"):
-        assert any(s.endswith(f".{svc}") or f".{svc}'" in s or f".{svc}\"" in s for s in services), svc
+    for svc in (
+        "kinesis-streams",
+        "sqs",
+        "ecr.api",
+        "ecr.dkr",
+        "logs",
+        "glue",
+        "iot.data",
+        "redshift-serverless",
+        "s3",
+        "dynamodb",
+    ):
+        assert any(s.endswith(f".{svc}") or f".{svc}'" in s or f'.{svc}"' in s for s in services), (
+            svc
+        )
     subnets = [v for v in core.values() if v["Type"] == "AWS::EC2::Subnet"]
-    assert len(subnets) == 3 and all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets)
+    assert len(subnets) == 3 and all(
+        s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets
+    )
 
 
 # -- IoT --------------------------------------------------------------------------------------
@@ -170,7 +253,9 @@ def test_iot_policy_is_scoped_per_thing(synth: Synth) -> None:
 
 def test_topic_rules_route_to_raw_stream_with_error_action(synth: Synth) -> None:
     rules = synth.resources("RailpulseCore", "AWS::IoT::TopicRule")
-    by_name = {r["Properties"]["RuleName"]: r["Properties"]["TopicRulePayload"] for r in rules.values()}
+    by_name = {
+        r["Properties"]["RuleName"]: r["Properties"]["TopicRulePayload"] for r in rules.values()
+    }
     assert set(by_name) == {names.TOPIC_RULE_TELEMETRY, names.TOPIC_RULE_SENSORS}
     telemetry = by_name[names.TOPIC_RULE_TELEMETRY]
     assert "'trains/+/telemetry'" in telemetry["Sql"]
@@ -210,14 +295,31 @@ def test_archiver_runs_on_spot_and_others_on_demand(synth: Synth) -> None:
             (strategy,) = svc["Properties"]["CapacityProviderStrategy"]
             expected = "FARGATE_SPOT" if service == "archiver" else "FARGATE"
             assert strategy["CapacityProvider"] == expected
-            assert svc["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+            assert (
+                svc["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"]
+                == "DISABLED"
+            )
 
 
 def test_detector_has_an_enhanced_fan_out_consumer(synth: Synth) -> None:
     det = template(synth, "RailpulseDetector")
-    det.has_resource_properties("AWS::Kinesis::StreamConsumer", {"ConsumerName": "railpulse-detector"})
-    det.has_resource_properties("AWS::ECS::TaskDefinition", {"ContainerDefinitions": [Match.object_like({
-        "Environment": Match.array_with([{"Name": "RAILPULSE_KCL_RETRIEVAL_MODE", "Value": "FANOUT"}])})]})
+    det.has_resource_properties(
+        "AWS::Kinesis::StreamConsumer", {"ConsumerName": "railpulse-detector"}
+    )
+    det.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {
+                        "Environment": Match.array_with(
+                            [{"Name": "RAILPULSE_KCL_RETRIEVAL_MODE", "Value": "FANOUT"}]
+                        )
+                    }
+                )
+            ]
+        },
+    )
     for stack in ("RailpulseIngest", "RailpulseArchiver"):
         assert not synth.resources(stack, "AWS::Kinesis::StreamConsumer")
 
@@ -233,7 +335,15 @@ def test_task_roles_only_name_their_own_resources(synth: Synth) -> None:
         return found
 
     assert "iot:UpdateThingShadow" in actions("RailpulseNotifier")
-    assert not any(a.startswith("iot:") for s in ("RailpulseIngest", "RailpulseDetector", "RailpulseArchiver") for a in actions(s))
+    assert not any(
+        a.startswith("iot:")
+        for s in ("RailpulseIngest", "RailpulseDetector", "RailpulseArchiver")
+        for a in actions(s)
+    )
     assert "redshift-serverless:GetCredentials" in actions("RailpulseArchiver")
     assert "kinesis:SubscribeToShard" in actions("RailpulseDetector")
-    assert not any(a.startswith(("cloudwatch:", "dynamodb:CreateTable")) for s in SERVICE_STACKS for a in actions(s))
+    assert not any(
+        a.startswith(("cloudwatch:", "dynamodb:CreateTable"))
+        for s in SERVICE_STACKS
+        for a in actions(s)
+    )

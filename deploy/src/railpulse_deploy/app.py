@@ -29,7 +29,7 @@ def build_app(app: App | None = None, *, nag: bool = True) -> App:
             app.node.set_context(flag, value)
     cfg = load_config(app)
     env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=cfg.region)
-    core = CoreStack(app, "RailpulseCore", cfg, env=env)  # type: ignore[arg-type]
+    core = CoreStack(app, "RailpulseCore", cfg, env=env)
     from railpulse_deploy.services import build_service_stacks
 
     build_service_stacks(app, core.refs, env)

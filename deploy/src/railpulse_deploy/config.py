@@ -3,9 +3,8 @@ sized for 500 trains at 1 Hz (see railpulse_deploy.cost for the sizing rules).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from constructs import Construct
 
@@ -55,22 +54,31 @@ TASK_SIZES: dict[str, TaskSize] = {
 
 def load_config(scope: Construct) -> DeployConfig:
     """Context key `railpulse:<field>` overrides each default."""
-    values: dict[str, object] = {}
-    for field, default in DeployConfig.__dataclass_fields__.items():
-        raw = scope.node.try_get_context(f"railpulse:{field}")
-        if raw is None:
-            continue
-        kind = type(getattr(DeployConfig, field, default.default))
-        values[field] = kind(raw)
-    return DeployConfig(**values)  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    defaults = DeployConfig()
+    for field in fields(DeployConfig):
+        raw = scope.node.try_get_context(f"railpulse:{field.name}")
+        if raw is not None:
+            values[field.name] = type(getattr(defaults, field.name))(raw)
+    return replace(defaults, **values)
 
 
 def retention(days: int) -> logs.RetentionDays:
     """CloudWatch Logs retention for a day count (the nearest allowed value at or above it)."""
     from aws_cdk import aws_logs as logs
 
-    allowed = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
-               30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR"}
+    allowed = {
+        1: "ONE_DAY",
+        3: "THREE_DAYS",
+        5: "FIVE_DAYS",
+        7: "ONE_WEEK",
+        14: "TWO_WEEKS",
+        30: "ONE_MONTH",
+        60: "TWO_MONTHS",
+        90: "THREE_MONTHS",
+        180: "SIX_MONTHS",
+        365: "ONE_YEAR",
+    }
     for limit, name in sorted(allowed.items()):
         if days <= limit:
             return logs.RetentionDays[name]

@@ -18,7 +18,13 @@ from constructs import IConstruct
 
 from railpulse_deploy.wildcards import is_documented
 
-__all__ = ["DocumentedWildcards", "acknowledge_core", "acknowledge_service", "flatten", "statements"]
+__all__ = [
+    "DocumentedWildcards",
+    "acknowledge_core",
+    "acknowledge_service",
+    "flatten",
+    "statements",
+]
 
 _CORE = {
     "AwsSolutions-S1": "The access-log bucket receives the other buckets' server access logs; logging it into itself would loop.",
@@ -35,7 +41,9 @@ def acknowledge_core(stack: Stack) -> None:
 
 
 def acknowledge_service(stack: Stack) -> None:
-    Validations.of(stack).acknowledge(*(Acknowledgment(id=i, reason=r) for i, r in _SERVICE.items()))
+    Validations.of(stack).acknowledge(
+        *(Acknowledgment(id=i, reason=r) for i, r in _SERVICE.items())
+    )
 
 
 def flatten(node: Any) -> str:
@@ -79,7 +87,9 @@ class DocumentedWildcards:
         if isinstance(node, iam.CfnPolicy | iam.CfnManagedPolicy):
             docs = [node.policy_document]
         elif isinstance(node, iam.CfnRole):
-            docs = [p["policyDocument"] for p in _as_list(Stack.of(node).resolve(node.policies) or [])]
+            docs = [
+                p["policyDocument"] for p in _as_list(Stack.of(node).resolve(node.policies) or [])
+            ]
         else:
             return
         stack = Stack.of(node)
@@ -90,7 +100,9 @@ class DocumentedWildcards:
                 actions = [str(a) for a in _as_list(st.get("Action", []))]
                 for res in (flatten(r) for r in _as_list(st.get("Resource", []))):
                     if "*" in res and all(is_documented(a, res) for a in actions):
-                        Validations.of(node).acknowledge(Acknowledgment(
-                            id=f"AwsSolutions-IAM5[Resource::{res}]",
-                            reason="Documented in railpulse_deploy.wildcards: the resource cannot be narrower.",
-                        ))
+                        Validations.of(node).acknowledge(
+                            Acknowledgment(
+                                id=f"AwsSolutions-IAM5[Resource::{res}]",
+                                reason="Documented in railpulse_deploy.wildcards: the resource cannot be narrower.",
+                            )
+                        )

@@ -25,6 +25,7 @@ __all__ = [
     "TOPIC_RULE_SENSORS",
     "TOPIC_RULE_TELEMETRY",
     "WAREHOUSE",
+    "service_env",
 ]
 
 STREAM_RAW: Final = "telemetry-raw"
@@ -56,3 +57,21 @@ KCL_APPS: Final = {
     "railpulse-archiver-telemetry": STREAM_TELEMETRY,
     "railpulse-archiver-events": STREAM_EVENTS,
 }
+
+
+def service_env(region: str, iot_data_endpoint: str, log_level: str) -> dict[str, str]:
+    """The environment every service container gets (the RAILPULSE_* contract)."""
+    return {
+        "AWS_REGION": region,
+        "RAILPULSE_STREAM_RAW": STREAM_RAW,
+        "RAILPULSE_STREAM_TELEMETRY": STREAM_TELEMETRY,
+        "RAILPULSE_STREAM_EVENTS": STREAM_EVENTS,
+        "RAILPULSE_QUEUE_ALERTS": QUEUE_ALERTS,
+        "RAILPULSE_QUEUE_REJECTS": QUEUE_REJECTS,
+        "RAILPULSE_BUCKET_LAKE": BUCKET_LAKE,
+        "RAILPULSE_BUCKET_STATE": BUCKET_STATE,
+        "RAILPULSE_ALARM_TABLE": TABLE_ALARMS,
+        "RAILPULSE_GLUE_DATABASE": GLUE_DATABASE,
+        "RAILPULSE_IOT_DATA_ENDPOINT": iot_data_endpoint,
+        "RAILPULSE_LOG_LEVEL": log_level,
+    }

@@ -43,26 +43,61 @@ def handler(event, context):
 """
 
 
-def build_shard_gauge(scope: Construct, streams: list[kinesis.IStream], log_retention: logs.RetentionDays) -> lambda_.Function:
-    log_group = logs.LogGroup(scope, "ShardGaugeLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-    role = iam.Role(scope, "ShardGaugeRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                    description="railpulse shard gauge: read shard counts, publish one metric")
-    role.add_to_policy(iam.PolicyStatement(actions=["kinesis:DescribeStreamSummary"], resources=[s.stream_arn for s in streams]))
-    role.add_to_policy(iam.PolicyStatement(
-        actions=["cloudwatch:PutMetricData"], resources=["*"],
-        conditions={"StringEquals": {"cloudwatch:namespace": names.METRICS_NAMESPACE}},
-    ))
-    role.add_to_policy(iam.PolicyStatement(
-        actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[f"{log_group.log_group_arn}"],
-    ))
+def build_shard_gauge(
+    scope: Construct, streams: list[kinesis.IStream], log_retention: logs.RetentionDays
+) -> lambda_.Function:
+    log_group = logs.LogGroup(
+        scope, "ShardGaugeLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+    )
+    role = iam.Role(
+        scope,
+        "ShardGaugeRole",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description="railpulse shard gauge: read shard counts, publish one metric",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["kinesis:DescribeStreamSummary"], resources=[s.stream_arn for s in streams]
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": names.METRICS_NAMESPACE}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[f"{log_group.log_group_arn}"],
+        )
+    )
     fn = lambda_.Function(
-        scope, "ShardGauge", runtime=lambda_.Runtime.PYTHON_3_13, architecture=lambda_.Architecture.ARM_64,
-        handler="index.handler", code=lambda_.Code.from_inline(GAUGE_CODE), timeout=Duration.seconds(30),
-        memory_size=128, role=role, log_group=log_group, reserved_concurrent_executions=1,
-        environment={"STREAMS": ",".join(s.stream_name for s in streams), "NAMESPACE": names.METRICS_NAMESPACE},
+        scope,
+        "ShardGauge",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        architecture=lambda_.Architecture.ARM_64,
+        handler="index.handler",
+        code=lambda_.Code.from_inline(GAUGE_CODE),
+        timeout=Duration.seconds(30),
+        memory_size=128,
+        role=role,
+        log_group=log_group,
+        reserved_concurrent_executions=1,
+        environment={
+            "STREAMS": ",".join(s.stream_name for s in streams),
+            "NAMESPACE": names.METRICS_NAMESPACE,
+        },
         description="railpulse: publish each stream's OpenShardCount every minute",
     )
-    lint_exception(fn, "W3005", "CDK adds an explicit DependsOn on the role the function also references.")
-    events.Rule(scope, "ShardGaugeSchedule", schedule=events.Schedule.rate(Duration.minutes(1)),
-                targets=[targets.LambdaFunction(fn, retry_attempts=0)])
+    lint_exception(
+        fn, "W3005", "CDK adds an explicit DependsOn on the role the function also references."
+    )
+    events.Rule(
+        scope,
+        "ShardGaugeSchedule",
+        schedule=events.Schedule.rate(Duration.minutes(1)),
+        targets=[targets.LambdaFunction(fn, retry_attempts=0)],
+    )
     return fn

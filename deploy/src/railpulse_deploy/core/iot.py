@@ -45,12 +45,18 @@ def train_policy_document(partition: str, region: str, account: str) -> dict[str
             {
                 "Effect": "Allow",
                 "Action": "iot:Subscribe",
-                "Resource": [f"{arn}:topicfilter/trains/{THING}/*", f"{arn}:topicfilter/$aws/things/{THING}/shadow/*"],
+                "Resource": [
+                    f"{arn}:topicfilter/trains/{THING}/*",
+                    f"{arn}:topicfilter/$aws/things/{THING}/shadow/*",
+                ],
             },
             {
                 "Effect": "Allow",
                 "Action": "iot:Receive",
-                "Resource": [f"{arn}:topic/trains/{THING}/*", f"{arn}:topic/$aws/things/{THING}/shadow/*"],
+                "Resource": [
+                    f"{arn}:topic/trains/{THING}/*",
+                    f"{arn}:topic/$aws/things/{THING}/shadow/*",
+                ],
             },
         ],
     }
@@ -59,25 +65,41 @@ def train_policy_document(partition: str, region: str, account: str) -> dict[str
 def build_iot(scope: Construct, raw: kinesis.IStream, lake: s3.IBucket) -> None:
     stack = Stack.of(scope)
     iot.CfnThingType(
-        scope, "TrainThingType", thing_type_name=names.THING_TYPE,
+        scope,
+        "TrainThingType",
+        thing_type_name=names.THING_TYPE,
         thing_type_properties=iot.CfnThingType.ThingTypePropertiesProperty(
-            thing_type_description="A railpulse train (edge agent)", searchable_attributes=["fleet", "line", "model"],
+            thing_type_description="A railpulse train (edge agent)",
+            searchable_attributes=["fleet", "line", "model"],
         ),
     )
     iot.CfnPolicy(
-        scope, "TrainPolicy", policy_name="railpulse-train",
+        scope,
+        "TrainPolicy",
+        policy_name="railpulse-train",
         policy_document=train_policy_document(stack.partition, stack.region, stack.account),
     )
 
-    role = iam.Role(scope, "TopicRuleRole", assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
-                    description="railpulse topic rules: into telemetry-raw; failures into the lake")
-    role.add_to_policy(iam.PolicyStatement(actions=["kinesis:PutRecord"], resources=[raw.stream_arn]))
-    role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[lake.arn_for_objects(f"{_ERRORS_PREFIX}/*")]))
+    role = iam.Role(
+        scope,
+        "TopicRuleRole",
+        assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+        description="railpulse topic rules: into telemetry-raw; failures into the lake",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["kinesis:PutRecord"], resources=[raw.stream_arn])
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[lake.arn_for_objects(f"{_ERRORS_PREFIX}/*")]
+        )
+    )
 
     # Failed deliveries keep the message (base64 in the error document) under iot-errors/.
     error_action = iot.CfnTopicRule.ActionProperty(
         s3=iot.CfnTopicRule.S3ActionProperty(
-            bucket_name=lake.bucket_name, role_arn=role.role_arn,
+            bucket_name=lake.bucket_name,
+            role_arn=role.role_arn,
             key=f"{_ERRORS_PREFIX}/${{topic()}}/${{timestamp()}}-${{newuuid()}}.json",
         )
     )
@@ -91,14 +113,22 @@ def build_iot(scope: Construct, raw: kinesis.IStream, lake: s3.IBucket) -> None:
     }
     for rule_name, (sql, partition_key) in rules.items():
         iot.CfnTopicRule(
-            scope, f"Rule{rule_name.title().replace('_', '')}", rule_name=rule_name,
+            scope,
+            f"Rule{rule_name.title().replace('_', '')}",
+            rule_name=rule_name,
             topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                sql=sql, aws_iot_sql_version="2016-03-23", rule_disabled=False,
-                actions=[iot.CfnTopicRule.ActionProperty(
-                    kinesis=iot.CfnTopicRule.KinesisActionProperty(
-                        stream_name=raw.stream_name, partition_key=partition_key, role_arn=role.role_arn
+                sql=sql,
+                aws_iot_sql_version="2016-03-23",
+                rule_disabled=False,
+                actions=[
+                    iot.CfnTopicRule.ActionProperty(
+                        kinesis=iot.CfnTopicRule.KinesisActionProperty(
+                            stream_name=raw.stream_name,
+                            partition_key=partition_key,
+                            role_arn=role.role_arn,
+                        )
                     )
-                )],
+                ],
                 error_action=error_action,
             ),
         )

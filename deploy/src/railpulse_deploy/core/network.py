@@ -40,7 +40,9 @@ class Network:
     cluster: ecs.Cluster
 
 
-def build_network(scope: Construct, region: str, iot_data_endpoint: str, flow_logs: s3.IBucket) -> Network:
+def build_network(
+    scope: Construct, region: str, iot_data_endpoint: str, flow_logs: s3.IBucket
+) -> Network:
     # Redshift Serverless needs subnets in three AZs; the tasks and the interface endpoints use
     # two of them (a third AZ of endpoints would cost more than it protects).
     azs = [f"{region}{suffix}" for suffix in ("a", "b", "c")]
@@ -51,11 +53,15 @@ def build_network(scope: Construct, region: str, iot_data_endpoint: str, flow_lo
         availability_zones=azs,
         nat_gateways=0,
         subnet_configuration=[
-            ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)
+            ec2.SubnetConfiguration(
+                name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22
+            )
         ],
         gateway_endpoints={
             "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
-            "DynamoDb": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+            "DynamoDb": ec2.GatewayVpcEndpointOptions(
+                service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+            ),
         },
         restrict_default_security_group=False,  # nothing uses it; avoids a custom-resource Lambda
     )
@@ -65,9 +71,15 @@ def build_network(scope: Construct, region: str, iot_data_endpoint: str, flow_lo
         traffic_type=ec2.FlowLogTrafficType.REJECT,
     )
     for subnet in vpc.isolated_subnets:
-        lint_exception(subnet, "W3010", "Redshift Serverless needs three AZs and an environment-agnostic "
-                       "synth yields two, so the AZs are named from the configured region.")
-    task_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, availability_zones=azs[:2])
+        lint_exception(
+            subnet,
+            "W3010",
+            "Redshift Serverless needs three AZs and an environment-agnostic "
+            "synth yields two, so the AZs are named from the configured region.",
+        )
+    task_subnets = ec2.SubnetSelection(
+        subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, availability_zones=azs[:2]
+    )
     warehouse_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
     task_sg = ec2.SecurityGroup(
@@ -78,21 +90,41 @@ def build_network(scope: Construct, region: str, iot_data_endpoint: str, flow_lo
         allow_all_outbound=True,  # the subnets have no route to the internet
     )
     endpoint_sg = ec2.SecurityGroup(
-        scope, "EndpointSg", vpc=vpc, description="railpulse interface endpoints: HTTPS from the tasks", allow_all_outbound=False
+        scope,
+        "EndpointSg",
+        vpc=vpc,
+        description="railpulse interface endpoints: HTTPS from the tasks",
+        allow_all_outbound=False,
     )
     endpoint_sg.add_ingress_rule(task_sg, ec2.Port.tcp(443), "HTTPS from railpulse tasks")
     for name, service in _INTERFACE.items():
-        vpc.add_interface_endpoint(name, service=service, subnets=task_subnets, security_groups=[endpoint_sg], private_dns_enabled=True, open=False)
+        vpc.add_interface_endpoint(
+            name,
+            service=service,
+            subnets=task_subnets,
+            security_groups=[endpoint_sg],
+            private_dns_enabled=True,
+            open=False,
+        )
 
     # IoT data plane: the endpoint has no private DNS of its own; a private zone maps the
     # account's ATS data endpoint name onto it, so the notifier uses the normal hostname.
     iot_data = vpc.add_interface_endpoint(
-        "IotData", service=ec2.InterfaceVpcEndpointAwsService.IOT_CORE, subnets=task_subnets,
-        security_groups=[endpoint_sg], private_dns_enabled=False, open=False,
+        "IotData",
+        service=ec2.InterfaceVpcEndpointAwsService.IOT_CORE,
+        subnets=task_subnets,
+        security_groups=[endpoint_sg],
+        private_dns_enabled=False,
+        open=False,
     )
-    zone = route53.PrivateHostedZone(scope, "IotDataZone", zone_name=f"iot.{region}.amazonaws.com", vpc=vpc)
+    zone = route53.PrivateHostedZone(
+        scope, "IotDataZone", zone_name=f"iot.{region}.amazonaws.com", vpc=vpc
+    )
     route53.ARecord(
-        scope, "IotDataRecord", zone=zone, record_name=iot_data_endpoint.split(".")[0],
+        scope,
+        "IotDataRecord",
+        zone=zone,
+        record_name=iot_data_endpoint.split(".")[0],
         target=route53.RecordTarget.from_alias(targets.InterfaceVpcEndpointTarget(iot_data)),
     )
 

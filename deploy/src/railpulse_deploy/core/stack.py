@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Stack, StackProps
+from aws_cdk import Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_redshiftserverless as rss
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -43,16 +42,36 @@ class CoreRefs:
 
 
 class CoreStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, cfg: DeployConfig, **kwargs: StackProps) -> None:
-        super().__init__(scope, construct_id, description="railpulse core: key, streams, queues, lake, catalog, warehouse, IoT, network", **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        cfg: DeployConfig,
+        *,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="railpulse core: key, streams, queues, lake, catalog, warehouse, IoT, network",
+            env=env,
+        )
         data = build_data(self, cfg)
         net = build_network(self, cfg.region, cfg.iot_data_endpoint, data.access_logs)
-        catalog = build_catalog(self, cfg, data.key, data.lake, net.vpc, net.warehouse_subnets, net.task_sg)
+        catalog = build_catalog(
+            self, cfg, data.key, data.lake, net.vpc, net.warehouse_subnets, net.task_sg
+        )
         build_iot(self, data.streams[names.STREAM_RAW], data.lake)
         build_shard_gauge(self, list(data.streams.values()), retention(cfg.log_retention_days))
         acknowledge_core(self)
         self.refs = CoreRefs(
-            cfg=cfg, key=data.key, alarm_topic=data.alarm_topic, vpc=net.vpc, task_subnets=net.task_subnets,
-            task_sg=net.task_sg, cluster=net.cluster, warehouse=catalog.workgroup,
+            cfg=cfg,
+            key=data.key,
+            alarm_topic=data.alarm_topic,
+            vpc=net.vpc,
+            task_subnets=net.task_subnets,
+            task_sg=net.task_sg,
+            cluster=net.cluster,
+            warehouse=catalog.workgroup,
             warehouse_copy_role_arn=catalog.copy_role.role_arn,
         )

@@ -12,8 +12,12 @@ from railpulse_deploy.services.notifier import NotifierStack
 
 __all__ = ["ArchiverStack", "DetectorStack", "IngestStack", "NotifierStack", "build_service_stacks"]
 
-STACKS = {"RailpulseIngest": IngestStack, "RailpulseDetector": DetectorStack,
-          "RailpulseNotifier": NotifierStack, "RailpulseArchiver": ArchiverStack}
+STACKS = {
+    "RailpulseIngest": IngestStack,
+    "RailpulseDetector": DetectorStack,
+    "RailpulseNotifier": NotifierStack,
+    "RailpulseArchiver": ArchiverStack,
+}
 
 
 def build_service_stacks(app: App, refs: CoreRefs, env: Environment) -> dict[str, object]:

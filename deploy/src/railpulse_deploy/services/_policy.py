@@ -41,24 +41,36 @@ def kinesis_read(*streams: kinesis.IStream) -> iam.PolicyStatement:
 
 
 def kinesis_write(*streams: kinesis.IStream) -> iam.PolicyStatement:
-    return iam.PolicyStatement(actions=["kinesis:PutRecord", "kinesis:PutRecords"], resources=[s.stream_arn for s in streams])
+    return iam.PolicyStatement(
+        actions=["kinesis:PutRecord", "kinesis:PutRecords"],
+        resources=[s.stream_arn for s in streams],
+    )
 
 
 def lease_table(stack: Stack, *apps: str) -> iam.PolicyStatement:
     return iam.PolicyStatement(
         actions=_KCL_TABLE,
-        resources=[stack.format_arn(service="dynamodb", resource="table", resource_name=a) for a in apps],
+        resources=[
+            stack.format_arn(service="dynamodb", resource="table", resource_name=a) for a in apps
+        ],
     )
 
 
 def sqs_send(*queues: sqs.IQueue) -> iam.PolicyStatement:
     return iam.PolicyStatement(
-        actions=["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"], resources=[q.queue_arn for q in queues]
+        actions=["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+        resources=[q.queue_arn for q in queues],
     )
 
 
 def sqs_consume(*queues: sqs.IQueue) -> iam.PolicyStatement:
     return iam.PolicyStatement(
-        actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+        actions=[
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+        ],
         resources=[q.queue_arn for q in queues],
     )
