@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  total: railpulse ${case.monthly_usd:,.2f}/month, reference "
             f"${case.reference_monthly_usd:,.2f}/month, ratio {case.ratio_to_reference:.1%} "
-            f"({verdict} the {TARGET_RATIO:.0%} target)"
+            f"({verdict} the {TARGET_RATIO:.0%} target); without the reference's per-frame "
+            f"shadow deltas ${case.reference_without_deltas_usd:,.2f}/month, "
+            f"ratio {case.monthly_usd / case.reference_without_deltas_usd:.1%}"
         )
     print(f"\nnote: {KDA_RETIREMENT_NOTE}")
     return 0

@@ -50,6 +50,11 @@ class Estimate:
     def ratio_to_reference(self) -> float:
         return self.monthly_usd / self.reference_monthly_usd
 
+    @property
+    def reference_without_deltas_usd(self) -> float:
+        """The reference without the per-frame shadow deltas to the train (the issue's ~$4,500)."""
+        return sum(i.monthly_usd for i in self.reference if "shadow delta" not in i.item)
+
     def summary(self) -> dict[str, Any]:
         """The flat figures (the keys `make bench-cost` prints)."""
         return {
@@ -64,6 +69,10 @@ class Estimate:
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.summary(),
+            "reference_without_shadow_deltas_usd": round(self.reference_without_deltas_usd, 2),
+            "ratio_to_reference_without_shadow_deltas": round(
+                self.monthly_usd / self.reference_without_deltas_usd, 4
+            ),
             "frame_bytes": self.workload.frame_bytes,
             "shards": {k: v for k, v in self.sizing.items() if k != "frames_per_record"},
             "railpulse_items": [i.as_dict() for i in self.railpulse],

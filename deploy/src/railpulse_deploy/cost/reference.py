@@ -115,7 +115,7 @@ def reference_items(w: Workload, p: Prices) -> list[LineItem]:
 
     kpu = max(1, math.ceil(w.frames_s / a.kda_frames_per_kpu_s))
     add(
-        "Kinesis Data Analytics (SQL, retired)",
+        "KDA for SQL (retired)",
         f"{kpu} KPU RANDOM_CUT_FOREST, 24x7",
         kpu * h,
         "KPU-h",
