@@ -160,14 +160,14 @@ def build_catalog(
         allow_all_outbound=False,
     )
     warehouse_sg.add_ingress_rule(task_sg, ec2.Port.tcp(WAREHOUSE_PORT), "SQL from railpulse tasks")
-    # Pay per second of use: base capacity is the smallest, max caps a runaway query's bill.
+    # Pay per second of use at the smallest base capacity; a usage limit (set per account) caps
+    # a runaway query's bill.
     workgroup = rss.CfnWorkgroup(
         scope,
         "Warehouse",
         workgroup_name=names.WAREHOUSE,
         namespace_name=names.WAREHOUSE,
         base_capacity=cfg.warehouse_base_rpu,
-        max_capacity=cfg.warehouse_max_rpu,
         publicly_accessible=False,
         enhanced_vpc_routing=True,
         port=WAREHOUSE_PORT,

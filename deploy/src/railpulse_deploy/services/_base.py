@@ -186,9 +186,10 @@ class ServiceStack(Stack):
                 )
             ],
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            # A KCL worker that starts while the old one still holds leases only waits; one
-            # task per shard means no surplus to keep during a deployment.
-            min_healthy_percent=0 if c.kcl_app else 100,
+            # Start the new task before stopping the old one: a new KCL worker waits until the
+            # old one hands its leases over on SIGTERM, so a deployment costs seconds of lag,
+            # not a cold start (only deployments briefly run more tasks than shards).
+            min_healthy_percent=100,
             max_healthy_percent=200,
         )
         self.services[c.name] = service
