@@ -76,7 +76,7 @@ def build_shard_gauge(
     fn = lambda_.Function(
         scope,
         "ShardGauge",
-        runtime=lambda_.Runtime.PYTHON_3_13,
+        runtime=lambda_.Runtime.PYTHON_3_14,
         architecture=lambda_.Architecture.ARM_64,
         handler="index.handler",
         code=lambda_.Code.from_inline(GAUGE_CODE),
