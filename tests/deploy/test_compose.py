@@ -13,8 +13,27 @@ from railpulse_deploy import names
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The process-based local stack's defaults (`railpulse stack up`), which compose mirrors.
+# The process-based local stack's defaults (railpulse_devstack.config and .env on main), which
+# compose mirrors: ports, the privileged identity, the default fleet and the env file's keys.
 LOCAL_STACK_PORTS = {"moto": 4566, "mosquitto": 8883, "postgres": 5433, "iot": 4580}
+PRIVILEGED_IDENTITY = "railpulse-iot-core"
+DEFAULT_FLEET = "train-001..train-020,sensor-101..sensor-107"
+LOCAL_ENV_KEYS = {
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "RAILPULSE_IOT_DATA_ENDPOINT",
+    "RAILPULSE_MQTT_HOST",
+    "RAILPULSE_MQTT_PORT",
+    "RAILPULSE_CA_FILE",
+    "RAILPULSE_CERTS_DIR",
+    "RAILPULSE_PG_DSN",
+    "RAILPULSE_QUEUE_ALERTS_DLQ",
+    "RAILPULSE_QUEUE_REJECTS_DLQ",
+    "RAILPULSE_FLEET",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +62,26 @@ def test_ports_agree_with_the_local_stack(compose: dict[str, Any]) -> None:
 
 
 def test_moto_is_served_by_hypercorn(compose: dict[str, Any]) -> None:
-    moto = compose["services"]["moto"]
-    assert moto["command"][0] == "hypercorn"
-    assert "DomainDispatcherApplication(create_backend_app)" in moto["build"]["dockerfile_inline"]
+    # railpulse_devstack.moto_server: moto's WSGI app under hypercorn (HTTP/1.1 + h2c).
+    assert compose["services"]["moto"]["command"][:3] == [
+        "python",
+        "-m",
+        "railpulse_devstack.moto_server",
+    ]
+
+
+def test_iot_stand_in_and_fleet_match_the_local_stack(compose: dict[str, Any]) -> None:
+    iot = compose["services"]["iot"]
+    assert iot["command"] == ["python", "-m", "railpulse_devstack.iot"]
+    assert iot["environment"]["RAILPULSE_IOT_IDENTITY"] == PRIVILEGED_IDENTITY
+    assert iot["environment"]["RAILPULSE_IOT_DATA_ENDPOINT"].endswith(":4580")
+    env = compose["x-railpulse-env"]
+    assert env["RAILPULSE_FLEET"] == DEFAULT_FLEET
+    assert set(env) >= LOCAL_ENV_KEYS, LOCAL_ENV_KEYS - set(env)
+    assert env["RAILPULSE_PG_DSN"].endswith("@postgres:5432/railpulse")
+    certs = compose["services"]["certs"]
+    assert PRIVILEGED_IDENTITY in certs["environment"]["DEVICES"]
+    assert certs["environment"]["FLEET_RANGES"].split() == DEFAULT_FLEET.split(",")
 
 
 def test_mosquitto_has_the_local_tls_setup(compose: dict[str, Any]) -> None:
@@ -61,6 +97,7 @@ def test_mosquitto_has_the_local_tls_setup(compose: dict[str, Any]) -> None:
     assert "pattern readwrite trains/%u/#" in acl
     assert "pattern readwrite $$aws/things/%u/shadow/#" in acl  # $$ is compose's escaped $
     assert "topic readwrite $$aws/#" in acl
+    assert f"user {PRIVILEGED_IDENTITY}" in acl
 
 
 def test_services_get_the_same_settings_as_in_aws(compose: dict[str, Any]) -> None:
