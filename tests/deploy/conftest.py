@@ -14,6 +14,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from aws_cdk import App
+
     from railpulse_deploy.app import build_app
 
     # nag=False: the nag test runs the pack itself, to report every finding at once.

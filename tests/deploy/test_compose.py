@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from railpulse_deploy import names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from railpulse_cli.main import main as cli_main
 from railpulse_deploy.cost import (
     TARGET_RATIO,

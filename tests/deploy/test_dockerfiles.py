@@ -9,6 +9,7 @@ from pathlib import Path
 
 import amazon_kclpy
 import pytest
+
 from railpulse_deploy import names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cdk_nag import AwsSolutionsChecks
 from deploy_synth import Synth
+
 from railpulse_deploy import names
 from railpulse_deploy.config import DeployConfig
 from railpulse_deploy.nag import flatten, statements

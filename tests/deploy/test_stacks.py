@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 from deploy_synth import Synth, render
+
 from railpulse_deploy import names
 
 SERVICE_STACKS = {
