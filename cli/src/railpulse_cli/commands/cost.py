@@ -55,6 +55,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from railpulse_deploy.cost import (
         KDA_RETIREMENT_NOTE,
+        LEVERS,
         TARGET_RATIO,
         Workload,
         estimate,
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
                     "region": prices.region,
                     "target_ratio": TARGET_RATIO,
                     "notes": [KDA_RETIREMENT_NOTE],
+                    "levers": list(LEVERS),
                     "cases": [c.as_dict() for c in cases],
                 },
                 separators=(",", ":"),

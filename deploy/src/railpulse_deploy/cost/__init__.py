@@ -11,12 +11,13 @@ from typing import Any
 
 from railpulse_deploy.cost._items import LineItem
 from railpulse_deploy.cost._prices import Prices, load_prices
-from railpulse_deploy.cost.railpulse import railpulse_items, railpulse_sizing
+from railpulse_deploy.cost.railpulse import LEVERS, railpulse_items, railpulse_sizing
 from railpulse_deploy.cost.reference import KDA_RETIREMENT_NOTE, reference_items
 from railpulse_deploy.cost.workload import Assumptions, Workload
 
 __all__ = [
     "KDA_RETIREMENT_NOTE",
+    "LEVERS",
     "TARGET_RATIO",
     "Assumptions",
     "Estimate",

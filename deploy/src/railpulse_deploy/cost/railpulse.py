@@ -18,7 +18,17 @@ from railpulse_deploy.cost._items import LineItem, units
 from railpulse_deploy.cost._prices import Prices
 from railpulse_deploy.cost.workload import Workload, shards_for
 
-__all__ = ["railpulse_items", "railpulse_sizing"]
+__all__ = ["LEVERS", "railpulse_items", "railpulse_sizing"]
+
+LEVERS = (
+    "IoT Core Basic Ingest: no messaging charge; the rule and its Kinesis action remain "
+    "($0.30 per million frames, the largest railpulse item).",
+    "Device shadow written only on alarm transitions, never per frame.",
+    "KPL-style aggregation from ingest on: one telemetry record carries many frames.",
+    "Graviton (ARM64) Fargate for ingest, detector, notifier; Fargate Spot (x86) for the archiver.",
+    "Redshift Serverless at a 4 RPU base, about an hour a day, instead of a 24x7 node.",
+    "Enhanced fan-out only for the detector; the other consumers poll.",
+)
 
 # (vCPU, GB) per task; the KCL daemon (JVM, ~190 MB) plus the Python processor fit in 1 GB.
 TASK_SIZES: dict[str, tuple[float, float]] = {
