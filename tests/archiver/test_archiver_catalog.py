@@ -5,24 +5,12 @@ from __future__ import annotations
 import boto3
 import msgspec
 from events import event_records
-from kclfake import Checkpointer, Input, kcl_records
+from lakebuild import archive
 
-from railpulse_archiver.handler import ArchiverHandler
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.simulate import fleet_records
-from railpulse_shared.batch import StreamRecord
-from railpulse_shared.kcl import ShardProcessor
 
 START_MS = 1_780_000_000_000
-
-
-def archive(settings: ArchiverSettings, records: list[StreamRecord], stream: str) -> Checkpointer:
-    checkpointer = Checkpointer()
-    processor = ShardProcessor(ArchiverHandler(settings), stream=stream, checkpoint_interval_s=0)
-    processor.initialize(Input(shard_id=records[0].shard_id))
-    processor.process_records(Input(records=kcl_records(records), checkpointer=checkpointer))
-    processor.shard_ended(Input(checkpointer=checkpointer))
-    return checkpointer
 
 
 def listed(settings: ArchiverSettings, prefix: str) -> set[tuple[str, ...]]:

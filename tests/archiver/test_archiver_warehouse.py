@@ -1,0 +1,127 @@
+"""Warehouse loads are idempotent through the ledger; the engineers' views compute what they say."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+from events import event_records
+from lakebuild import archive
+
+from railpulse_archiver.query import connect_lake
+from railpulse_archiver.settings import ArchiverSettings
+from railpulse_archiver.simulate import fleet_records
+from railpulse_archiver.tables import TELEMETRY
+from railpulse_archiver.warehouse import (
+    PostgresDialect,
+    RedshiftDialect,
+    WarehouseLoader,
+    connect_warehouse,
+    lake_objects,
+)
+
+START_MS = 1_780_000_000_000
+
+
+class LostConnection(psycopg.OperationalError):
+    pass
+
+
+class FailingDialect(PostgresDialect):
+    """Fails the n-th object after its rows went in, before the transaction commits."""
+
+    def __init__(self, inner: PostgresDialect, fail_at: int) -> None:
+        super().__init__(inner.lake, inner.root)
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def copy(self, cur: psycopg.Cursor[Any], table: Any, key: str) -> int:
+        rows = super().copy(cur, table, key)
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise LostConnection("server closed the connection unexpectedly")
+        return rows
+
+
+@pytest.fixture
+def lake(settings: ArchiverSettings) -> Iterator[tuple[ArchiverSettings, int, int]]:
+    frames = list(
+        fleet_records(trains=3, start_ms=START_MS, duration_s=30 * 3600, period_s=120, shards=1)
+    )
+    # A gap: train-002 loses 10 frames (its seq 100..109) in transit.
+    kept = [
+        r
+        for r in frames
+        if not (b'"train-002"' in r.data and 100 <= msgspec.json.decode(r.data)["seq"] < 110)
+    ]
+    archive(msgspec.structs.replace(settings, buffer_max_records=400), kept, "telemetry")
+    archive(
+        msgspec.structs.replace(settings, archiver_stream="events"),
+        event_records(START_MS),
+        "events",
+    )
+    readings = sum(len(msgspec.json.decode(r.data)["readings"]) for r in kept)
+    yield settings, readings, len(kept)
+
+
+def test_retried_load_loads_no_row_twice(
+    lake: tuple[ArchiverSettings, int, int], postgres_dsn: str
+) -> None:
+    settings, readings, _ = lake
+    root = f"s3://{settings.bucket_lake}"
+    duck = connect_lake(root, endpoint=settings.aws_endpoint_url)
+    objects = lake_objects(duck, root)
+    assert len(objects) > 5
+    conn = connect_warehouse(postgres_dsn, schema=f"wh_{settings.bucket_lake.replace('-', '_')}")
+    plain = PostgresDialect(duck, root)
+
+    failing = WarehouseLoader(conn, FailingDialect(plain, fail_at=4))
+    failing.ensure_schema()
+    with pytest.raises(Exception, match="closed the connection"):
+        failing.load(objects)
+    assert len(failing.loaded_keys()) == 3  # the 4th rolled back with its rows
+
+    retry = WarehouseLoader(conn, plain)
+    report = retry.load(objects)
+    assert report.skipped == 3 and len(report.loaded) == len(objects) - 3
+    again = retry.load(objects)  # e.g. the client never heard the commit and retries everything
+    assert again.loaded == [] and again.skipped == len(objects)
+
+    total, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT (train, seq, channel)) FROM telemetry"
+    ).fetchone() or (0, 0)
+    assert total == distinct == readings
+    ledger_rows = conn.execute(
+        "SELECT sum(row_count) FROM archive_ledger WHERE table_name = 'telemetry'"
+    ).fetchone()
+    assert ledger_rows == (readings,)
+
+    # The views: an alarm acknowledged after 90 s and cleared after 10 min; train-002's gap.
+    lifecycle = conn.execute(
+        "SELECT train, category, seconds_to_acknowledge, seconds_to_clear FROM alert_lifecycle ORDER BY train"
+    ).fetchall()
+    assert [(t, float(a), float(c)) for t, _, a, c in lifecycle] == [
+        (f"train-00{i}", 90.0, 600.0) for i in (1, 2, 3)
+    ]
+    assert {row[1] for row in lifecycle} == {"limit", "model"}
+    gaps = conn.execute(
+        "SELECT train, sum(frames_missing), sum(gaps), max(longest_gap_frames) FROM data_completeness GROUP BY train ORDER BY train"
+    ).fetchall()
+    assert gaps == [("train-001", 0, 0, 0), ("train-002", 10, 1, 10), ("train-003", 0, 0, 0)]
+    hourly = conn.execute(
+        "SELECT sum(readings) FROM train_channel_hourly WHERE train = 'train-001'"
+    ).fetchone()
+    assert hourly is not None and hourly[0] > 0
+
+
+def test_redshift_dialect_copies_parquet_from_the_lake() -> None:
+    statement = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
+        TELEMETRY, "telemetry/dt=2026-05-28/hour=20/shardId-000000000000-1_0-9_0.parquet"
+    )
+    assert statement == (
+        "COPY telemetry FROM 's3://railpulse-lake/telemetry/dt=2026-05-28/hour=20/"
+        "shardId-000000000000-1_0-9_0.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/wh' FORMAT AS PARQUET"
+    )
