@@ -55,9 +55,8 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def settings(moto_endpoint: str) -> ArchiverSettings:
-    """Fresh names per test: one moto server serves the whole session."""
+def fresh_settings(moto_endpoint: str) -> ArchiverSettings:
+    """Fresh names (bucket, Glue database, queue, warehouse schema): one moto serves the session."""
     suffix = uuid.uuid4().hex[:10]
     bucket = f"lake-{suffix}"
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -70,7 +69,13 @@ def settings(moto_endpoint: str) -> ArchiverSettings:
         glue_database=f"railpulse_{suffix}",
         queue_rejects=f"rejects-{suffix}",
         flush_retry_s=5.0,
+        warehouse_schema=f"wh_{suffix}",
     )
+
+
+@pytest.fixture
+def settings(moto_endpoint: str) -> ArchiverSettings:
+    return fresh_settings(moto_endpoint)
 
 
 def _server_user() -> list[str]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import psycopg
+import pyarrow.parquet as pq
 import pytest
+from conftest import fresh_settings
 from events import event_records
 from lakebuild import archive
 
@@ -22,6 +25,7 @@ from railpulse_archiver.warehouse import (
     connect_warehouse,
     lake_objects,
 )
+from railpulse_cli.main import main as cli
 
 START_MS = 1_780_000_000_000
 
@@ -46,8 +50,9 @@ class FailingDialect(PostgresDialect):
         return rows
 
 
-@pytest.fixture
-def lake(settings: ArchiverSettings) -> Iterator[tuple[ArchiverSettings, int, int]]:
+@pytest.fixture(scope="module")
+def lake(moto_endpoint: str) -> Iterator[tuple[ArchiverSettings, int, int]]:
+    settings = fresh_settings(moto_endpoint)
     frames = list(
         fleet_records(trains=3, start_ms=START_MS, duration_s=30 * 3600, period_s=120, shards=1)
     )
@@ -75,7 +80,7 @@ def test_retried_load_loads_no_row_twice(
     duck = connect_lake(root, endpoint=settings.aws_endpoint_url)
     objects = lake_objects(duck, root)
     assert len(objects) > 5
-    conn = connect_warehouse(postgres_dsn, schema=f"wh_{settings.bucket_lake.replace('-', '_')}")
+    conn = connect_warehouse(postgres_dsn, schema=settings.warehouse_schema)
     plain = PostgresDialect(duck, root)
 
     failing = WarehouseLoader(conn, FailingDialect(plain, fail_at=4))
@@ -125,3 +130,72 @@ def test_redshift_dialect_copies_parquet_from_the_lake() -> None:
         "COPY telemetry FROM 's3://railpulse-lake/telemetry/dt=2026-05-28/hour=20/"
         "shardId-000000000000-1_0-9_0.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/wh' FORMAT AS PARQUET"
     )
+
+
+def test_sharing_commands(
+    lake: tuple[ArchiverSettings, int, int],
+    postgres_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings, readings, _ = lake
+    monkeypatch.setenv("AWS_ENDPOINT_URL", settings.aws_endpoint_url or "")
+    monkeypatch.setenv("RAILPULSE_BUCKET_LAKE", settings.bucket_lake)
+    monkeypatch.setenv("RAILPULSE_WAREHOUSE_DSN", postgres_dsn)
+    monkeypatch.setenv("RAILPULSE_WAREHOUSE_SCHEMA", "cli_" + settings.warehouse_schema)
+
+    assert cli(["load"]) == 0
+    assert cli(["load"]) == 0  # a second run loads nothing
+    assert "loaded 0 objects" in capsys.readouterr().err
+
+    assert (
+        cli(["query", "--warehouse", "--format", "csv", "SELECT count(*) AS n FROM telemetry"]) == 0
+    )
+    assert capsys.readouterr().out.split() == ["n", str(readings)]
+    sql = "SELECT count(*) AS n FROM telemetry WHERE dt = '2026-05-29'"
+    assert cli(["query", "--explain", sql]) == 0
+    captured = capsys.readouterr()
+    assert "objects read:" in captured.err and "(1 rows)" in captured.out
+
+    out = tmp_path / "train-001.parquet"
+    assert (
+        cli(
+            [
+                "export",
+                "--train",
+                "train-001",
+                "--from",
+                "2026-05-29",
+                "--to",
+                "2026-05-29T06:00",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    exported = pq.read_table(out)
+    assert set(exported.column("train").to_pylist()) == {"train-001"}
+    assert exported.num_rows == 6 * 30 * 33  # 6 h at one frame per 2 min, 33 channels
+
+    page = tmp_path / "report.html"
+    assert cli(["report", "--from", "2026-05-28", "--to", "2026-05-31", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "Fleet health" in text and "limit" in text and "train-002" in text
+    assert (
+        cli(
+            [
+                "report",
+                "--from-lake",
+                "--from",
+                "2026-05-28",
+                "--to",
+                "2026-05-31",
+                "--out",
+                str(page),
+            ]
+        )
+        == 0
+    )
+    assert "Alerts by kind" in page.read_text()

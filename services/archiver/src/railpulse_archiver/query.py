@@ -87,6 +87,7 @@ def connect_lake(
     if threads:
         config["threads"] = threads
     con = duckdb.connect(config=config)
+    con.execute("SET TimeZone = 'UTC'")  # dates and hours in results match the partitions
     if root.startswith("s3://"):
         con.execute("LOAD httpfs")
         _s3_secret(con, endpoint, region)
@@ -164,18 +165,26 @@ def write_result(result: pa.Table, fmt: OutputFormat, out: Path | None, stream: 
         pq.write_table(result, out, compression="zstd")
         return
     if fmt == "csv":
+        text = _csv(result)
         if out is not None:
-            pacsv.write_csv(result, out)
+            out.write_text(text)
         else:
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(result, sink)
-            stream.write(sink.getvalue().to_pybytes().decode())
+            stream.write(text)
         return
     text = format_table(result)
     if out is not None:
         out.write_text(text)
     else:
         stream.write(text)
+
+
+def _csv(result: pa.Table) -> str:
+    # Arrow quotes every header name; a plain header is friendlier to spreadsheets and shells.
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    pacsv.write_csv(result, sink, options)
+    header = ",".join(f'"{n}"' if ("," in n or '"' in n) else n for n in result.column_names)
+    return header + "\n" + sink.getvalue().to_pybytes().decode()
 
 
 def format_table(result: pa.Table, max_rows: int = 1000) -> str:

@@ -24,5 +24,6 @@ class ArchiverSettings(KclSettings, frozen=True, kw_only=True):
     shard from its last checkpoint, which never passed un-uploaded data)."""
     warehouse_dialect: Literal["postgres", "redshift"] = "postgres"
     warehouse_dsn: str = "postgresql://railpulse@127.0.0.1:5432/railpulse"
+    warehouse_schema: str = "public"
     redshift_iam_role: str = ""
     """The role Redshift assumes to read the lake (`COPY ... IAM_ROLE`)."""

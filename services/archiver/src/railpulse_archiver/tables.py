@@ -127,7 +127,7 @@ ALARMS = Table(
             pa.field("state", pa.string()),
             pa.field("previous", pa.string()),
             pa.field("severity", pa.int16()),
-            pa.field("at", _TS, nullable=False),
+            pa.field("changed_at", _TS, nullable=False),
             pa.field("anomaly_id", pa.string()),
             pa.field("reason", pa.string()),
             pa.field("version", pa.int32()),
@@ -135,7 +135,7 @@ ALARMS = Table(
         ]
     ),
     partition_keys=("dt",),
-    sort_by=("train", "at"),
+    sort_by=("train", "changed_at"),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (TELEMETRY, ALERTS, ALARMS)}

@@ -88,10 +88,10 @@ CREATE OR REPLACE VIEW alert_lifecycle AS
 WITH steps AS (
     SELECT alarm_id, train, alert_key, max(severity) AS severity,
            min(anomaly_id) AS anomaly_id,
-           min(CASE WHEN state = 'raised' THEN at END) AS raised_at,
-           min(CASE WHEN state = 'escalated' THEN at END) AS escalated_at,
-           min(CASE WHEN state = 'acknowledged' THEN at END) AS acknowledged_at,
-           min(CASE WHEN state = 'cleared' THEN at END) AS cleared_at
+           min(CASE WHEN state = 'raised' THEN changed_at END) AS raised_at,
+           min(CASE WHEN state = 'escalated' THEN changed_at END) AS escalated_at,
+           min(CASE WHEN state = 'acknowledged' THEN changed_at END) AS acknowledged_at,
+           min(CASE WHEN state = 'cleared' THEN changed_at END) AS cleared_at
     FROM alarms
     GROUP BY alarm_id, train, alert_key
 )
