@@ -184,7 +184,8 @@ def _csv(result: pa.Table) -> str:
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     pacsv.write_csv(result, sink, options)
     header = ",".join(f'"{n}"' if ("," in n or '"' in n) else n for n in result.column_names)
-    return header + "\n" + sink.getvalue().to_pybytes().decode()
+    body: bytes = sink.getvalue().to_pybytes()
+    return header + "\n" + body.decode()
 
 
 def format_table(result: pa.Table, max_rows: int = 1000) -> str:
