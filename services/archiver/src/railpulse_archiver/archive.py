@@ -102,6 +102,9 @@ class ShardArchive:
         self.stats = FlushStats()
         self._buffer = _Buffer()
         self._durable: SeqPos | None = None
+        self._seen: SeqPos | None = None
+        """The last position offered: a flush happens right after a record or at a batch's end,
+        so at a flush everything up to here is either in it or was passed (poison, already in)."""
 
     async def open(self) -> None:
         self.manifest = await load_manifest(self.store, self.stream, self.shard)
@@ -119,6 +122,7 @@ class ShardArchive:
         committed = self.manifest.committed
         for record in records:
             pos: SeqPos = (record.sequence_number, record.sub_sequence_number)
+            self._seen = pos
             if committed is not None and _key(pos) <= _key(committed):
                 # Replayed from an older checkpoint: already in the lake, and nothing before it
                 # can be buffered (the buffer only ever holds records after `committed`).
@@ -233,7 +237,8 @@ class ShardArchive:
                 for key in sorted(stale):
                     await self.store.delete(key)
         await self._save(ShardManifest(committed=last, flushes=self.manifest.flushes + 1))
-        self._durable = last
+        seen = self._seen
+        self._durable = seen if seen is not None and _key(seen) > _key(last) else last
         self.stats.flushes += 1
         self.stats.objects += len(objects)
         self.stats.rows += sum(o.rows for o in objects)

@@ -52,6 +52,7 @@ class ArchiverHandler(ShardHandler):
         self._stack = AsyncExitStack()
         self._sqs: Any = None
         self._archive: ShardArchive | None = None
+        self._discard = False
 
     @property
     def archive(self) -> ShardArchive:
@@ -85,8 +86,17 @@ class ArchiverHandler(ShardHandler):
         return result
 
     async def flush(self) -> None:
-        if self._archive is not None:
+        if self._archive is not None and not self._discard:
             await self._guard(self._archive.flush())
+
+    def discard(self) -> None:
+        """Drop the buffer instead of flushing it: another worker owns the shard now.
+
+        Flushing after the lease is lost could race the new owner, which replays the same records
+        from the last checkpoint and may cut them at other boundaries. Dropping loses nothing: the
+        checkpoint never passed these records.
+        """
+        self._discard = True
 
     def durable_position(self, processed: Position | None) -> Position | None:
         return self._archive.durable_position() if self._archive else None

@@ -7,6 +7,8 @@ CloudWatch agent.
 
 from __future__ import annotations
 
+from typing import Any
+
 from railpulse_archiver.handler import ArchiverHandler, stream_name
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_shared.config import load_settings
@@ -14,7 +16,17 @@ from railpulse_shared.kcl import ShardProcessor, run_processor
 from railpulse_shared.log import configure_logging
 from railpulse_shared.metrics import Metrics, sink_from_url
 
-__all__ = ["main", "make_processor"]
+__all__ = ["ArchiverProcessor", "main", "make_processor"]
+
+
+class ArchiverProcessor(ShardProcessor):
+    """The shared adapter, except that a lost lease drops the buffer rather than flushing it."""
+
+    handler: ArchiverHandler
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        self.handler.discard()
+        super().lease_lost(lease_lost_input)
 
 
 def make_processor(settings: ArchiverSettings) -> ShardProcessor:
@@ -24,7 +36,7 @@ def make_processor(settings: ArchiverSettings) -> ShardProcessor:
     metrics = Metrics(
         settings.metrics_namespace, {"service": settings.service, "stream": stream}, sink
     )
-    return ShardProcessor(
+    return ArchiverProcessor(
         ArchiverHandler(settings),
         stream=stream,
         metrics=metrics,

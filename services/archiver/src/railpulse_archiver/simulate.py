@@ -10,12 +10,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
+import msgspec
 import numpy as np
 
-from railpulse_shared import codec
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.catalogue import load_catalogue
-from railpulse_shared.contracts import AcceptedFrame, Position, Quality, Reading, SourcePosition
+from railpulse_shared.contracts import Quality
 
 __all__ = ["fleet_records", "shard_of", "train_channels"]
 
@@ -60,44 +60,49 @@ def fleet_records(
     seq_of = dict.fromkeys(names, 0)
     shard_seq: dict[str, int] = {}
     steps = int(duration_s / period_s)
+    encode = msgspec.json.Encoder().encode
+    speed_at = channels.index("speed") if "speed" in channels else None
     for step in range(steps):
         ts = start_ms + int(step * period_s * 1000)
         state += rng.normal(0, 0.05, state.shape) * spread
         state = np.clip(state, nominal - 5 * spread, nominal + 5 * spread)
-        values = np.round(state, 1)
-        invalid = rng.random(state.shape) < 1e-4
+        values = np.round(state, 1).tolist()
+        invalid = np.argwhere(rng.random(state.shape) < 1e-4).tolist()
         for t, train in enumerate(names):
             shard = shard_of(train, shards)
             n = shard_seq[shard] = shard_seq.get(shard, 0) + 1
             seq_number = str(_SEQ_BASE + n * 1_000_000_007)
             row = values[t]
-            readings = {
-                c: Reading(
-                    value=float(row[i]), quality=Quality.INVALID if invalid[t, i] else Quality.GOOD
-                )
-                for i, c in enumerate(channels)
-            }
+            readings = {c: [row[i], "good"] for i, c in enumerate(channels)}
+            for bad_t, bad_i in invalid:
+                if bad_t == t:
+                    readings[channels[bad_i]][1] = Quality.INVALID.value
             seq_of[train] += 1
-            frame = AcceptedFrame(
-                train=train,
-                seq=seq_of[train],
-                ts_ms=ts + t * 7,
-                readings=readings,
-                position=Position(
-                    lat=round(48.0 + t * 0.01 + step * 1e-5, 5), lon=round(2.0 + step * 1e-5, 5)
-                ),
-                speed_kmh=float(row[channels.index("speed")]) if "speed" in channels else None,
-                received_ms=ts + t * 7 + 40,
-                ingested_ms=ts + t * 7 + 55,
-                source=SourcePosition(
-                    stream="telemetry-raw", shard_id=shard, sequence_number=seq_number
-                ),
-            )
+            sensed = ts + t * 7
+            # The JSON ingest emits for an `AcceptedFrame` (same fields, order and omitted
+            # defaults as `codec.encode`), built from plain values: the simulator must be much
+            # cheaper than the archiver it feeds.
+            frame = {
+                "kind": "accepted.v1",
+                "train": train,
+                "seq": seq_of[train],
+                "ts_ms": sensed,
+                "readings": readings,
+                "position": [round(48.0 + t * 0.01 + step * 1e-5, 5), round(2.0 + step * 1e-5, 5)],
+                "speed_kmh": row[speed_at] if speed_at is not None else None,
+                "received_ms": sensed + 40,
+                "ingested_ms": sensed + 55,
+                "source": {
+                    "stream": "telemetry-raw",
+                    "shard_id": shard,
+                    "sequence_number": seq_number,
+                },
+            }
             yield StreamRecord(
-                data=codec.encode(frame),
+                data=encode(frame),
                 sequence_number=seq_number,
                 partition_key=train,
-                arrival_ms=ts + t * 7 + 60,
+                arrival_ms=sensed + 60,
                 shard_id=shard,
                 stream=stream,
             )
