@@ -44,10 +44,15 @@ def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-unt
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+def ensure_credentials() -> None:
+    """moto accepts any credentials, but botocore and the KCL want some."""
     for key, value in _CREDENTIALS.items():
         os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    ensure_credentials()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -20,6 +20,7 @@ import structlog
 
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_shared.config import load_settings
+from railpulse_shared.errors import RailpulseError
 from railpulse_shared.log import configure_logging
 from railpulse_shared.multilang import kcl_application, start_daemon
 
@@ -54,6 +55,16 @@ def start_daemons(settings: ArchiverSettings) -> dict[str, subprocess.Popen[byte
     return daemons
 
 
+def _load(settings: ArchiverSettings) -> None:
+    from railpulse_archiver.share import load_warehouse
+
+    try:
+        load_warehouse(settings)
+    except RailpulseError:
+        # The ledger makes the next attempt safe; the archive itself is unaffected.
+        logger.exception("warehouse_load_failed")
+
+
 def main() -> int:
     settings = load_settings(ArchiverSettings)
     configure_logging(settings.log_level, service=settings.service)
@@ -71,7 +82,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     # If one daemon dies on its own, stop the other too: the task restarts as a whole.
+    next_load = time.monotonic() + settings.warehouse_load_every_s
     while all(d.poll() is None for d in daemons.values()):
+        if settings.warehouse_load_every_s > 0 and time.monotonic() >= next_load and not stopping:
+            _load(settings)
+            next_load = time.monotonic() + settings.warehouse_load_every_s
         time.sleep(0.5)
     if not stopping:
         logger.error("daemon_exited", codes={k: d.returncode for k, d in daemons.items()})

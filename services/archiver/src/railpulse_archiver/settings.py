@@ -25,5 +25,8 @@ class ArchiverSettings(KclSettings, frozen=True, kw_only=True):
     warehouse_dialect: Literal["postgres", "redshift"] = "postgres"
     warehouse_dsn: str = "postgresql://railpulse@127.0.0.1:5432/railpulse"
     warehouse_schema: str = "public"
+    warehouse_load_every_s: float = 0.0
+    """When > 0, `railpulse-archiver` also loads new lake objects into the warehouse this often
+    (otherwise run `railpulse load` on a schedule)."""
     redshift_iam_role: str = ""
     """The role Redshift assumes to read the lake (`COPY ... IAM_ROLE`)."""
