@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import boto3
 import msgspec
-from events import event_records
-from lakebuild import archive
+from archiver_events import event_records
+from archiver_lakebuild import archive
 
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.simulate import fleet_records

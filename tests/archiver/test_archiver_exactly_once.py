@@ -16,7 +16,7 @@ import boto3
 import msgspec
 import pyarrow.parquet as pq
 import pytest
-from kclfake import Checkpointer, Input, after, kcl_records
+from archiver_kclfake import Checkpointer, Input, after, kcl_records
 
 from railpulse_archiver.handler import ArchiverHandler
 from railpulse_archiver.settings import ArchiverSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 import msgspec
-from kclfake import Checkpointer, Input, kcl_records
+from archiver_kclfake import Checkpointer, Input, kcl_records
 
 from railpulse_archiver.handler import ArchiverHandler
 from railpulse_archiver.processor import ArchiverProcessor

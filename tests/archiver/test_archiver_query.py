@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 import pyarrow.parquet as pq
-from lakebuild import archive
+from archiver_lakebuild import archive
 
 from railpulse_archiver.query import connect_lake, files_scanned, run_sql, write_result
 from railpulse_archiver.settings import ArchiverSettings

@@ -10,9 +10,9 @@ import msgspec
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import fresh_settings
-from events import event_records
-from lakebuild import archive
+from archiver_events import event_records
+from archiver_fixtures import fresh_settings
+from archiver_lakebuild import archive
 
 from railpulse_archiver.query import connect_lake
 from railpulse_archiver.settings import ArchiverSettings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kclfake import Checkpointer, Input, kcl_records
+from archiver_kclfake import Checkpointer, Input, kcl_records
 
 from railpulse_archiver.handler import ArchiverHandler
 from railpulse_archiver.settings import ArchiverSettings
