@@ -17,12 +17,13 @@ from archiver_lakebuild import archive
 from railpulse_archiver.query import connect_lake
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.simulate import fleet_records
-from railpulse_archiver.tables import TELEMETRY
+from railpulse_archiver.tables import ALERTS, TELEMETRY
 from railpulse_archiver.warehouse import (
     PostgresDialect,
     RedshiftDialect,
     WarehouseLoader,
     connect_warehouse,
+    ddl,
     lake_objects,
 )
 from railpulse_cli.main import main as cli
@@ -123,6 +124,7 @@ def test_retried_load_loads_no_row_twice(
 
 
 def test_redshift_dialect_copies_parquet_from_the_lake() -> None:
+    assert "message VARCHAR(65535)" in ddl(ALERTS, RedshiftDialect.text_type)
     statement = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
         TELEMETRY, "telemetry/dt=2026-05-28/hour=20/shardId-000000000000-1_0-9_0.parquet"
     )

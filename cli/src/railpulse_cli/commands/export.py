@@ -36,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from railpulse_archiver.settings import ArchiverSettings
     from railpulse_archiver.share import export_train, parse_time
     from railpulse_shared.config import load_settings
+    from railpulse_shared.log import configure_logging
 
+    settings = load_settings(ArchiverSettings)
+    configure_logging(settings.log_level)  # to stderr: stdout carries results
     try:
         rows = export_train(
-            load_settings(ArchiverSettings),
+            settings,
             args.train,
             parse_time(args.start),
             parse_time(args.end),

@@ -29,9 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from railpulse_archiver.settings import ArchiverSettings
     from railpulse_archiver.share import load_warehouse
     from railpulse_shared.config import load_settings
+    from railpulse_shared.log import configure_logging
 
+    settings = load_settings(ArchiverSettings)
+    configure_logging(settings.log_level)  # to stderr: stdout carries results
     try:
-        loaded, skipped, rows = load_warehouse(load_settings(ArchiverSettings), lake=args.lake)
+        loaded, skipped, rows = load_warehouse(settings, lake=args.lake)
     except ArchiverError as exc:
         print(f"railpulse load: {exc}", file=sys.stderr)
         return 1

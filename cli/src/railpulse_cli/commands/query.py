@@ -45,10 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from railpulse_archiver.settings import ArchiverSettings
     from railpulse_archiver.share import query
     from railpulse_shared.config import load_settings
+    from railpulse_shared.log import configure_logging
 
+    settings = load_settings(ArchiverSettings)
+    configure_logging(settings.log_level)  # to stderr: stdout carries results
     try:
         query(
-            load_settings(ArchiverSettings),
+            settings,
             args.sql,
             fmt=args.format,
             out=args.out,

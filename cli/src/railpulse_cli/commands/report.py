@@ -36,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from railpulse_archiver.settings import ArchiverSettings
     from railpulse_archiver.share import fleet_report, parse_time
     from railpulse_shared.config import load_settings
+    from railpulse_shared.log import configure_logging
 
+    settings = load_settings(ArchiverSettings)
+    configure_logging(settings.log_level)  # to stderr: stdout carries results
     try:
         summary = fleet_report(
-            load_settings(ArchiverSettings),
+            settings,
             parse_time(args.start),
             parse_time(args.end),
             args.out,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import duckdb
@@ -38,6 +39,7 @@ __all__ = [
     "connect_warehouse",
     "ddl",
     "lake_objects",
+    "ledger_ddl",
 ]
 
 logger = structlog.get_logger()
@@ -51,22 +53,30 @@ _PG_TYPES = {
     pa.bool_(): "BOOLEAN",
 }
 
-LEDGER = """
+
+def ledger_ddl(text: str = "TEXT") -> str:
+    # No DEFAULT now(): on Redshift it is a leader-node-only function. The loader sets loaded_at.
+    return f"""
 CREATE TABLE IF NOT EXISTS archive_ledger (
-    object_key TEXT PRIMARY KEY,
-    table_name TEXT NOT NULL,
+    object_key {text} PRIMARY KEY,
+    table_name {text} NOT NULL,
     row_count BIGINT NOT NULL,
-    loaded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    loaded_at TIMESTAMPTZ NOT NULL
 )"""
 
 
-def _pg_type(t: pa.DataType) -> str:
-    return "TIMESTAMPTZ" if pa.types.is_timestamp(t) else _PG_TYPES[t]
+def _sql_type(t: pa.DataType, text: str) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    return text if t == pa.string() else _PG_TYPES[t]
 
 
-def ddl(table: Table) -> str:
+def ddl(table: Table, text: str = "TEXT") -> str:
+    """`text` is the string type: TEXT on PostgreSQL; VARCHAR(65535) on Redshift, whose TEXT
+    means VARCHAR(256)."""
     columns = ",\n    ".join(
-        f"{f.name} {_pg_type(f.type)}{'' if f.nullable else ' NOT NULL'}" for f in table.schema
+        f"{f.name} {_sql_type(f.type, text)}{'' if f.nullable else ' NOT NULL'}"
+        for f in table.schema
     )
     return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {columns}\n)"
 
@@ -139,6 +149,7 @@ def connect_warehouse(dsn: str, schema: str = "public") -> psycopg.Connection[An
 
 class Dialect(Protocol):
     name: str
+    text_type: str
 
     def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
         """Load one lake object into `table` inside the caller's transaction; return its rows."""
@@ -149,6 +160,7 @@ class PostgresDialect:
     """Local: DuckDB reads the object from the lake, PostgreSQL takes it by `COPY FROM STDIN`."""
 
     name = "postgres"
+    text_type = "TEXT"
 
     def __init__(self, lake: duckdb.DuckDBPyConnection, root: str) -> None:
         self.lake = lake
@@ -174,6 +186,7 @@ class RedshiftDialect:
     """AWS: the cluster reads the object from S3 itself (the SQL only; runs on Redshift)."""
 
     name = "redshift"
+    text_type = "VARCHAR(65535)"
 
     def __init__(self, bucket: str, iam_role: str) -> None:
         self.bucket = bucket
@@ -206,9 +219,9 @@ class WarehouseLoader:
 
     def ensure_schema(self) -> None:
         with self.conn.transaction():
-            self.conn.execute(LEDGER)
+            self.conn.execute(ledger_ddl(self.dialect.text_type).encode())
             for table in TABLES.values():
-                self.conn.execute(ddl(table).encode())
+                self.conn.execute(ddl(table, self.dialect.text_type).encode())
             for view in VIEWS.values():
                 self.conn.execute(view.encode())
 
@@ -226,11 +239,22 @@ class WarehouseLoader:
             table = TABLES[table_name]
             try:
                 with self.conn.transaction(), self.conn.cursor() as cur:
+                    # The ledger row first: a concurrent loader of the same object waits on its
+                    # primary key, then fails on it and loads nothing (PostgreSQL enforces keys;
+                    # Redshift does not, so run one loader there).
+                    cur.execute(
+                        "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
+                        "VALUES (%s, %s, 0, %s)",
+                        (key, table.name, datetime.now(UTC)),
+                    )
                     rows = self.dialect.copy(cur, table, key)
                     cur.execute(
-                        "INSERT INTO archive_ledger (object_key, table_name, row_count) VALUES (%s, %s, %s)",
-                        (key, table.name, rows),
+                        "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s",
+                        (rows, key),
                     )
+            except psycopg.errors.UniqueViolation:
+                report.skipped += 1  # another loader got there first
+                continue
             except psycopg.OperationalError as exc:
                 raise WarehouseUnavailableError(f"loading {key}: {exc}") from exc
             except psycopg.Error as exc:
