@@ -7,12 +7,14 @@ import msgspec
 from archiver_kclfake import Checkpointer, Input, kcl_records
 
 from railpulse_archiver.handler import ArchiverHandler
-from railpulse_archiver.processor import ArchiverProcessor
+from railpulse_archiver.main import APPLICATIONS
+from railpulse_archiver.processor import ArchiverProcessor, make_processor
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.simulate import fleet_records
 from railpulse_shared import codec
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.contracts import RejectedRecord
+from railpulse_shared.metrics import Metrics
 
 START_MS = 1_780_000_000_000
 
@@ -59,3 +61,39 @@ def test_lost_lease_drops_the_buffer(settings: ArchiverSettings) -> None:
     processor.process_records(Input(records=kcl_records(frames), checkpointer=checkpointer))
     processor.lease_lost(Input())
     assert objects(settings) == [] and checkpointer.last is None
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.lines: list[dict[str, object]] = []
+
+    def write(self, line: bytes) -> None:
+        self.lines.append(msgspec.json.decode(line))
+
+
+def test_one_processor_module_serves_both_streams(settings: ArchiverSettings) -> None:
+    events = make_processor(msgspec.structs.replace(settings, archiver_stream="events"))
+    telemetry = make_processor(settings)
+    assert isinstance(events, ArchiverProcessor) and events.stream == settings.stream_events
+    assert telemetry.stream == settings.stream_telemetry
+    assert set(APPLICATIONS.values()) == {
+        "railpulse-archiver-telemetry",
+        "railpulse-archiver-events",
+    }
+
+
+def test_flushes_are_counted_as_metrics(settings: ArchiverSettings) -> None:
+    frames = list(fleet_records(trains=1, start_ms=START_MS, duration_s=60, period_s=10, shards=1))
+    sink = ListSink()
+    metrics = Metrics("railpulse", {"service": "archiver", "stream": "telemetry"}, sink)
+    eager = msgspec.structs.replace(settings, buffer_max_age_s=0)
+    processor = ArchiverProcessor(
+        ArchiverHandler(eager, metrics=metrics),
+        stream="telemetry",
+        metrics=metrics,
+        checkpoint_interval_s=0,
+    )
+    processor.initialize(Input(shard_id=frames[0].shard_id))
+    processor.process_records(Input(records=kcl_records(frames), checkpointer=Checkpointer()))
+    written = [line for line in sink.lines if "RowsWritten" in line]
+    assert written and written[0]["RowsWritten"] == 6 * 33

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from railpulse_archiver.archive import BufferHints, ShardArchive
+from railpulse_archiver.archive import BufferHints, FlushStats, ShardArchive
 from railpulse_archiver.catalog import GlueCatalog
 from railpulse_archiver.errors import ArchiverError
 from railpulse_archiver.settings import ArchiverSettings
@@ -25,6 +25,7 @@ from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord
 from railpulse_shared.contracts import RejectedRecord, RejectReason, SourcePosition
 from railpulse_shared.errors import MalformedPayloadError, TransientError
 from railpulse_shared.kcl import Position, ShardHandler
+from railpulse_shared.metrics import Metrics
 
 __all__ = ["ArchiverHandler", "stream_name"]
 
@@ -44,6 +45,7 @@ class ArchiverHandler(ShardHandler):
         *,
         clients: AwsClients | None = None,
         store_factory: Callable[[Any, str], ObjectStore] = S3Store,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream_name(settings)
@@ -53,6 +55,8 @@ class ArchiverHandler(ShardHandler):
         self._sqs: Any = None
         self._archive: ShardArchive | None = None
         self._discard = False
+        self.metrics = metrics
+        self._reported = FlushStats()
 
     @property
     def archive(self) -> ShardArchive:
@@ -83,11 +87,27 @@ class ArchiverHandler(ShardHandler):
 
     async def process(self, records: Sequence[StreamRecord]) -> BatchResult[Any]:
         result: BatchResult[Any] = await self._guard(self.archive.offer(records))
+        self._report()
         return result
 
     async def flush(self) -> None:
         if self._archive is not None and not self._discard:
             await self._guard(self._archive.flush())
+            self._report()
+
+    def _report(self) -> None:
+        """Flush counters as metrics (the adapter writes them out after each batch)."""
+        if self.metrics is None or self._archive is None:
+            return
+        now, before = self._archive.stats, self._reported
+        if now.flushes == before.flushes:
+            return
+        self.metrics.add("Flushes", now.flushes - before.flushes)
+        self.metrics.add("ObjectsWritten", now.objects - before.objects)
+        self.metrics.add("RowsWritten", now.rows - before.rows)
+        self.metrics.add("ParquetBytes", now.bytes_out - before.bytes_out, "Bytes")
+        self.metrics.add("BufferedRecords", self._archive.buffered)
+        self._reported = FlushStats(now.flushes, now.objects, now.rows, now.bytes_in, now.bytes_out)
 
     def discard(self) -> None:
         """Drop the buffer instead of flushing it: another worker owns the shard now.

@@ -37,7 +37,7 @@ def make_processor(settings: ArchiverSettings) -> ShardProcessor:
         settings.metrics_namespace, {"service": settings.service, "stream": stream}, sink
     )
     return ArchiverProcessor(
-        ArchiverHandler(settings),
+        ArchiverHandler(settings, metrics=metrics),
         stream=stream,
         metrics=metrics,
         checkpoint_interval_s=settings.kcl_checkpoint_interval_s,
