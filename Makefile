@@ -1,6 +1,7 @@
 # railpulse — the two commands: `make demo` (the main job) and `make test` (the tests).
 SHELL := /bin/bash
-UV := uv
+# uv as installed by scripts/bootstrap.sh (`python3 -m uv` works even before the PATH knows it).
+UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -16,8 +17,8 @@ lint: setup  ## ruff over the whole tree
 	$(UV) run ruff check .
 	$(UV) run ruff format --check shared
 
-typecheck: setup  ## mypy --strict over the common library
-	$(UV) run mypy --strict shared/src
+typecheck: setup  ## mypy --strict over the common library, the services and the tools
+	$(UV) run mypy --strict shared/src devstack/src cli/src services/detector/src services/archiver/src
 
 test: setup lint typecheck  ## everything: lint, types, unit, contract, stack, end-to-end and fault tests
 	$(UV) run pytest $(PYTEST_ARGS)
