@@ -1,7 +1,7 @@
 """Session fixtures the archiver tests start themselves: moto's real server and a PostgreSQL.
 
 Both are real servers on free ports (no in-process mocks on the feature path), started once per
-session and torn down at its end. Each test gets its own bucket, Glue database and warehouse schema.
+session and torn down at its end (moto is the session's `moto_url` from tests/conftest.py). Each test gets its own bucket, Glue database and warehouse schema.
 Helpers live in `archiver_fixtures` (a module name no other test folder uses).
 """
 
@@ -17,19 +17,15 @@ from pathlib import Path
 
 import pytest
 from archiver_fixtures import ensure_credentials, free_port, fresh_settings
-from moto.server import ThreadedMotoServer
 
 from railpulse_archiver.settings import ArchiverSettings
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
+def moto_endpoint(moto_url: str) -> str:
+    """The session's moto server (tests/conftest.py), with credentials for botocore and the KCL."""
     ensure_credentials()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    return moto_url
 
 
 @pytest.fixture
