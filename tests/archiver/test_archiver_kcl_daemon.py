@@ -172,3 +172,47 @@ def test_real_daemon_archives_every_frame_once_across_a_kill(h2_moto: str, tmp_p
     ]
     assert len(seen) == len(want)
     assert sorted(seen) == sorted(want)
+
+
+def _daemons_using(folder: Path) -> list[int]:
+    """PIDs of JVMs whose command line names a properties file in `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "MultiLangDaemon" in cmdline and str(folder) in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_main_runs_both_daemons_and_forwards_sigterm(h2_moto: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": h2_moto,
+        "RAILPULSE_KCL_STATE_DIR": str(tmp_path),
+        "RAILPULSE_KCL_SHUTDOWN_GRACE_MS": "2000",
+        "RAILPULSE_LOG_LEVEL": "warning",
+    }
+    with (tmp_path / "main.log").open("wb") as log:
+        main = subprocess.Popen(
+            [sys.executable, "-m", "railpulse_archiver.main"], env=env, stdout=log, stderr=log
+        )
+        try:
+            wait_until(lambda: len(_daemons_using(tmp_path)) == 2, 30, "two daemons")
+            names = sorted(p.name for p in tmp_path.glob("*.properties"))
+            assert names == [
+                "railpulse-archiver-events.properties",
+                "railpulse-archiver-telemetry.properties",
+            ]
+            main.send_signal(signal.SIGTERM)
+            assert main.wait(40) == 0
+            wait_until(lambda: not _daemons_using(tmp_path), 20, "daemons gone")
+        finally:
+            if main.poll() is None:
+                main.kill()
+            for pid in _daemons_using(tmp_path):
+                os.kill(pid, signal.SIGKILL)
