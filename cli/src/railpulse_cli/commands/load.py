@@ -26,13 +26,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from railpulse_archiver.errors import ArchiverError
-    from railpulse_archiver.settings import ArchiverSettings
     from railpulse_archiver.share import load_warehouse
-    from railpulse_shared.config import load_settings
-    from railpulse_shared.log import configure_logging
+    from railpulse_cli.commands._archive_settings import archive_settings
 
-    settings = load_settings(ArchiverSettings)
-    configure_logging(settings.log_level)  # to stderr: stdout carries results
+    settings = archive_settings()
     try:
         loaded, skipped, rows = load_warehouse(settings, lake=args.lake)
     except ArchiverError as exc:

@@ -23,10 +23,16 @@ class ArchiverSettings(KclSettings, frozen=True, kw_only=True):
     """How long a failing flush is retried before the processor exits (the KCL then restarts the
     shard from its last checkpoint, which never passed un-uploaded data)."""
     warehouse_dialect: Literal["postgres", "redshift"] = "postgres"
-    warehouse_dsn: str = "postgresql://railpulse@127.0.0.1:5432/railpulse"
+    warehouse_dsn: str = ""
+    """The warehouse (Redshift in AWS); when unset, `pg_dsn` (the local stack's PostgreSQL)."""
+    pg_dsn: str = "postgresql://railpulse@127.0.0.1:5432/railpulse"
     warehouse_schema: str = "public"
     warehouse_load_every_s: float = 0.0
     """When > 0, `railpulse-archiver` also loads new lake objects into the warehouse this often
     (otherwise run `railpulse load` on a schedule)."""
     redshift_iam_role: str = ""
     """The role Redshift assumes to read the lake (`COPY ... IAM_ROLE`)."""
+
+    @property
+    def warehouse_url(self) -> str:
+        return self.warehouse_dsn or self.pg_dsn

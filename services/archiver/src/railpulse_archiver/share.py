@@ -47,7 +47,7 @@ def open_source(
     settings: ArchiverSettings, *, warehouse: bool, lake: str | None = None, views: bool = False
 ) -> SqlSource:
     if warehouse:
-        return WarehouseSource(connect_warehouse(settings.warehouse_dsn, settings.warehouse_schema))
+        return WarehouseSource(connect_warehouse(settings.warehouse_url, settings.warehouse_schema))
     con = connect_lake(
         lake_root(settings, lake), endpoint=settings.aws_endpoint_url, region=settings.aws_region
     )
@@ -117,7 +117,7 @@ def load_warehouse(settings: ArchiverSettings, *, lake: str | None = None) -> tu
     """Load every lake object not in the ledger; return (objects loaded, skipped, rows)."""
     root = lake_root(settings, lake)
     duck = connect_lake(root, endpoint=settings.aws_endpoint_url, region=settings.aws_region)
-    conn = connect_warehouse(settings.warehouse_dsn, settings.warehouse_schema)
+    conn = connect_warehouse(settings.warehouse_url, settings.warehouse_schema)
     dialect = (
         RedshiftDialect(settings.bucket_lake, settings.redshift_iam_role)
         if settings.warehouse_dialect == "redshift"
