@@ -58,9 +58,15 @@ def build_pipeline(settings: IngestSettings) -> Pipeline:
 
 class IngestHandler(ShardHandler):
     def __init__(
-        self, settings: IngestSettings, *, metrics: Metrics | None = None, recover: bool = True
+        self,
+        settings: IngestSettings,
+        *,
+        metrics: Metrics | None = None,
+        clients: AwsClients | None = None,
+        recover: bool = True,
     ) -> None:
         self.settings = settings
+        self.clients = clients or AwsClients(settings)
         self.metrics = metrics
         self.pipeline = build_pipeline(settings)
         self.recover = recover
@@ -76,7 +82,7 @@ class IngestHandler(ShardHandler):
     async def start(self, shard_id: str) -> None:
         await super().start(shard_id)
         s = self.settings
-        clients = AwsClients(s)
+        clients = self.clients
         kinesis = await self._stack.enter_async_context(clients.create("kinesis"))
         sqs = await self._stack.enter_async_context(clients.create("sqs"))
         s3 = await self._stack.enter_async_context(clients.create("s3"))

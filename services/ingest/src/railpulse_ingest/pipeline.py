@@ -52,6 +52,8 @@ class Plan:
     duplicates: int = 0
     user_records: int = 0
     """Records after KPL de-aggregation."""
+    accepted_records: int = 0
+    """User records that became frames (forwarded or duplicates)."""
     bytes_in: int = 0
 
 
@@ -76,6 +78,7 @@ class Pipeline:
                 except _Rejected as exc:
                     plan.rejected.append(Rejected(origin, record, exc.rejection))
                     continue
+                plan.accepted_records += 1
                 outgoing = plan.outgoing
                 for train, seq, data in frames:
                     key = (train, seq)

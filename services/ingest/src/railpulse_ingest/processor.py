@@ -10,6 +10,7 @@ from typing import Any
 
 from railpulse_ingest.handler import IngestHandler
 from railpulse_ingest.settings import IngestSettings
+from railpulse_shared.aws import AwsClients
 from railpulse_shared.config import load_settings
 from railpulse_shared.kcl import ShardProcessor, run_processor
 from railpulse_shared.log import configure_logging
@@ -28,7 +29,7 @@ class IngestProcessor(ShardProcessor):
         super().initialize(initialize_input)
 
 
-def make_processor(settings: IngestSettings) -> IngestProcessor:
+def make_processor(settings: IngestSettings, clients: AwsClients | None = None) -> IngestProcessor:
     sink = "stderr" if settings.metrics_sink == "stdout" else settings.metrics_sink
     metrics = Metrics(
         settings.metrics_namespace,
@@ -36,7 +37,7 @@ def make_processor(settings: IngestSettings) -> IngestProcessor:
         sink_from_url(sink),
     )
     return IngestProcessor(
-        IngestHandler(settings, metrics=metrics),
+        IngestHandler(settings, metrics=metrics, clients=clients),
         stream=settings.stream_raw,
         metrics=metrics,
         checkpoint_interval_s=settings.kcl_checkpoint_interval_s,
