@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import msgspec
@@ -65,8 +67,9 @@ async def rejected(stack: Stack) -> list[tuple[RejectedRecord, dict[str, str]]]:
     return out
 
 
-def test_seed003_cases_end_at_telemetry_or_the_rejects_queue(moto_url: str) -> None:
-    stack = asyncio.run(make_stack(moto_url))
+def test_seed003_cases_end_at_telemetry_or_the_rejects_queue(moto_url: str, tmp_path: Path) -> None:
+    emf = tmp_path / "emf.jsonl"
+    stack = asyncio.run(make_stack(moto_url, metrics_sink=f"file://{emf}"))
     principals = [f"sensor-10{i}" for i in (1, 2, 3, 4, 4, 5, 6, 7)]
     records = [
         record(envelope(p, who), i)
@@ -83,6 +86,17 @@ def test_seed003_cases_end_at_telemetry_or_the_rejects_queue(moto_url: str) -> N
     assert attrs["reason"] == "malformed_json" and attrs["principal"] == "sensor-104"
     # Checkpointed only once every record was forwarded or dead-lettered: at the last one.
     assert checkpointer.calls[-1] == ("49000000007", 0)
+    metrics: dict[str, float] = {}
+    for line in emf.read_text().splitlines():
+        doc = json.loads(line)
+        for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = doc[m["Name"]]
+            metrics[m["Name"]] = metrics.get(m["Name"], 0) + (
+                sum(value) if isinstance(value, list) else value
+            )
+    assert metrics["RecordsIn"] == 8 and metrics["RecordsForwarded"] == 7
+    assert metrics["RecordsRejected"] == 1 and metrics["Rejected.malformed_json"] == 1
+    assert "BatchLatency" in metrics and "MillisBehindLatest" in metrics
 
 
 def test_a_payload_too_big_for_sqs_goes_to_s3(moto_url: str) -> None:
