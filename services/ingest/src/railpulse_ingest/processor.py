@@ -6,6 +6,7 @@ sink (never stdout here).
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from railpulse_ingest.handler import IngestHandler
@@ -47,6 +48,9 @@ def make_processor(settings: IngestSettings, clients: AwsClients | None = None) 
 def main() -> None:
     settings = load_settings(IngestSettings)
     configure_logging(settings.log_level, service=settings.service)
+    # Modules, catalogue and clients live as long as the process: keep them out of every GC
+    # pass, so a collection only scans the batch being processed (~10% of the hot path).
+    gc.freeze()
     run_processor(lambda: make_processor(settings))
 
 
