@@ -22,7 +22,7 @@ class IngestSettings(KclSettings, frozen=True, kw_only=True):
     """Sequence numbers remembered per train (a power of two; 8 KiB per train)."""
     dedup_max_trains: int = 4_096
     """Trains remembered per shard before the least recently seen is forgotten."""
-    dedup_recovery_max_s: int = 900
+    dedup_recovery_max_s: int = 300
     """At most this much of `telemetry` is read back at shard start to recover what was forwarded."""
     forward_max_attempts: int = 6
     """PutRecords attempts for a batch's failed entries before giving up (TransientError)."""
