@@ -1,0 +1,52 @@
+"""The stack's env file, `<state>/env`: everything a service or test needs to reach the stack.
+
+Keys (values for the default ports):
+  AWS_ENDPOINT_URL=http://127.0.0.1:4566     AWS_REGION=AWS_DEFAULT_REGION=us-east-1
+  AWS_ACCESS_KEY_ID=testing                  AWS_SECRET_ACCESS_KEY=testing
+  RAILPULSE_IOT_DATA_ENDPOINT=http://127.0.0.1:4580   (boto3 `iot-data` endpoint_url)
+  RAILPULSE_MQTT_HOST=127.0.0.1  RAILPULSE_MQTT_PORT=8883
+  RAILPULSE_CA_FILE=<state>/pki/ca.crt
+  RAILPULSE_CERTS_DIR=<state>/pki/devices    (<thing>.crt and <thing>.key)
+  RAILPULSE_PG_DSN=postgresql://railpulse@127.0.0.1:5433/railpulse
+  RAILPULSE_STREAM_RAW / _TELEMETRY / _EVENTS, RAILPULSE_QUEUE_ALERTS / _ALERTS_DLQ / _REJECTS /
+  _REJECTS_DLQ (+ `_URL` variants), RAILPULSE_BUCKET_LAKE / _STATE, RAILPULSE_GLUE_DATABASE,
+  RAILPULSE_ALARM_TABLE, RAILPULSE_STACK_DIR, RAILPULSE_STACK_LOGS, RAILPULSE_FLEET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from railpulse_devstack.config import StackConfig, load_config
+from railpulse_devstack.errors import StackNotRunningError
+
+__all__ = ["read_env_file", "stack_env", "write_env_file"]
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    tmp.replace(path)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = value.strip()
+    return values
+
+
+def stack_env(config: StackConfig | None = None) -> dict[str, str]:
+    """The running stack's env (KEY -> VALUE); raises StackNotRunningError before `stack up`."""
+    config = config or load_config()
+    try:
+        return read_env_file(config.env_file)
+    except FileNotFoundError:
+        raise StackNotRunningError(
+            f"{config.env_file} is missing: start the stack with `railpulse stack up`"
+        ) from None

@@ -1,0 +1,68 @@
+"""`python -m railpulse_devstack.iot`: the local IoT Core stand-in (rules + shadow service).
+
+Reads the stack env (the variables of `<state>/env`, passed by `railpulse stack up`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import structlog
+
+from railpulse_devstack._logging import configure
+from railpulse_devstack.aws import client
+from railpulse_devstack.iot.http import DataPlaneServer
+from railpulse_devstack.iot.mqtt import IotMqtt, MqttSettings
+from railpulse_devstack.iot.rules import KinesisRule
+from railpulse_devstack.iot.shadow import ShadowStore
+
+logger = structlog.get_logger()
+
+
+def main() -> None:
+    configure(json=True)
+    env = os.environ
+    identity = env["RAILPULSE_IOT_IDENTITY"]
+    certs = Path(env["RAILPULSE_CERTS_DIR"])
+    data_endpoint = env["RAILPULSE_IOT_DATA_ENDPOINT"].removeprefix("http://")
+    http_host, http_port = data_endpoint.rsplit(":", 1)
+
+    store = ShadowStore(Path(env["RAILPULSE_STACK_DIR"]) / "iot" / "shadows.json")
+    rule = KinesisRule(
+        client("kinesis", env["AWS_ENDPOINT_URL"]), env.get("RAILPULSE_STREAM_RAW", "telemetry-raw")
+    )
+    mqtt = IotMqtt(
+        MqttSettings(
+            host=env["RAILPULSE_MQTT_HOST"],
+            port=int(env["RAILPULSE_MQTT_PORT"]),
+            ca_file=Path(env["RAILPULSE_CA_FILE"]),
+            cert_file=certs / f"{identity}.crt",
+            key_file=certs / f"{identity}.key",
+            client_id=identity,
+        ),
+        store,
+        rule,
+    )
+    server = DataPlaneServer(http_host, int(http_port), store, mqtt)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    rule.start()
+    mqtt.start()
+    server.start()
+    logger.info("iot.started", http=f"{http_host}:{http_port}")
+    stop.wait()
+    logger.info("iot.stopping")
+    server.stop()
+    mqtt.stop()
+    rule.close()
+    store.close()
+    logger.info("iot.stopped", records_put=rule.put_count, records_failed=rule.failed_count)
+
+
+if __name__ == "__main__":
+    main()
