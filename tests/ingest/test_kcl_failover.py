@@ -1,23 +1,22 @@
 """Two real KCL workers on a four-shard stream; one is killed with -9 mid-batch.
 
 Its leases move to the other worker, nothing is lost, and the frames it had forwarded but not
-checkpointed (replayed by the KCL to the new owner) are removed before `telemetry`. moto is served
-by hypercorn here because the KCL's Java Kinesis client speaks h2c (see DESIGN.md). The workers
+checkpointed (replayed by the KCL to the new owner) are removed before `telemetry`. The workers
 checkpoint only every 60 s, so at the kill everything they forwarded is still un-checkpointed:
-the replay is certain, not a matter of timing.
+the replay is certain, not a matter of timing. It runs on the local stack (moto over hypercorn:
+the KCL's Java client speaks h2c), with its own streams, queue, bucket and lease table.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +34,6 @@ from railpulse_shared.multilang import start_daemon
 
 pytestmark = pytest.mark.stack
 
-SERVER = """
-import asyncio, sys
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-config = Config()
-config.bind = [sys.argv[1]]
-config.accesslog = None
-asyncio.run(serve(DomainDispatcherApplication(create_backend_app), config, mode="wsgi"))
-"""
 TRAINS = [f"train-{i:02d}" for i in range(16)]
 
 
@@ -60,39 +49,17 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
         stop.wait(every)  # poll the condition again shortly
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def h2c_moto() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, f"127.0.0.1:{port}"])
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(listening, 30, "moto over hypercorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def test_failover_loses_nothing_and_forwards_no_duplicates(h2c_moto: str, tmp_path: Path) -> None:
+def test_failover_loses_nothing_and_forwards_no_duplicates(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]  # own streams, queue, bucket and lease table on the shared stack
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": h2c_moto,
+        **stack,
+        "RAILPULSE_STREAM_RAW": f"raw-{suffix}",
+        "RAILPULSE_STREAM_TELEMETRY": f"telemetry-{suffix}",
+        "RAILPULSE_QUEUE_REJECTS": f"rejects-{suffix}",
+        "RAILPULSE_BUCKET_STATE": f"state-{suffix}",
         "RAILPULSE_KCL_SHARD_SYNC_MS": "1000",
         "RAILPULSE_KCL_IDLE_TIME_MS": "200",
         "RAILPULSE_KCL_FAILOVER_MS": "10000",
@@ -102,7 +69,8 @@ def test_failover_loses_nothing_and_forwards_no_duplicates(h2c_moto: str, tmp_pa
         "RAILPULSE_LOG_LEVEL": "info",
     }
     settings = load_settings(IngestSettings, env)
-    kw = {"endpoint_url": h2c_moto, "region_name": "us-east-1"}
+    table = f"{APPLICATION_NAME}-{suffix}"
+    kw = {"endpoint_url": stack["AWS_ENDPOINT_URL"], "region_name": stack["AWS_REGION"]}
     kinesis, sqs, s3, dynamodb = (
         boto3.client(s, **kw) for s in ("kinesis", "sqs", "s3", "dynamodb")
     )
@@ -145,7 +113,7 @@ def test_failover_loses_nothing_and_forwards_no_duplicates(h2c_moto: str, tmp_pa
 
     def owners() -> dict[str, str]:
         try:
-            items = dynamodb.scan(TableName=APPLICATION_NAME)["Items"]
+            items = dynamodb.scan(TableName=table)["Items"]
         except dynamodb.exceptions.ResourceNotFoundException:
             return {}
         return {i["leaseKey"]["S"]: i.get("leaseOwner", {}).get("S", "") for i in items}
@@ -153,10 +121,11 @@ def test_failover_loses_nothing_and_forwards_no_duplicates(h2c_moto: str, tmp_pa
     workers: dict[str, subprocess.Popen[bytes]] = {}
     logs: dict[str, Path] = {}
     for name in ("worker-a", "worker-b"):
-        worker = msgspec.structs.replace(settings, kcl_worker_id=name, kcl_shard_sync_ms=1000)
+        worker = msgspec.structs.replace(settings, kcl_worker_id=name)
+        app = msgspec.structs.replace(application(worker), application_name=table)
         logs[name] = tmp_path / f"{name}.log"
         workers[name] = start_daemon(
-            application(worker),
+            app,
             tmp_path / name,
             log=logs[name].open("wb"),
             env={**env, "RAILPULSE_KCL_WORKER_ID": name},
