@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import msgspec
 import structlog
 
+from railpulse_ingest._kpl import MAGIC
 from railpulse_ingest.decode import deaggregate, decode_envelope, decode_payload
 from railpulse_ingest.dedup import Deduplicator
 from railpulse_ingest.errors import RejectError
@@ -71,7 +72,9 @@ class Pipeline:
         seen = self.dedup.seen
         for origin, outer in enumerate(records):
             plan.bytes_in += len(outer.data)
-            for record in _user_records(outer):
+            # Aggregated records are rare: test the magic bytes before any call.
+            users = _user_records(outer) if outer.data.startswith(MAGIC) else (outer,)
+            for record in users:
                 plan.user_records += 1
                 try:
                     frames = self._accept(record, now_ms)
@@ -132,7 +135,7 @@ def _encoded(frame: AcceptedFrame) -> tuple[str, int, bytes]:
     return frame.train, frame.seq, data
 
 
-def _user_records(record: StreamRecord) -> list[StreamRecord]:
+def _user_records(record: StreamRecord) -> Sequence[StreamRecord]:
     parts = deaggregate(record.data)
     if parts is None:
         return [record]
