@@ -116,8 +116,9 @@ class IngestHandler(ShardHandler):
     async def process(self, records: Sequence[StreamRecord]) -> BatchResult[Any]:
         assert self._forwarder is not None, "start() first"
         now_ms = int(time.time() * 1000)
-        normaliser = self.pipeline.normaliser
+        normaliser, dedup = self.pipeline.normaliser, self.pipeline.dedup
         normaliser.uncatalogued = 0
+        beyond, evicted = dedup.beyond_window, dedup.evicted
         plan = self.pipeline.plan(records, now_ms)
         result: BatchResult[Any] = BatchResult()
         transient: dict[int, str] = {}
@@ -148,6 +149,9 @@ class IngestHandler(ShardHandler):
         self._count("UserRecordsIn", plan.user_records)
         self._count("DuplicatesDropped", plan.duplicates)
         self._count("UncataloguedReadings", normaliser.uncatalogued)
+        # Frames older than the dedup window (let through unjudged) and trains forgotten.
+        self._count("DedupBeyondWindow", dedup.beyond_window - beyond)
+        self._count("DedupTrainsEvicted", dedup.evicted - evicted)
         self._count("BytesIn", plan.bytes_in, "Bytes")
         if plan.duplicates:
             logger.info("duplicates_dropped", count=plan.duplicates)
