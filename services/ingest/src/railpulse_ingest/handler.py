@@ -149,7 +149,8 @@ class IngestHandler(ShardHandler):
         self._count("UserRecordsIn", plan.user_records)
         self._count("DuplicatesDropped", plan.duplicates)
         self._count("UncataloguedReadings", normaliser.uncatalogued)
-        # Frames older than the dedup window (let through unjudged) and trains forgotten.
+        # Frames older than the dedup window (let through unjudged) and trains forgotten (this
+        # batch, marks included).
         self._count("DedupBeyondWindow", dedup.beyond_window - beyond)
         self._count("DedupTrainsEvicted", dedup.evicted - evicted)
         self._count("BytesIn", plan.bytes_in, "Bytes")
