@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from moto.server import ThreadedMotoServer
 
 from railpulse_devstack import stack as devstack
@@ -25,6 +26,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("stack") is not None:
             item.add_marker(pytest.mark.usefixtures("stack"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts with structlog's defaults: a test that configures logging into a captured
+    stream (closed after the test) or binds context must not leak it into the next one."""
+    yield
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
