@@ -1,0 +1,296 @@
+"""The notifier's core: one mailbox per train, the alarm lifecycle applied, state, events, shadow.
+
+Anomalies are submitted per message; each train has one worker that drains its mailbox in arrival
+order (per-train order across the messages of all in-flight batches) while different trains run
+concurrently. Per anomaly: apply the lifecycle to the cached record, write it conditionally (on a
+lost race: re-read that record and re-apply), append the transitions to Kinesis, then write the
+train's desired shadow once per drained chunk if its open alerts changed. `sweep` does the same
+for acknowledgements (read from the reported state) and for alarms that have gone quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import structlog
+
+from railpulse_notifier.errors import ShadowUnavailableError, StoreContentionError
+from railpulse_notifier.events import EventPublisher
+from railpulse_notifier.lifecycle import (
+    AlarmRecord,
+    Outcome,
+    Rules,
+    acknowledge,
+    apply_anomaly,
+    clear_if_quiet,
+)
+from railpulse_notifier.shadow import ShadowClient, ShadowConflict, build_desired
+from railpulse_notifier.store import AlarmStore, VersionConflict
+from railpulse_shared.contracts import AlarmState, AlarmTransition, Anomaly
+from railpulse_shared.metrics import Metrics
+
+__all__ = ["Notified", "Notifier", "Observer"]
+
+logger = structlog.get_logger()
+
+_METRIC_OF = {
+    AlarmState.RAISED: "AlarmsRaised",
+    AlarmState.ESCALATED: "AlarmsEscalated",
+    AlarmState.ACKNOWLEDGED: "AlarmsAcknowledged",
+    AlarmState.CLEARED: "AlarmsCleared",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """One message's anomaly, done: its state is stored and the train's shadow reflects it."""
+
+    anomaly: Anomaly
+    received_ms: int
+    done_ms: int
+    transitions: tuple[AlarmTransition, ...]
+    shadow_written: bool
+    duplicate: bool
+
+
+class Observer(Protocol):
+    def __call__(self, notified: Notified) -> None: ...
+
+
+@dataclass(slots=True)
+class _Train:
+    name: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    records: dict[str, AlarmRecord] | None = None
+    shadow_version: int | None = None
+    """Version of this task's last write, or read *before* `records` was loaded (see shadow.py)."""
+    written: dict[str, Any] | None = None
+    mailbox: list[tuple[Anomaly, int, asyncio.Future[Notified]]] = field(default_factory=list)
+    synced: deque[str] = field(default_factory=lambda: deque(maxlen=64))
+    """Trigger anomalies whose events and shadow this task delivered: their redelivery is a no-op.
+    Unknown ones (a crash, a peer) are re-synced, at the price of a duplicate event."""
+    worker: asyncio.Task[None] | None = None
+
+    def forget(self) -> None:
+        """After a failure: reload everything (version first) on the next touch."""
+        self.records = None
+        self.shadow_version = None
+
+    @property
+    def has_open(self) -> bool:
+        return bool(self.records) and any(r.open for r in (self.records or {}).values())
+
+
+class Notifier:
+    def __init__(
+        self,
+        store: AlarmStore,
+        publisher: EventPublisher,
+        shadow: ShadowClient,
+        metrics: Metrics,
+        *,
+        rules: Rules,
+        shadow_budget_bytes: int,
+        store_max_attempts: int = 6,
+        shadow_max_attempts: int = 8,
+        clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.shadow = shadow
+        self.metrics = metrics
+        self.rules = rules
+        self.budget = shadow_budget_bytes
+        self.store_max_attempts = store_max_attempts
+        self.shadow_max_attempts = shadow_max_attempts
+        self.clock = clock
+        self.observer = observer
+        self._trains: dict[str, _Train] = {}
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _train(self, name: str) -> _Train:
+        train = self._trains.get(name)
+        if train is None:
+            train = self._trains[name] = _Train(name)
+        return train
+
+    # -- anomalies -------------------------------------------------------------------------
+    async def submit(self, anomaly: Anomaly, received_ms: int) -> Notified:
+        """Apply one anomaly; resolves once its state is stored and the shadow is written."""
+        train = self._train(anomaly.train)
+        fut: asyncio.Future[Notified] = asyncio.get_running_loop().create_future()
+        train.mailbox.append((anomaly, received_ms, fut))
+        if train.worker is None:
+            train.worker = asyncio.create_task(self._drain(train), name=f"train-{train.name}")
+        return await fut
+
+    async def _drain(self, train: _Train) -> None:
+        async with train.lock:
+            while train.mailbox:
+                chunk, train.mailbox = train.mailbox, []
+                try:
+                    done = await self._process(train, [(a, r) for a, r, _ in chunk])
+                except Exception as exc:
+                    train.forget()
+                    for _, _, fut in chunk:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, _, fut), notified in zip(chunk, done, strict=True):
+                    if not fut.done():
+                        fut.set_result(notified)
+            train.worker = None
+
+    async def _load(self, train: _Train) -> dict[str, AlarmRecord]:
+        if train.records is None:
+            if train.shadow_version is None:
+                train.shadow_version = (await self.shadow.get(train.name)).version
+            train.records = await self.store.load_train(train.name)
+        return train.records
+
+    async def _write(
+        self, train: _Train, key: str, step: Callable[[AlarmRecord | None], Outcome]
+    ) -> Outcome:
+        """Apply `step` to the record and store it; on a lost race re-read and re-apply."""
+        records = await self._load(train)
+        for _ in range(self.store_max_attempts):
+            outcome = step(records.get(key))
+            if outcome.record is None:
+                return outcome
+            try:
+                records[key] = await self.store.put(outcome.record)
+                return outcome
+            except VersionConflict:
+                self.metrics.add("StoreConflicts", 1)
+                fresh = await self.store.get(train.name, key)
+                if fresh is None:
+                    records.pop(key, None)
+                else:
+                    records[key] = fresh
+        raise StoreContentionError(f"{train.name}/{key}: {self.store_max_attempts} lost races")
+
+    async def _process(self, train: _Train, items: list[tuple[Anomaly, int]]) -> list[Notified]:
+        outcomes: list[Outcome] = []
+        for anomaly, _ in items:
+            now = self._now_ms()
+            outcome = await self._write(
+                train, anomaly.alert_key,
+                partial(apply_anomaly, anomaly=anomaly, now_ms=now, rules=self.rules),
+            )
+            outcomes.append(outcome)
+        records = await self._load(train)
+        transitions = [t for o in outcomes for t in o.transitions]
+        resync = [
+            t for (a, _), o in zip(items, outcomes, strict=True)
+            if o.resync and a.anomaly_id not in train.synced
+            for t in records[a.alert_key].outbox
+        ]
+        await self.publisher.publish(transitions + resync)
+        written = await self._sync_shadow(train, force=bool(resync))
+        done_ms = self._now_ms()
+        train.synced.extend(t.anomaly_id for t in transitions + resync if t.anomaly_id)
+        self._count(transitions)
+        notified = []
+        for (anomaly, received_ms), o in zip(items, outcomes, strict=True):
+            n = Notified(anomaly, received_ms, done_ms, tuple(o.transitions), written, o.duplicate)
+            if o.transitions and written:
+                self.metrics.add("NotificationLatency", done_ms - anomaly.ts_ms, "Milliseconds")
+                self.metrics.add("ReceiptToShadowLatency", done_ms - received_ms, "Milliseconds")
+            if o.duplicate:
+                self.metrics.add("DuplicateAnomalies", 1)
+            if self.observer is not None:
+                self.observer(n)
+            notified.append(n)
+        return notified
+
+    def _count(self, transitions: list[AlarmTransition]) -> None:
+        for t in transitions:
+            self.metrics.add(_METRIC_OF[t.state], 1)
+            logger.info("alarm.transition", train=t.train, alert_key=t.alert_key,
+                        alarm_id=t.alarm_id, state=t.state.value, severity=t.severity.name,
+                        version=t.version)
+
+    # -- shadow ------------------------------------------------------------------------------
+    async def _sync_shadow(self, train: _Train, *, force: bool = False) -> bool:
+        """Write the desired alerts if they changed; True if a write happened."""
+        desired = build_desired((await self._load(train)).values(), self.budget)
+        if not force and desired == train.written:
+            return False
+        for _ in range(self.shadow_max_attempts):
+            try:
+                train.shadow_version = await self.shadow.update(
+                    train.name, desired, train.shadow_version
+                )
+                train.written = desired
+                self.metrics.add("ShadowUpdates", 1)
+                return True
+            except ShadowConflict:
+                self.metrics.add("ShadowConflicts", 1)
+                # Version first, then state: the next write is built from state at least as new
+                # as every write that the version we expect already includes.
+                train.shadow_version = (await self.shadow.get(train.name)).version
+                train.records = await self.store.load_train(train.name)
+                desired = build_desired(train.records.values(), self.budget)
+        raise ShadowUnavailableError(f"{train.name}: {self.shadow_max_attempts} version conflicts")
+
+    # -- sweep: acknowledgements and quiet alarms ---------------------------------------------
+    def adopt(self, trains: set[str]) -> None:
+        """Watch trains with open alarms that this task has not seen (after a restart, a peer's)."""
+        for name in trains:
+            self._train(name)
+
+    def watched(self) -> list[str]:
+        return [t.name for t in self._trains.values() if t.records is None or t.has_open]
+
+    async def sweep_train(self, name: str) -> list[AlarmTransition]:
+        train = self._train(name)
+        async with train.lock:
+            try:
+                return await self._sweep(train)
+            except Exception:
+                train.forget()
+                raise
+
+    async def _sweep(self, train: _Train) -> list[AlarmTransition]:
+        records = await self._load(train)
+        open_ = [r for r in records.values() if r.open]
+        if not open_:
+            return []
+        outcomes: list[Outcome] = []
+        if any(r.state in (AlarmState.RAISED, AlarmState.ESCALATED) for r in open_):
+            acked = (await self.shadow.get(train.name)).acked
+            for r in open_:
+                if r.alarm_id in acked:
+                    now = self._now_ms()
+                    outcomes.append(await self._write(
+                        train, r.alert_key, partial(_ack, acked_at_ms=acked[r.alarm_id], now_ms=now)
+                    ))
+        for r in [r for r in records.values() if r.open]:
+            now = self._now_ms()
+            outcomes.append(await self._write(
+                train, r.alert_key, partial(_clear, now_ms=now, rules=self.rules)
+            ))
+        transitions = [t for o in outcomes for t in o.transitions]
+        if transitions:
+            await self.publisher.publish(transitions)
+            self._count(transitions)
+        if any(t.state is AlarmState.CLEARED for t in transitions):
+            await self._sync_shadow(train)
+        return transitions
+
+
+def _ack(record: AlarmRecord | None, acked_at_ms: int, now_ms: int) -> Outcome:
+    return Outcome(None) if record is None else acknowledge(record, acked_at_ms, now_ms)
+
+
+def _clear(record: AlarmRecord | None, now_ms: int, rules: Rules) -> Outcome:
+    return Outcome(None) if record is None else clear_if_quiet(record, now_ms, rules)
