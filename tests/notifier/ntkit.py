@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+
 from railpulse_notifier.handlers import Notified
 from railpulse_notifier.service import NotifierService, open_service
 from railpulse_notifier.settings import NotifierSettings
@@ -136,18 +137,22 @@ class Seen:
     def __call__(self, notified: Notified) -> None:
         self.items.append(notified)
 
-    async def until(self, pred: Callable[[list[Notified]], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    async def until(self, pred: Callable[[list[Notified]], bool], within: float) -> bool:
+        deadline = time.monotonic() + within
         while not pred(self.items):
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.02)
         return True
 
+    @staticmethod
+    async def until_all(a: Seen, b: Seen, count: int, within: float) -> bool:
+        return await a.until(lambda _: len(a.items) + len(b.items) >= count, within)
 
-async def until(pred: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
+
+async def until(pred: Callable[[], bool], within: float, every: float = 0.1) -> bool:
     """Poll a (blocking, quick) condition until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         if await asyncio.to_thread(pred):
             return True

@@ -7,6 +7,7 @@ from railpulse_shared.errors import PermanentError, TransientError
 __all__ = [
     "NotAnAnomalyError",
     "ShadowRejectedError",
+    "ShadowTooLargeError",
     "ShadowUnavailableError",
     "StoreContentionError",
     "StoreUnavailableError",
@@ -31,3 +32,7 @@ class ShadowUnavailableError(TransientError):
 
 class ShadowRejectedError(PermanentError):
     """The shadow service refused the document (not a conflict, not throttling)."""
+
+
+class ShadowTooLargeError(ShadowRejectedError):
+    """The document would pass the shadow size limit (the train's reported state grew)."""

@@ -20,7 +20,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from railpulse_notifier.errors import ShadowUnavailableError, StoreContentionError
+from railpulse_notifier.errors import (
+    ShadowTooLargeError,
+    ShadowUnavailableError,
+    StoreContentionError,
+)
 from railpulse_notifier.events import EventPublisher
 from railpulse_notifier.lifecycle import (
     AlarmRecord,
@@ -222,11 +226,14 @@ class Notifier:
     # -- shadow ------------------------------------------------------------------------------
     async def _sync_shadow(self, train: _Train, *, force: bool = False) -> bool:
         """Write the desired alerts if they changed; True if a write happened."""
-        desired = build_desired((await self._load(train)).values(), self.budget)
+        budget = self.budget
+        desired = build_desired((await self._load(train)).values(), budget)
         if not force and desired == train.written:
             return False
         for _ in range(self.shadow_max_attempts):
             try:
+                if train.shadow_version is None:
+                    raise ShadowConflict(train.name)  # unknown: read it (then the state) first
                 train.shadow_version = await self.shadow.update(
                     train.name, desired, train.shadow_version
                 )
@@ -235,11 +242,17 @@ class Notifier:
                 return True
             except ShadowConflict:
                 self.metrics.add("ShadowConflicts", 1)
+                logger.info("shadow.conflict", train=train.name, expected=train.shadow_version)
                 # Version first, then state: the next write is built from state at least as new
                 # as every write that the version we expect already includes.
                 train.shadow_version = (await self.shadow.get(train.name)).version
                 train.records = await self.store.load_train(train.name)
-                desired = build_desired(train.records.values(), self.budget)
+                desired = build_desired(train.records.values(), budget)
+            except ShadowTooLargeError:
+                # The train's reported state (or another desired key) takes more than its share.
+                budget //= 2
+                logger.warning("shadow.too_large", train=train.name, budget=budget)
+                desired = build_desired(train.records.values() if train.records else (), budget)
         raise ShadowUnavailableError(f"{train.name}: {self.shadow_max_attempts} version conflicts")
 
     # -- sweep: acknowledgements and quiet alarms ---------------------------------------------

@@ -25,7 +25,11 @@ import msgspec
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from railpulse_notifier.errors import ShadowRejectedError, ShadowUnavailableError
+from railpulse_notifier.errors import (
+    ShadowRejectedError,
+    ShadowTooLargeError,
+    ShadowUnavailableError,
+)
 from railpulse_notifier.lifecycle import AlarmRecord
 from railpulse_shared.contracts import ShadowAlert
 
@@ -111,6 +115,8 @@ class ShadowClient:
                     raise ShadowConflict(kwargs.get("thingName", "")) from err
                 if code == "ResourceNotFoundException":
                     return None
+                if code == "RequestEntityTooLargeException":
+                    raise ShadowTooLargeError(kwargs.get("thingName", "")) from err
                 if code not in _RETRYABLE:
                     raise ShadowRejectedError(f"{op} {kwargs.get('thingName')}: {code}") from err
                 last: Exception = err
@@ -136,16 +142,19 @@ class ShadowClient:
                 acked[alarm_id] = int(ts) * 1000
         return Reported(version=int(doc.get("version", 0)), acked=acked)
 
-    async def update(self, train: str, desired: dict[str, Any], version: int | None) -> int:
-        """Write desired `alerts` expecting `version` (None: no shadow yet); the new version."""
+    async def update(self, train: str, desired: dict[str, Any], version: int) -> int:
+        """Write desired `alerts` expecting `version`; returns the new version.
+
+        Always conditional, also for a shadow that does not exist yet (version 0): an
+        unconditional first write could replace a peer's newer list.
+        """
         body: dict[str, Any] = {
             "state": {"desired": {"alerts": desired}},
             "clientToken": f"{self._prefix}-{next(self._counter)}",
+            "version": version,
         }
-        if version:
-            body["version"] = version
         resp = await self._call("update_thing_shadow", thingName=train, payload=_encoder.encode(body))
         if resp is None:
             raise ShadowRejectedError(f"update {train}: thing not found")
         doc = msgspec.json.decode(await resp["payload"].read())
-        return int(doc.get("version", (version or 0) + 1))
+        return int(doc.get("version", version + 1))
