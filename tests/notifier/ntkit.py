@@ -7,13 +7,17 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
+from awscrt import mqtt
+from awsiot import iotshadow, mqtt_connection_builder
 
 from railpulse_notifier.handlers import Notified
 from railpulse_notifier.service import NotifierService, open_service
@@ -174,3 +178,82 @@ async def running(settings: NotifierSettings, seen: Seen | None = None,
         finally:
             shutdown.request()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+
+
+class Inbox:
+    """Events from awsiotsdk callbacks (its threads), with their arrival wall time."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, Any]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Any) -> None:
+        with self._cond:
+            self.items.append((time.time(), event))
+            self._cond.notify_all()
+
+    def wait_for(self, pred: Callable[[Any], bool], within: float) -> tuple[float, Any] | None:
+        deadline = time.monotonic() + within
+        with self._cond:
+            while True:
+                for at, event in self.items:
+                    if pred(event):
+                        return at, event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+
+class Train:
+    """A minimal train: mutual-TLS MQTT connection and awsiotsdk's IotShadowClient (the edge
+    agent is not on main yet)."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self.name = name
+        certs = Path(env["RAILPULSE_CERTS_DIR"])
+        self.connection = mqtt_connection_builder.mtls_from_path(
+            endpoint=env["RAILPULSE_MQTT_HOST"], port=int(env["RAILPULSE_MQTT_PORT"]),
+            cert_filepath=str(certs / f"{name}.crt"), pri_key_filepath=str(certs / f"{name}.key"),
+            ca_filepath=env["RAILPULSE_CA_FILE"], client_id=f"{name}-{uuid.uuid4().hex[:6]}",
+            clean_session=True, keep_alive_secs=30,
+        )
+        self.connection.connect().result(10)
+        self.shadow = iotshadow.IotShadowClient(self.connection)
+        self.deltas, self.got = Inbox(), Inbox()
+        qos = mqtt.QoS.AT_LEAST_ONCE
+        for future in (
+            self.shadow.subscribe_to_shadow_delta_updated_events(
+                iotshadow.ShadowDeltaUpdatedSubscriptionRequest(thing_name=name), qos,
+                self.deltas)[0],
+            self.shadow.subscribe_to_get_shadow_accepted(
+                iotshadow.GetShadowSubscriptionRequest(thing_name=name), qos, self.got)[0],
+        ):
+            future.result(10)
+
+    def get(self) -> Any:
+        """The shadow as a reconnecting train reads it (GetShadow over MQTT)."""
+        token = uuid.uuid4().hex[:12]
+        self.shadow.publish_get_shadow(
+            iotshadow.GetShadowRequest(thing_name=self.name, client_token=token),
+            mqtt.QoS.AT_LEAST_ONCE).result(10)
+        got = self.got.wait_for(lambda r: r.client_token == token, 5)
+        assert got is not None, "no get/accepted"
+        return got[1]
+
+    def ack(self, alarm_ids: list[str]) -> None:
+        self.shadow.publish_update_shadow(
+            iotshadow.UpdateShadowRequest(
+                thing_name=self.name,
+                state=iotshadow.ShadowState(reported={"alerts": {"acked": alarm_ids}}),
+                client_token=uuid.uuid4().hex[:12]),
+            mqtt.QoS.AT_LEAST_ONCE).result(10)
+
+    def close(self) -> None:
+        self.connection.disconnect().result(10)
+
+
+def open_alerts(state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    alerts = (state or {}).get("alerts") or {}
+    found: list[dict[str, Any]] = alerts.get("open") or []
+    return found

@@ -73,7 +73,8 @@ class _Train:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     records: dict[str, AlarmRecord] | None = None
     shadow_version: int | None = None
-    """Version of this task's last write, or read *before* `records` was loaded (see shadow.py)."""
+    """Version of this task's last write, or read *before* `records` was loaded (see shadow.py);
+    None: the shadow has no document (or it is not known yet: then `records` is None too)."""
     written: dict[str, Any] | None = None
     mailbox: list[tuple[Anomaly, int, asyncio.Future[Notified]]] = field(default_factory=list)
     synced: deque[str] = field(default_factory=lambda: deque(maxlen=64))
@@ -156,8 +157,7 @@ class Notifier:
 
     async def _load(self, train: _Train) -> dict[str, AlarmRecord]:
         if train.records is None:
-            if train.shadow_version is None:
-                train.shadow_version = (await self.shadow.get(train.name)).version
+            train.shadow_version = (await self.shadow.get(train.name)).version
             train.records = await self.store.load_train(train.name)
         return train.records
 
@@ -198,8 +198,11 @@ class Notifier:
             if o.resync and a.anomaly_id not in train.synced
             for t in records[a.alert_key].outbox
         ]
-        await self.publisher.publish(transitions + resync)
-        written = await self._sync_shadow(train, force=bool(resync))
+        # Independent outputs: the train should not wait for the archive's copy.
+        _, written = await asyncio.gather(
+            self.publisher.publish(transitions + resync),
+            self._sync_shadow(train, force=bool(resync)),
+        )
         done_ms = self._now_ms()
         train.synced.extend(t.anomaly_id for t in transitions + resync if t.anomaly_id)
         self._count(transitions)
@@ -232,13 +235,19 @@ class Notifier:
             return False
         for _ in range(self.shadow_max_attempts):
             try:
-                if train.shadow_version is None:
-                    raise ShadowConflict(train.name)  # unknown: read it (then the state) first
+                unconditional = train.shadow_version is None
                 train.shadow_version = await self.shadow.update(
                     train.name, desired, train.shadow_version
                 )
                 train.written = desired
                 self.metrics.add("ShadowUpdates", 1)
+                if unconditional:
+                    # A first write cannot be conditional: verify it against state read after
+                    # it, and rewrite (conditionally now) if a peer's newer list was replaced.
+                    train.records = await self.store.load_train(train.name)
+                    desired = build_desired(train.records.values(), budget)
+                    if desired != train.written:
+                        continue
                 return True
             except ShadowConflict:
                 self.metrics.add("ShadowConflicts", 1)

@@ -59,7 +59,8 @@ class ShadowConflict(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Reported:
-    version: int
+    version: int | None
+    """None when the shadow has no document."""
     acked: dict[str, int]
     """alarm_id -> when the train reported it (epoch ms, from the shadow metadata)."""
 
@@ -130,7 +131,7 @@ class ShadowClient:
         """The shadow's version (0 if it has none) and the train's acknowledgements."""
         resp = await self._call("get_thing_shadow", thingName=train)
         if resp is None:
-            return Reported(version=0, acked={})
+            return Reported(version=None, acked={})
         doc = msgspec.json.decode(await resp["payload"].read())
         reported = doc.get("state", {}).get("reported", {}).get("alerts", {})
         meta = doc.get("metadata", {}).get("reported", {}).get("alerts", {}).get("acked", [])
@@ -142,19 +143,20 @@ class ShadowClient:
                 acked[alarm_id] = int(ts) * 1000
         return Reported(version=int(doc.get("version", 0)), acked=acked)
 
-    async def update(self, train: str, desired: dict[str, Any], version: int) -> int:
+    async def update(self, train: str, desired: dict[str, Any], version: int | None) -> int:
         """Write desired `alerts` expecting `version`; returns the new version.
 
-        Always conditional, also for a shadow that does not exist yet (version 0): an
-        unconditional first write could replace a peer's newer list.
+        `None` writes unconditionally: a shadow without a document (never written, or deleted,
+        which keeps its version) cannot be read for its version. The caller then verifies.
         """
         body: dict[str, Any] = {
             "state": {"desired": {"alerts": desired}},
             "clientToken": f"{self._prefix}-{next(self._counter)}",
-            "version": version,
         }
+        if version is not None:
+            body["version"] = version
         resp = await self._call("update_thing_shadow", thingName=train, payload=_encoder.encode(body))
         if resp is None:
             raise ShadowRejectedError(f"update {train}: thing not found")
         doc = msgspec.json.decode(await resp["payload"].read())
-        return int(doc.get("version", version + 1))
+        return int(doc["version"])
