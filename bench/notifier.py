@@ -83,6 +83,16 @@ def _resources(env: dict[str, str]) -> dict[str, str]:
     return {"queue": queue, "dlq": dlq, "table": table, "stream": stream, "run": run}
 
 
+def _cleanup(env: dict[str, str], res: dict[str, str]) -> None:
+    """moto keeps everything in memory and slows down as it grows: drop what this run made."""
+    sqs, ddb, kinesis = (_client(env, s) for s in ("sqs", "dynamodb", "kinesis"))
+    with contextlib.suppress(Exception):
+        sqs.delete_queue(QueueUrl=res["queue"])
+        sqs.delete_queue(QueueUrl=res["dlq"])
+        ddb.delete_table(TableName=res["table"])
+        kinesis.delete_stream(StreamName=res["stream"], EnforceConsumerDeletion=True)
+
+
 def _workload(n: int, trains: int, keys: int, mix: str, run: str, rng: random.Random
               ) -> list[Anomaly]:
     now = int(time.time() * 1000)
@@ -211,6 +221,7 @@ def main() -> None:
     task_cpu = time.process_time() - task_cpu0
     stack_cpu = {n: _cpu_s(p) - stack_cpu0[n] for n, p in pids.items()}
     producer.join(10)
+    _cleanup(env, res)
     start = min(n.received_ms for n in done)
     end = max(n.done_ms for n in done)
     latencies = [n.done_ms - n.received_ms for n in done]

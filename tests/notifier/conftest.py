@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from ntkit import Resources
 
 
 @pytest.fixture
-def res(stack: dict[str, str]) -> Resources:
+def res(stack: dict[str, str]) -> Iterator[Resources]:
     """Own queue (with DLQ), alarm table and events stream on the running stack."""
-    return Resources.create(stack)
+    resources = Resources.create(stack)
+    yield resources
+    resources.delete()

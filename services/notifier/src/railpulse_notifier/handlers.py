@@ -77,6 +77,9 @@ class _Train:
     None: the shadow has no document (or it is not known yet: then `records` is None too)."""
     written: dict[str, Any] | None = None
     mailbox: list[tuple[Anomaly, int, asyncio.Future[Notified]]] = field(default_factory=list)
+    verify: bool = False
+    """The last shadow write was unconditional: the next sweep re-reads the state and rewrites
+    (conditionally) if a peer's newer list was replaced."""
     synced: deque[str] = field(default_factory=lambda: deque(maxlen=64))
     """Trigger anomalies whose events and shadow this task delivered: their redelivery is a no-op.
     Unknown ones (a crash, a peer) are re-synced, at the price of a duplicate event."""
@@ -240,14 +243,9 @@ class Notifier:
                     train.name, desired, train.shadow_version
                 )
                 train.written = desired
+                # A first write cannot be conditional: the sweep verifies it off the hot path.
+                train.verify = unconditional
                 self.metrics.add("ShadowUpdates", 1)
-                if unconditional:
-                    # A first write cannot be conditional: verify it against state read after
-                    # it, and rewrite (conditionally now) if a peer's newer list was replaced.
-                    train.records = await self.store.load_train(train.name)
-                    desired = build_desired(train.records.values(), budget)
-                    if desired != train.written:
-                        continue
                 return True
             except ShadowConflict:
                 self.metrics.add("ShadowConflicts", 1)
@@ -283,6 +281,11 @@ class Notifier:
                 raise
 
     async def _sweep(self, train: _Train) -> list[AlarmTransition]:
+        if train.verify and train.records is not None:
+            train.records = await self.store.load_train(train.name)  # state read after the write
+            train.verify = False
+            if await self._sync_shadow(train):
+                self.metrics.add("ShadowRepairs", 1)
         records = await self._load(train)
         open_ = [r for r in records.values() if r.open]
         if not open_:
