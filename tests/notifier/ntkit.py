@@ -176,6 +176,16 @@ async def until(pred: Callable[[], bool], within: float, every: float = 0.1) -> 
         await asyncio.sleep(every)
 
 
+def poll_until(pred: Callable[[], bool], within: float, every: float = 0.1) -> bool:
+    """`until` for synchronous tests."""
+    deadline = time.monotonic() + within
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
 @contextlib.asynccontextmanager
 async def running(settings: NotifierSettings, seen: Seen | None = None,
                   ) -> AsyncIterator[NotifierService]:
