@@ -72,9 +72,14 @@ class SqsConsumer:
                 logger.warning("sqs.receive_failed", error=str(err))
                 await asyncio.sleep(1.0)
                 continue
-            if messages:
+            if not messages:
+                continue
+            try:
                 # Shielded: a shutdown drains this batch instead of abandoning it half done.
                 await asyncio.shield(self.process(messages))
+            except (ClientError, BotoCoreError, OSError) as err:
+                # Undeleted messages come back after their visibility timeout: nothing is lost.
+                logger.warning("sqs.batch_failed", error=str(err), count=len(messages))
 
     async def receive(self) -> list[dict[str, Any]]:
         resp = await self.sqs.receive_message(

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from railpulse_notifier.errors import (
+    NotAnAnomalyError,
     ShadowTooLargeError,
     ShadowUnavailableError,
     StoreContentionError,
@@ -36,6 +37,8 @@ from railpulse_notifier.lifecycle import (
 )
 from railpulse_notifier.shadow import ShadowClient, ShadowConflict, build_desired
 from railpulse_notifier.store import AlarmStore, VersionConflict
+from railpulse_shared.batch import StreamRecord
+from railpulse_shared.codec import decode_event
 from railpulse_shared.contracts import AlarmState, AlarmTransition, Anomaly
 from railpulse_shared.metrics import Metrics
 
@@ -132,6 +135,13 @@ class Notifier:
         return train
 
     # -- anomalies -------------------------------------------------------------------------
+    async def handle(self, record: StreamRecord) -> Notified:
+        """One SQS message (see consume.py): a body that is not an anomaly is poison."""
+        event = decode_event(record.data)
+        if not isinstance(event, Anomaly):
+            raise NotAnAnomalyError(f"expected anomaly.v1, got {type(event).__name__}")
+        return await self.submit(event, record.arrival_ms)
+
     async def submit(self, anomaly: Anomaly, received_ms: int) -> Notified:
         """Apply one anomaly; resolves once its state is stored and the shadow is written."""
         train = self._train(anomaly.train)

@@ -17,17 +17,13 @@ from typing import Any
 import structlog
 
 from railpulse_notifier.consume import SqsConsumer
-from railpulse_notifier.errors import NotAnAnomalyError
 from railpulse_notifier.events import EventPublisher
-from railpulse_notifier.handlers import Notified, Notifier, Observer
+from railpulse_notifier.handlers import Notifier, Observer
 from railpulse_notifier.lifecycle import Rules
 from railpulse_notifier.settings import NotifierSettings
 from railpulse_notifier.shadow import ShadowClient
 from railpulse_notifier.store import AlarmStore
 from railpulse_shared.aws import AwsClients
-from railpulse_shared.batch import StreamRecord
-from railpulse_shared.codec import decode_event
-from railpulse_shared.contracts import Anomaly
 from railpulse_shared.metrics import Metrics, sink_from_url
 from railpulse_shared.shutdown import GracefulShutdown
 
@@ -43,13 +39,6 @@ class NotifierService:
     consumer: SqsConsumer
     store: AlarmStore
     metrics: Metrics
-
-    async def handle(self, record: StreamRecord) -> Notified:
-        """One SQS message: decode (a bad body is poison), then apply it."""
-        event = decode_event(record.data)
-        if not isinstance(event, Anomaly):
-            raise NotAnAnomalyError(f"expected anomaly.v1, got {type(event).__name__}")
-        return await self.notifier.submit(event, record.arrival_ms)
 
     async def sweep_forever(self, shutdown: GracefulShutdown) -> None:
         last_scan = float("-inf")
@@ -113,14 +102,13 @@ async def open_service(
             shadow_max_attempts=settings.shadow_max_attempts,
             observer=observer,
         )
-        service = NotifierService(settings, notifier, None, store, metrics)  # type: ignore[arg-type]
-        service.consumer = SqsConsumer(
-            sqs, await _queue_url(sqs, settings), service.handle, metrics,
+        consumer = SqsConsumer(
+            sqs, await _queue_url(sqs, settings), notifier.handle, metrics,
             batch_size=settings.batch_size, wait_time_s=settings.wait_time_s,
             visibility_timeout_s=settings.visibility_timeout_s, pollers=settings.pollers,
         )
         try:
-            yield service
+            yield NotifierService(settings, notifier, consumer, store, metrics)
         finally:
             metrics.flush()
 
