@@ -235,6 +235,7 @@ def main() -> None:
         "messages": len(done),
         "shadow_writes": len(shadow),
         "transitions": sum(len(n.transitions) for n in done),
+        "duplicates": sum(n.duplicate for n in done),
         "task_cpu_ms_per_msg": round(task_cpu * per_msg, 2),
         "moto_cpu_ms_per_msg": round(stack_cpu.get("moto", 0.0) * per_msg, 2),
         "iot_cpu_ms_per_msg": round(stack_cpu.get("iot", 0.0) * per_msg, 2),
