@@ -135,3 +135,32 @@ async def test_quiet_alarm_clears_and_leaves_the_desired_state(res: Resources) -
             lambda: res.shadow(train)["state"]["desired"]["alerts"] == {"open": [], "omitted": 0}, 5)
     states = [e["state"] for e in res.events() if e["train"] == train]
     assert states == ["raised", "cleared"]
+
+
+async def test_transient_failure_is_retried_and_the_event_is_not_lost(res: Resources) -> None:
+    from structlog.testing import capture_logs
+
+    train, seen = _train(), Seen()
+    stream = f"{res.stream}-late"  # does not exist yet: appending the transition fails
+    kinesis = client(res.env, "kinesis")
+    with capture_logs() as logs:
+        async with running(res.settings(stream_events=stream), seen):
+            res.send(anomaly(train))
+            assert await until(lambda: any(
+                e["event"] == "message.failed" and e["kind"] == "transient" for e in logs), 20)
+            kinesis.create_stream(StreamName=stream, ShardCount=1)
+            assert await seen.until(lambda s: len(s) == 1, 30)
+    try:
+        [done] = seen.items
+        assert done.duplicate  # the state was written by the failed attempt ...
+        items = res.items(train)
+        assert len(items) == 1 and items[0]["version"] == 1
+        # ... and its transition was appended on the retry, once, with the shadow written.
+        shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=it)["Records"]
+        assert [json.loads(r["Data"])["state"] for r in records] == ["raised"]
+        assert res.shadow(train)["state"]["desired"]["alerts"]["open"]
+    finally:
+        kinesis.delete_stream(StreamName=stream)
