@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 
 from railpulse_notifier.errors import (
@@ -40,6 +41,7 @@ from railpulse_notifier.store import AlarmStore, VersionConflict
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.codec import decode_event
 from railpulse_shared.contracts import AlarmState, AlarmTransition, Anomaly
+from railpulse_shared.errors import TransientError
 from railpulse_shared.metrics import Metrics
 
 __all__ = ["Notified", "Notifier", "Observer"]
@@ -83,9 +85,8 @@ class _Train:
     verify: bool = False
     """The last shadow write was unconditional: the next sweep re-reads the state and rewrites
     (conditionally) if a peer's newer list was replaced."""
-    synced: deque[str] = field(default_factory=lambda: deque(maxlen=64))
-    """Trigger anomalies whose events and shadow this task delivered: their redelivery is a no-op.
-    Unknown ones (a crash, a peer) are re-synced, at the price of a duplicate event."""
+    failed: deque[str] = field(default_factory=lambda: deque(maxlen=256))
+    """Anomalies whose processing failed here: their redelivery re-sends at once (no grace)."""
     worker: asyncio.Task[None] | None = None
 
     def forget(self) -> None:
@@ -110,6 +111,7 @@ class Notifier:
         shadow_budget_bytes: int,
         store_max_attempts: int = 6,
         shadow_max_attempts: int = 8,
+        inflight_grace_ms: int = 30_000,
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
     ) -> None:
@@ -121,6 +123,9 @@ class Notifier:
         self.budget = shadow_budget_bytes
         self.store_max_attempts = store_max_attempts
         self.shadow_max_attempts = shadow_max_attempts
+        self.inflight_grace_ms = inflight_grace_ms
+        """How long an unconfirmed write may still be in flight in another task (its visibility
+        timeout): a duplicate of its trigger inside this window is retried, not re-sent."""
         self.clock = clock
         self.observer = observer
         self._trains: dict[str, _Train] = {}
@@ -159,13 +164,18 @@ class Notifier:
                     done = await self._process(train, [(a, r) for a, r, _ in chunk])
                 except Exception as exc:
                     train.forget()
+                    train.failed.extend(a.anomaly_id for a, _, _ in chunk)
                     for _, _, fut in chunk:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for (_, _, fut), notified in zip(chunk, done, strict=True):
-                    if not fut.done():
-                        fut.set_result(notified)
+                for (_, _, fut), result in zip(chunk, done, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(result, Exception):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
             train.worker = None
 
     async def _load(self, train: _Train) -> dict[str, AlarmRecord]:
@@ -195,32 +205,38 @@ class Notifier:
                     records[key] = fresh
         raise StoreContentionError(f"{train.name}/{key}: {self.store_max_attempts} lost races")
 
-    async def _process(self, train: _Train, items: list[tuple[Anomaly, int]]) -> list[Notified]:
-        outcomes: list[Outcome] = []
+    async def _process(
+        self, train: _Train, items: list[tuple[Anomaly, int]]
+    ) -> list[Notified | Exception]:
+        outcomes: list[Outcome | Exception] = []
+        resync: list[AlarmTransition] = []
         for anomaly, _ in items:
             now = self._now_ms()
             outcome = await self._write(
                 train, anomaly.alert_key,
                 partial(apply_anomaly, anomaly=anomaly, now_ms=now, rules=self.rules),
             )
+            if outcome.resync:
+                try:
+                    resync += await self._unconfirmed(train, anomaly)
+                except TransientError as exc:
+                    outcomes.append(exc)
+                    continue
             outcomes.append(outcome)
-        records = await self._load(train)
-        transitions = [t for o in outcomes for t in o.transitions]
-        resync = [
-            t for (a, _), o in zip(items, outcomes, strict=True)
-            if o.resync and a.anomaly_id not in train.synced
-            for t in records[a.alert_key].outbox
-        ]
+        transitions = [t for o in outcomes if isinstance(o, Outcome) for t in o.transitions]
         # Independent outputs: the train should not wait for the archive's copy.
         _, written = await asyncio.gather(
             self.publisher.publish(transitions + resync),
             self._sync_shadow(train, force=bool(resync)),
         )
+        await self._confirm(train, transitions + resync)
         done_ms = self._now_ms()
-        train.synced.extend(t.anomaly_id for t in transitions + resync if t.anomaly_id)
         self._count(transitions)
-        notified = []
+        notified: list[Notified | Exception] = []
         for (anomaly, received_ms), o in zip(items, outcomes, strict=True):
+            if isinstance(o, Exception):
+                notified.append(o)
+                continue
             n = Notified(anomaly, received_ms, done_ms, tuple(o.transitions), written, o.duplicate)
             if o.transitions and written:
                 self.metrics.add("NotificationLatency", done_ms - anomaly.ts_ms, "Milliseconds")
@@ -231,6 +247,35 @@ class Notifier:
                 self.observer(n)
             notified.append(n)
         return notified
+
+    async def _unconfirmed(self, train: _Train, anomaly: Anomaly) -> list[AlarmTransition]:
+        """A redelivered trigger: the outbox to re-send if its first delivery did not finish."""
+        records = await self._load(train)
+        cached = records.get(anomaly.alert_key)
+        if cached is None or not cached.pending:
+            return []
+        record = await self.store.get(train.name, anomaly.alert_key)  # the cache may lag
+        if record is None or not record.pending or record.trigger_id != anomaly.anomaly_id:
+            if record is not None:
+                records[anomaly.alert_key] = record
+            return []
+        records[anomaly.alert_key] = record
+        young = self._now_ms() - record.last_seen_ms < self.inflight_grace_ms
+        if young and anomaly.anomaly_id not in train.failed:
+            # Probably still in flight in another task: retry later rather than send it twice.
+            raise TransientError(f"{train.name}/{anomaly.alert_key}: delivery in flight")
+        self.metrics.add("Resyncs", 1)
+        return list(record.outbox)
+
+    async def _confirm(self, train: _Train, delivered: list[AlarmTransition]) -> None:
+        """Clear `pending` on the records whose outbox was just delivered."""
+        records = await self._load(train)
+        keys = {t.alert_key for t in delivered}
+        targets = [records[k] for k in keys if k in records and records[k].pending]
+        results = await asyncio.gather(*(self.store.confirm(r) for r in targets))
+        for record, ok in zip(targets, results, strict=True):
+            if ok:
+                records[record.alert_key] = msgspec.structs.replace(record, pending=False)
 
     def _count(self, transitions: list[AlarmTransition]) -> None:
         for t in transitions:
@@ -317,6 +362,7 @@ class Notifier:
         transitions = [t for o in outcomes for t in o.transitions]
         if transitions:
             await self.publisher.publish(transitions)
+            await self._confirm(train, transitions)
             self._count(transitions)
         if any(t.state is AlarmState.CLEARED for t in transitions):
             await self._sync_shadow(train)

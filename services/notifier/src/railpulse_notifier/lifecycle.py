@@ -70,7 +70,10 @@ class AlarmRecord(msgspec.Struct, frozen=True, kw_only=True):
     cleared_ms: int = 0
     seen: list[str] = msgspec.field(default_factory=list)
     outbox: list[AlarmTransition] = msgspec.field(default_factory=list)
-    """Transitions of the latest write, republished if the message behind it is redelivered."""
+    """Transitions of the latest write that made any."""
+    pending: bool = False
+    """The outbox is not confirmed delivered (events appended, shadow written): a redelivery of
+    its trigger re-sends it. Stored as its own attribute, cleared by `AlarmStore.confirm`."""
     version: int = 0
 
     @property
@@ -93,7 +96,8 @@ class Outcome:
     duplicate: bool = False
     """The anomaly was applied before (a redelivery)."""
     resync: bool = False
-    """A redelivery of the anomaly behind the current state: re-send its events and shadow."""
+    """A redelivery of the anomaly behind the current state: if its delivery is unconfirmed
+    (`AlarmRecord.pending`), re-send its events and shadow."""
 
 
 def alarm_id_for(train: str, alert_key: str, anomaly_id: str) -> str:
@@ -156,7 +160,7 @@ def apply_anomaly(
         raised = _raise(anomaly, now_ms, record.version if record else 0)
         t = _transition(raised, AlarmState.RAISED, None, now_ms, anomaly_id=anomaly.anomaly_id,
                         reason=f"{anomaly.category.value} anomaly, score {anomaly.score:.3g}")
-        return Outcome(msgspec.structs.replace(raised, outbox=[t]), [t])
+        return Outcome(msgspec.structs.replace(raised, outbox=[t], pending=True), [t])
     if anomaly.severity > record.severity:
         escalated = msgspec.structs.replace(
             record,
@@ -174,7 +178,7 @@ def apply_anomaly(
         t = _transition(escalated, AlarmState.ESCALATED, record.state, now_ms,
                         anomaly_id=anomaly.anomaly_id,
                         reason=f"severity {record.severity.name} -> {anomaly.severity.name}")
-        return Outcome(msgspec.structs.replace(escalated, outbox=[t]), [t])
+        return Outcome(msgspec.structs.replace(escalated, outbox=[t], pending=True), [t])
     if now_ms - record.last_seen_ms < rules.touch_ms:
         # A repeat inside the touch window changes nothing the lifecycle needs: skip the write.
         return Outcome(None)
@@ -184,7 +188,6 @@ def apply_anomaly(
         last_ts_ms=max(record.last_ts_ms, anomaly.ts_ms),
         count=record.count + 1,
         seen=_seen(record, anomaly.anomaly_id),
-        outbox=[],
     )
     return Outcome(touched)
 
@@ -198,7 +201,7 @@ def acknowledge(record: AlarmRecord, acked_at_ms: int, now_ms: int) -> Outcome:
         return Outcome(None)
     acked = msgspec.structs.replace(record, state=AlarmState.ACKNOWLEDGED)
     t = _transition(acked, AlarmState.ACKNOWLEDGED, record.state, now_ms, reason="reported by train")
-    return Outcome(msgspec.structs.replace(acked, outbox=[t]), [t])
+    return Outcome(msgspec.structs.replace(acked, outbox=[t], pending=True), [t])
 
 
 def clear_if_quiet(record: AlarmRecord, now_ms: int, rules: Rules) -> Outcome:
@@ -207,4 +210,4 @@ def clear_if_quiet(record: AlarmRecord, now_ms: int, rules: Rules) -> Outcome:
     cleared = msgspec.structs.replace(record, state=AlarmState.CLEARED, cleared_ms=now_ms)
     t = _transition(cleared, AlarmState.CLEARED, record.state, now_ms,
                     reason=f"no anomaly for {rules.clear_after_ms // 1000} s")
-    return Outcome(msgspec.structs.replace(cleared, outbox=[t]), [t])
+    return Outcome(msgspec.structs.replace(cleared, outbox=[t], pending=True), [t])

@@ -100,6 +100,7 @@ async def open_service(
             shadow_budget_bytes=settings.shadow_budget_bytes,
             store_max_attempts=settings.store_max_attempts,
             shadow_max_attempts=settings.shadow_max_attempts,
+            inflight_grace_ms=settings.visibility_timeout_s * 1000,
             observer=observer,
         )
         consumer = SqsConsumer(

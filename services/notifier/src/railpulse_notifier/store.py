@@ -36,7 +36,8 @@ def _code(err: ClientError) -> str:
 
 def _record(item: dict[str, Any]) -> AlarmRecord:
     record = _decoder.decode(item["doc"]["S"])
-    return msgspec.structs.replace(record, version=int(item["version"]["N"]))
+    pending = bool(item.get("pending", {}).get("BOOL", False))
+    return msgspec.structs.replace(record, version=int(item["version"]["N"]), pending=pending)
 
 
 class AlarmStore:
@@ -81,7 +82,7 @@ class AlarmStore:
     async def put(self, record: AlarmRecord) -> AlarmRecord:
         """Write `record` if the stored version is still `record.version`; returns it bumped."""
         written = msgspec.structs.replace(record, version=record.version + 1)
-        doc = _encoder.encode(msgspec.structs.replace(written, version=0)).decode()
+        doc = _encoder.encode(msgspec.structs.replace(written, version=0, pending=False)).decode()
         condition: dict[str, Any]
         if record.version == 0:
             condition = {"ConditionExpression": "attribute_not_exists(alert_key)"}
@@ -99,6 +100,7 @@ class AlarmStore:
                     "alert_key": {"S": record.alert_key},
                     "version": {"N": str(written.version)},
                     "open": {"BOOL": written.open},
+                    "pending": {"BOOL": written.pending},
                     "doc": {"S": doc},
                 },
                 **condition,
@@ -108,6 +110,23 @@ class AlarmStore:
                 raise VersionConflict(f"{record.train}/{record.alert_key}@{record.version}") from err
             raise StoreUnavailableError(f"put {record.train}: {_code(err)}") from err
         return written
+
+    async def confirm(self, record: AlarmRecord) -> bool:
+        """Mark `record`'s outbox delivered, unless a newer write has replaced it (False)."""
+        try:
+            await self._ddb.update_item(
+                TableName=self._table,
+                Key={"train": {"S": record.train}, "alert_key": {"S": record.alert_key}},
+                UpdateExpression="SET #p = :f",
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#p": "pending", "#v": "version"},
+                ExpressionAttributeValues={":f": {"BOOL": False}, ":v": {"N": str(record.version)}},
+            )
+        except ClientError as err:
+            if _code(err) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailableError(f"confirm {record.train}: {_code(err)}") from err
+        return True
 
     async def open_trains(self) -> set[str]:
         """Trains with at least one open alarm (a scan: used rarely, to adopt unknown trains)."""
