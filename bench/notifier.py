@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=4, help="alert keys per train (steady mix)")
     parser.add_argument("--mix", choices=("steady", "fresh"), default="steady")
     parser.add_argument("--pollers", type=int, default=3)
-    parser.add_argument("--backlog", type=int, default=60, help="messages kept undone on the queue")
+    parser.add_argument("--backlog", type=int, default=40, help="messages kept undone on the queue")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
