@@ -83,14 +83,22 @@ def _resources(env: dict[str, str]) -> dict[str, str]:
     return {"queue": queue, "dlq": dlq, "table": table, "stream": stream, "run": run}
 
 
-def _cleanup(env: dict[str, str], res: dict[str, str]) -> None:
-    """moto keeps everything in memory and slows down as it grows: drop what this run made."""
+def _cleanup(env: dict[str, str], res: dict[str, str], trains: set[str]) -> None:
+    """moto keeps everything in memory and the shadow stand-in rewrites its whole store file as
+    it changes: both slow down as they grow, so drop what this run made."""
     sqs, ddb, kinesis = (_client(env, s) for s in ("sqs", "dynamodb", "kinesis"))
     with contextlib.suppress(Exception):
         sqs.delete_queue(QueueUrl=res["queue"])
         sqs.delete_queue(QueueUrl=res["dlq"])
         ddb.delete_table(TableName=res["table"])
         kinesis.delete_stream(StreamName=res["stream"], EnforceConsumerDeletion=True)
+    iot = boto3.client(
+        "iot-data", endpoint_url=env["RAILPULSE_IOT_DATA_ENDPOINT"], region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    for train in trains:
+        with contextlib.suppress(Exception):
+            iot.delete_thing_shadow(thingName=train)
 
 
 def _workload(n: int, trains: int, keys: int, mix: str, run: str, rng: random.Random
@@ -223,7 +231,7 @@ def main() -> None:
     task_cpu = time.process_time() - task_cpu0
     stack_cpu = {n: _cpu_s(p) - stack_cpu0[n] for n, p in pids.items()}
     producer.join(10)
-    _cleanup(env, res)
+    _cleanup(env, res, {a.train for a in anomalies})
     start = min(n.received_ms for n in done)
     end = max(n.done_ms for n in done)
     latencies = [n.done_ms - n.received_ms for n in done]

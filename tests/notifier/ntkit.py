@@ -48,6 +48,8 @@ class Resources:
     dlq_url: str
     table: str
     stream: str
+    trains: set[str] = field(default_factory=set)
+    """Trains alerts were sent for: their shadows are deleted afterwards."""
 
     @classmethod
     def create(cls, env: dict[str, str], max_receive: int = 3) -> Resources:
@@ -86,6 +88,10 @@ class Resources:
                                                    EnforceConsumerDeletion=True)):
             with contextlib.suppress(Exception):
                 call()
+        iot = client(self.env, "iot-data", self.env["RAILPULSE_IOT_DATA_ENDPOINT"])
+        for train in self.trains:
+            with contextlib.suppress(Exception):
+                iot.delete_thing_shadow(thingName=train)
 
     def settings(self, **overrides: Any) -> NotifierSettings:
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -99,6 +105,7 @@ class Resources:
         return load_settings(NotifierSettings, env=self.env, **base)
 
     def send(self, *anomalies: Anomaly) -> None:
+        self.trains.update(a.train for a in anomalies)
         sqs = client(self.env, "sqs")
         for i in range(0, len(anomalies), 10):
             sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[
