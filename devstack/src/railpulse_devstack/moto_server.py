@@ -8,12 +8,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 __all__ = ["main"]
+
+
+def _fast_clock() -> None:
+    """moto's `unix_time()` builds datetimes (~20 us a call) and its SQS calls it for every queued
+    message on every receive; `time.time()` gives the same value ~4x cheaper end to end."""
+    import time
+
+    import moto.core.utils as utils
+    import moto.sqs.models as sqs_models
+
+    original = utils.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else original(dt)
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    for module in (utils, sqs_models):
+        setattr(module, "unix_time", unix_time)  # noqa: B010 (module attributes mypy cannot see)
+        setattr(module, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     config.errorlog = "-"
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 200
+    _fast_clock()
     app = DomainDispatcherApplication(create_backend_app)
 
     async def run() -> None:
