@@ -11,6 +11,7 @@ import structlog
 from railpulse_console.feeds import ShardReader
 from railpulse_console.history import Warehouse
 from railpulse_console.hub import Hub
+from railpulse_console.lag import ConsumerLag, parse_consumers
 from railpulse_console.queues import QueueWatcher
 from railpulse_console.settings import ConsoleSettings
 from railpulse_console.state import FleetState, now_ms
@@ -39,6 +40,7 @@ class Console:
         self.warehouse = Warehouse(settings.pg_dsn)
         self.readers: list[ShardReader] = []
         self.queues: QueueWatcher | None = None
+        self.lag: ConsumerLag | None = None
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._exit = AsyncExitStack()
@@ -60,6 +62,7 @@ class Console:
         clients = AwsClients(s, max_pool_connections=8)
         kinesis = await self._exit.enter_async_context(clients.create("kinesis"))
         sqs = await self._exit.enter_async_context(clients.create("sqs"))
+        dynamodb = await self._exit.enter_async_context(clients.create("dynamodb"))
         self.readers = [
             ShardReader(
                 kinesis,
@@ -77,6 +80,10 @@ class Console:
             ),
         ]
         self.queues = QueueWatcher(sqs, s.dead_letter_names(), poll_s=s.queues_poll_s)
+        self.lag = ConsumerLag(
+            dynamodb, kinesis, parse_consumers(s.kcl_consumers), poll_s=s.lag_poll_s
+        )
+        self._tasks.append(asyncio.create_task(self.lag.run(self.stop), name="lag"))
         for reader in self.readers:
             self._tasks.append(asyncio.create_task(reader.run(self.stop), name=reader.stream))
         self._tasks.append(asyncio.create_task(self.queues.run(self.stop), name="queues"))
@@ -98,6 +105,7 @@ class Console:
             frames_per_s=round(self.state.frame_rate.per_second(now), 2),
             anomalies_per_min=round(self.state.anomaly_rate.per_second(now) * 60, 2),
             streams=[r.status for r in self.readers],
+            consumers=list(self.lag.status.values()) if self.lag else [],
             queues=list(self.queues.status.values()) if self.queues else [],
             warehouse=self.warehouse.status,
         )

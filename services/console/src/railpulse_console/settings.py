@@ -36,6 +36,12 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
     offline_after_s: float = 15.0
     """A train whose newest frame (sensor time) is older than this is shown offline."""
     dead_letter_queues: str = "rejects,rejects-dlq,alerts-dlq"
+    kcl_consumers: str = (
+        "railpulse-ingest=telemetry-raw,railpulse-detector=telemetry,"
+        "railpulse-archiver-telemetry=telemetry,railpulse-archiver-events=events"
+    )
+    """The services' KCL applications (= lease tables) and their streams, for consumer lag."""
+    lag_poll_s: float = 5.0
     max_alerts: int = 5000
     """Bound of the in-memory alert feed (newest kept)."""
 

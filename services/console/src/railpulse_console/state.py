@@ -46,6 +46,7 @@ class TrainState:
     frames: int = 0
     anomalies: deque[FeedItem] = field(default_factory=deque)
     alarms: dict[str, AlarmView] = field(default_factory=dict)
+    alarm_versions: dict[str, set[int]] = field(default_factory=dict)
 
 
 class _Rate:
@@ -209,8 +210,10 @@ class FleetState:
                 state=transition.state.value,
                 anomaly_id=transition.anomaly_id,
             )
-        elif transition.version <= alarm.version:
-            return None
+        versions = state.alarm_versions.setdefault(transition.alarm_id, set())
+        if transition.version in versions:
+            return None  # a replay
+        versions.add(transition.version)
         # Each step's time is kept whatever the arrival order; the state is the newest version's.
         match transition.state:
             case AlarmState.RAISED:

@@ -13,6 +13,7 @@ from railpulse_shared.contracts import Attribution
 __all__ = [
     "AlarmView",
     "ChannelSeries",
+    "ConsumerStatus",
     "FeedItem",
     "FleetView",
     "FramesDelta",
@@ -145,6 +146,19 @@ class StreamStatus(_View):
     error: str | None = None
 
 
+class ConsumerStatus(_View):
+    """A service's KCL application on one stream, from its lease table."""
+
+    application: str
+    stream: str
+    leases: int = 0
+    owners: int = 0
+    lag_ms: int | None = None
+    """Age of the oldest record after the checkpoints (0: caught up; None: unknown)."""
+    note: str = ""
+    error: str | None = None
+
+
 class QueueStatus(_View):
     queue: str
     visible: int | None = None
@@ -161,5 +175,6 @@ class HealthView(_View):
     frames_per_s: float
     anomalies_per_min: float
     streams: list[StreamStatus]
+    consumers: list[ConsumerStatus]
     queues: list[QueueStatus]
     warehouse: str

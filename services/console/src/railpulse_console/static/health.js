@@ -16,6 +16,15 @@
         el("td", { class: "num" }, s.decode_errors),
         el("td", { class: s.error ? "bad" : "good" }, s.error || "ok"),
       )));
+    document.querySelector("#consumers tbody").replaceChildren(...h.consumers.map((c) =>
+      el("tr", { dataset: { application: c.application } },
+        el("td", {}, c.application),
+        el("td", {}, c.stream),
+        el("td", { class: "num" }, c.leases),
+        el("td", { class: "num" }, c.owners),
+        el("td", { class: "num lag" }, c.lag_ms == null ? "–" : RP.fmtDur(c.lag_ms)),
+        el("td", { class: c.error ? "bad" : "" }, c.error || c.note || "ok"),
+      )));
     document.querySelector("#queues tbody").replaceChildren(...h.queues.map((q) =>
       el("tr", { dataset: { queue: q.queue } },
         el("td", {}, q.queue),
