@@ -105,7 +105,7 @@
       scales: { x: { time: true }, y: { range: yRange(meta) } },
       axes: [{ stroke: "#8b949e", grid: { stroke: "#21262d" }, size: 30,
                values: (u, splits) => splits.map((s) => RP.fmtTime(s * 1000).slice(0, 5)) },
-             { stroke: "#8b949e", grid: { stroke: "#21262d" }, size: 48 }],
+             { stroke: "#8b949e", grid: { stroke: "#21262d" }, size: 58 }],
       series: [{}, { stroke: "#58a6ff", width: 1.5, spanGaps: false, points: { show: false } }],
       hooks: { drawClear: [drawBands(meta)], draw: [drawMarkers(meta.name)] },
       tzDate: (s) => uPlot.tzDate(new Date(s * 1e3), "Etc/UTC"),
