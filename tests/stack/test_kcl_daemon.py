@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -46,7 +47,7 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
     ddb = aws_client(stack, "dynamodb")
     log_path = tmp_path / "kcl.log"
     with log_path.open("wb") as log:
-        daemon = start_daemon(app, tmp_path, log=log, env={**stack, "PATH": "/usr/bin:/bin", "RAILPULSE_KCL_PROBE_OUT": str(out)})
+        daemon = start_daemon(app, tmp_path, log=log, env={**os.environ, **stack, "RAILPULSE_KCL_PROBE_OUT": str(out)})
     try:
         # Put first: the processor reads from TRIM_HORIZON, whenever its leases arrive.
         markers = [uuid.uuid4().hex for _ in range(12)]

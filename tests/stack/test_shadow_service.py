@@ -129,9 +129,10 @@ def test_http_desired_reaches_train_as_delta_and_reported_is_visible(device, sta
 def test_shadow_v2_client_get_update_and_missing(device, stack) -> None:  # type: ignore[no-untyped-def]
     """IotShadowClientV2 only completes when responses echo its clientToken."""
     thing = "train-006"
+    mode = f"eco-{uuid.uuid4().hex[:6]}"  # shadows persist across runs: a fresh value has a delta
     train: Device = device(thing)
     _iot_data(stack).update_thing_shadow(
-        thingName=thing, payload=json.dumps({"state": {"desired": {"mode": "eco"}}}).encode()
+        thingName=thing, payload=json.dumps({"state": {"desired": {"mode": mode}}}).encode()
     )
     client = iotshadow.IotShadowClientV2(
         train.connection,
@@ -141,13 +142,13 @@ def test_shadow_v2_client_get_update_and_missing(device, stack) -> None:  # type
     )
     got: Future[Any] = client.get_shadow(iotshadow.GetShadowRequest(thing_name=thing))
     response = got.result(10)
-    assert response.state.desired["mode"] == "eco"
-    assert response.state.delta["mode"] == "eco"
+    assert response.state.desired["mode"] == mode
+    assert response.state.delta["mode"] == mode
 
     updated = client.update_shadow(
-        iotshadow.UpdateShadowRequest(thing_name=thing, state=iotshadow.ShadowState(reported={"mode": "eco"}))
+        iotshadow.UpdateShadowRequest(thing_name=thing, state=iotshadow.ShadowState(reported={"mode": mode}))
     ).result(10)
-    assert updated.state.reported == {"mode": "eco"}
+    assert updated.state.reported == {"mode": mode}
 
     named = client.get_named_shadow(
         iotshadow.GetNamedShadowRequest(thing_name=thing, shadow_name=f"missing-{uuid.uuid4().hex[:6]}")
@@ -194,3 +195,11 @@ def test_shadows_survive_a_restart_of_the_stand_in(stack) -> None:  # type: igno
     doc = json.loads(iot_data.get_thing_shadow(thingName="train-009")["payload"].read())
     assert doc["state"]["desired"]["marker"] == marker
     assert doc["version"] == written["version"]
+
+
+def test_data_plane_publish_reaches_the_train(device, stack) -> None:  # type: ignore[no-untyped-def]
+    train: Device = device("train-010")
+    train.subscribe("trains/train-010/alerts")
+    marker = uuid.uuid4().hex
+    _iot_data(stack).publish(topic="trains/train-010/alerts", qos=1, payload=json.dumps({"m": marker}).encode())
+    assert train.inbox.wait_for(lambda t, p: marker.encode() in p, timeout=5) is not None

@@ -62,3 +62,43 @@ def test_taken_port_gives_a_clear_message(tmp_path: Path) -> None:
         )
         assert out.returncode == 1
         assert f"port {port}" in out.stderr and "RAILPULSE_MQTT_PORT=<port>" in out.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cli_up_detaches_and_down_stops_a_half_running_stack(stack: dict[str, str], tmp_path: Path) -> None:
+    """A second stack on other ports: `up` exits leaving its processes running; `down` stops
+    them even after one died on its own."""
+    env = {
+        **os.environ,
+        "RAILPULSE_STACK_DIR": str(tmp_path / "stack"),
+        "RAILPULSE_MOTO_PORT": str(_free_port()),
+        "RAILPULSE_MQTT_PORT": str(_free_port()),
+        "RAILPULSE_PG_PORT": str(_free_port()),
+        "RAILPULSE_IOT_DATA_PORT": str(_free_port()),
+        "RAILPULSE_FLEET": "train-001..train-002",
+    }
+    cli = [sys.executable, "-m", "railpulse_cli.main", "stack"]
+    config = load_config(env)
+    try:
+        up = subprocess.run([*cli, "up"], capture_output=True, text=True, timeout=120, env=env, check=False)
+        assert up.returncode == 0, up.stderr
+        assert "stack ready in" in up.stdout
+        assert all(s.running for s in devstack.status(config)), "processes must outlive `up`"
+        assert set(stack_env(config)["RAILPULSE_FLEET"].split(",")) == {"train-001", "train-002"}
+
+        iot = next(s for s in devstack.status(config) if s.name == "iot")
+        assert iot.pid is not None
+        os.kill(iot.pid, 9)
+
+        down = subprocess.run([*cli, "down"], capture_output=True, text=True, timeout=120, env=env, check=False)
+        assert down.returncode == 0, down.stderr
+        assert not any(s.pid for s in devstack.status(config))
+        status = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert status.returncode == 3 and "stopped" in status.stdout
+    finally:
+        devstack.down(config)

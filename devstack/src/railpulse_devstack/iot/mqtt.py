@@ -18,6 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from railpulse_devstack.iot.rules import SUBSCRIPTIONS, KinesisRule
 from railpulse_devstack.iot.shadow import ShadowError, ShadowStore
@@ -63,7 +65,7 @@ class IotMqtt:
         self.ready = threading.Event()
         self._pending_subs: set[int] = set()
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5
         )
         client.tls_set(
             ca_certs=str(settings.ca_file),
@@ -72,7 +74,7 @@ class IotMqtt:
             cert_reqs=ssl.CERT_REQUIRED,
         )
         client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.1, 2)
+        client.reconnect_delay_set(1, 2)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -99,9 +101,10 @@ class IotMqtt:
         if reason.is_failure:
             logger.error("mqtt.connect_failed", reason=str(reason))
             return
-        topics = [(t, mqtt.SubscribeOptions(qos=1)) for t in (*SHADOW_SUBSCRIPTIONS, *SUBSCRIPTIONS)]
+        topics = [(t, SubscribeOptions(qos=1)) for t in (*SHADOW_SUBSCRIPTIONS, *SUBSCRIPTIONS)]
         _, mid = client.subscribe(topics)
-        self._pending_subs.add(mid)
+        if mid is not None:
+            self._pending_subs.add(mid)
         logger.info("mqtt.connected", host=self._settings.host, port=self._settings.port)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
