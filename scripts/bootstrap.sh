@@ -26,8 +26,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
 fi
 
+UV=(uv)
 if ! command -v uv >/dev/null 2>&1; then
-    echo "bootstrap: installing uv" >&2
-    python3 -m pip install --quiet uv >&2
+    if ! python3 -m uv --version >/dev/null 2>&1; then
+        echo "bootstrap: installing uv" >&2
+        python3 -m pip install --quiet uv >&2
+    fi
+    UV=(python3 -m uv)
 fi
-uv sync --frozen --quiet >&2
+"${UV[@]}" sync --frozen --quiet >&2
