@@ -44,6 +44,14 @@ class Console:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._exit = AsyncExitStack()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler: ends the feeds and the open event streams."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stop.set)
+        else:
+            self.stop.set()
 
     def deliver(self, event: AnyEvent) -> None:
         """Route a decoded stream event into the read model (other kinds are not shown)."""
@@ -59,6 +67,7 @@ class Console:
 
     async def start(self) -> None:
         s = self.settings
+        self._loop = asyncio.get_running_loop()
         clients = AwsClients(s, max_pool_connections=8)
         kinesis = await self._exit.enter_async_context(clients.create("kinesis"))
         sqs = await self._exit.enter_async_context(clients.create("sqs"))

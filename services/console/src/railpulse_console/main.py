@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -17,19 +18,36 @@ from railpulse_shared.log import configure_logging
 __all__ = ["main", "serve"]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, telling the console at once when SIGTERM/SIGINT arrives.
+
+    uvicorn waits for open responses before the app's shutdown runs, and an event stream never
+    ends by itself: the console's event streams watch `request_stop` and close within a second,
+    so a stop (Fargate's SIGTERM) is clean and quick.
+    """
+
+    def __init__(self, config: uvicorn.Config, console: Console) -> None:
+        super().__init__(config)
+        self.console = console
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.console.request_stop()
+        super().handle_exit(sig, frame)
+
+
 def serve(settings: ConsoleSettings) -> None:
     configure_logging(settings.log_level, service=settings.service)
-    app = create_app(Console(settings))
-    uvicorn.run(
-        app,
+    console = Console(settings)
+    config = uvicorn.Config(
+        create_app(console),
         host=settings.host,
         port=settings.port,
         log_level="warning",
         access_log=False,
-        # Open event streams never end by themselves: give them 2 s, then close them.
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=5,  # a backstop: the streams end on their own first
         proxy_headers=False,
     )
+    _Server(config, console).run()
 
 
 def main(argv: list[str] | None = None) -> int:
