@@ -37,7 +37,7 @@ class Console:
         )
         self.hub = Hub()
         self.state.subscribe(self.hub.publish)
-        self.warehouse = Warehouse(settings.pg_dsn)
+        self.warehouse = Warehouse(settings.pg_dsn, schema=settings.warehouse_schema)
         self.readers: list[ShardReader] = []
         self.queues: QueueWatcher | None = None
         self.lag: ConsumerLag | None = None

@@ -2,7 +2,8 @@
 
 Optional by design: the console works from the streams alone, and the archiver's tables may not
 exist yet. Tables are found by name (`telemetry`, `alarms`) in any schema, with the columns the
-archiver's lake layout gives them (long telemetry: train, ts, channel, value). Any failure —
+archiver's lake layout gives them (long telemetry: train, ts, channel, value), in the schema
+`RAILPULSE_WAREHOUSE_SCHEMA` names or else the first that has them. Any failure —
 no DSN, no server, no table, another shape — is `WarehouseUnavailable`: the page shows what the
 streams hold and says so.
 """
@@ -32,8 +33,11 @@ _MAX_ROWS = 250_000
 
 
 class Warehouse:
-    def __init__(self, dsn: str | None, *, connect_timeout_s: int = 2) -> None:
+    def __init__(
+        self, dsn: str | None, *, schema: str | None = None, connect_timeout_s: int = 2
+    ) -> None:
         self.dsn = dsn
+        self.schema = schema
         self.connect_timeout_s = connect_timeout_s
         self._tables: dict[str, sql.Composable] = {}
         self._checked = 0.0
@@ -69,8 +73,9 @@ class Warehouse:
             await conn.execute(
                 "SELECT table_schema, table_name, column_name FROM information_schema.columns "
                 "WHERE table_name = ANY(%s) "
-                "AND table_schema NOT IN ('pg_catalog', 'information_schema')",
-                (list(_NEEDED),),
+                "AND table_schema NOT IN ('pg_catalog', 'information_schema') "
+                "AND (%s::text IS NULL OR table_schema = %s::text)",
+                (list(_NEEDED), self.schema, self.schema),
             )
         ).fetchall()
         columns: dict[tuple[str, str], set[str]] = {}

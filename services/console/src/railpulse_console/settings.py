@@ -23,6 +23,8 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
     port: int = 8080
     pg_dsn: str | None = None
     """The warehouse (PostgreSQL locally, Redshift in AWS); history is optional without it."""
+    warehouse_schema: str | None = None
+    """Where the archiver's tables are; unset: the first schema that has them."""
     fleet: str = ""
     """Trains to list even before their first frame (`train-001..train-020,sensor-101`)."""
     window_s: int = 3600
