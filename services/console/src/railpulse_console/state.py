@@ -335,9 +335,10 @@ class FleetState:
         kind: str | None = None,
         limit: int = 200,
     ) -> list[FeedItem]:
-        """The alert feed, newest first, filtered."""
+        """The alert feed, newest first (by event time: a replay arrives in stream order), filtered."""
         out: list[FeedItem] = []
-        for item in reversed(self.feed):
+        ordered = sorted(enumerate(self.feed), key=lambda p: (p[1].at_ms, p[0]), reverse=True)
+        for _, item in ordered:
             if train and item.train != train:
                 continue
             if item.severity < min_severity:

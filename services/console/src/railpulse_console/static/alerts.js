@@ -46,6 +46,7 @@
   function add(item) {
     if (items.some((i) => i.id === item.id)) return;
     items.unshift(item);
+    items.sort((a, b) => b.at_ms - a.at_ms); // newest first by event time, whatever the arrival order
     if (items.length > 2000) items.length = 2000;
     render();
   }
