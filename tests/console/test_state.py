@@ -135,7 +135,7 @@ def test_alert_feed_is_newest_first_and_filterable(state: FleetState) -> None:
         _anomaly("a2", train="train-002", category=AnomalyKind.MODEL, alert_key="model:speed")
     )
     state.apply_alarm(_alarm(1, AlarmState.RAISED, NOW))
-    state.apply_anomaly(_anomaly("a0", train="train-003", ts_ms=NOW - 60_000))  # read late
+    state.apply_anomaly(_anomaly("a0", train="train-003", ts_ms=NOW - 60_000, severity=Severity.INFO))
     assert [i.id for i in state.alerts()] == ["alarm-1:1", "a2", "a1", "a0"]
     assert [i.id for i in state.alerts(train="train-001", kind="anomaly")] == ["a1"]
     assert [i.id for i in state.alerts(min_severity=3, kind="anomaly")] == ["a2"]
