@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import socket
@@ -11,14 +12,19 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
+import msgspec
 
 from railpulse_shared import codec
+from railpulse_shared.aws import AwsClients
 from railpulse_shared.catalogue import load_catalogue
+from railpulse_shared.config import CommonSettings
 from railpulse_shared.contracts import AcceptedFrame, Anomaly, Reading
+from railpulse_shared.publish import KinesisPublisher
 
 T = TypeVar("T")
 
@@ -164,10 +170,26 @@ class FramePump:
         self._thread.join(10)
 
 
-def put_anomaly(env: dict[str, str], anomaly: Anomaly) -> None:
-    """Put an anomaly on Kinesis `events` exactly as the detector's emitter does."""
-    aws(env, "kinesis").put_record(
-        StreamName=env["RAILPULSE_STREAM_EVENTS"],
-        Data=codec.encode(anomaly),
-        PartitionKey=anomaly.train,
-    )
+def put_anomaly(env: dict[str, str], anomaly: Anomaly) -> Anomaly:
+    """Put an anomaly on Kinesis `events` as the detector's emitter does: the shared codec and
+    KinesisPublisher over aiobotocore, partitioned by train. (Not on SQS `alerts`: other tests'
+    notifier may read that queue.) Returns it as put: `detected_ms` is stamped once the client
+    is open, as in the detector, whose client lives as long as the service."""
+
+    async def emit() -> Anomaly:
+        settings = CommonSettings(
+            aws_endpoint_url=env["AWS_ENDPOINT_URL"], aws_region=env["AWS_REGION"]
+        )
+        async with AwsClients(settings).create(
+            "kinesis",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        ) as kinesis:
+            publisher = KinesisPublisher(kinesis, env["RAILPULSE_STREAM_EVENTS"])
+            stamped = msgspec.structs.replace(anomaly, detected_ms=int(time.time() * 1000))
+            await publisher.put([(stamped.train, codec.encode(stamped))])
+            return stamped
+
+    # Its own thread: Playwright's sync API already runs an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, emit()).result(timeout=30)

@@ -73,7 +73,7 @@ def test_anomaly_reaches_the_alert_feed_within_2s(scene: Scene, page: Page) -> N
     page.goto(scene.console.url + "/alerts")
     _live(page)
     anomaly = _anomaly(scene.trains[1], "bearing_temp_5")
-    put_anomaly(scene.env, anomaly)
+    anomaly = put_anomaly(scene.env, anomaly)
     row = page.locator(f'#feed tr[data-id="{anomaly.anomaly_id}"]')
     expect(row).to_be_visible(timeout=LATENCY_BUDGET_MS)
     latency = _latency(page, anomaly)
@@ -83,7 +83,7 @@ def test_anomaly_reaches_the_alert_feed_within_2s(scene: Scene, page: Page) -> N
     expect(row).to_contain_text("bearing_temp_5 92%")
     # Filtering narrows the feed to one train; the URL keeps the filter.
     other = _anomaly(scene.trains[2], "motor_temp_1", Severity.WARNING)
-    put_anomaly(scene.env, other)
+    other = put_anomaly(scene.env, other)
     expect(page.locator(f'#feed tr[data-id="{other.anomaly_id}"]')).to_be_visible(timeout=5000)
     page.screenshot(path=str(OUTPUT / "alerts.png"), full_page=True)
     page.fill("#f-train", scene.trains[2])
@@ -101,7 +101,7 @@ def test_anomaly_is_marked_on_the_trains_plot_within_2s(scene: Scene, page: Page
     expect(plot).to_be_visible(timeout=10_000)
     assert page.locator(".plot").count() >= 30  # every catalogued channel the train sends
     anomaly = _anomaly(train, "bearing_temp_3")
-    put_anomaly(scene.env, anomaly)
+    anomaly = put_anomaly(scene.env, anomaly)
     marker = plot.locator(f'.marker[data-anomaly-id="{anomaly.anomaly_id}"]')
     expect(marker).to_be_visible(timeout=LATENCY_BUDGET_MS)
     latency = _latency(page, anomaly)
