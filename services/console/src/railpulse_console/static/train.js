@@ -10,7 +10,9 @@
   let windowS = 3600;
   let lastTs = 0;
 
-  const BAND = { ok: "rgba(46, 160, 67, 0.10)", warn: "rgba(210, 153, 34, 0.16)", crit: "rgba(218, 54, 51, 0.16)" };
+  const BAND = { ok: "rgba(46, 160, 67, 0.10)", warn: "rgba(210, 153, 34, 0.22)", crit: "rgba(218, 54, 51, 0.22)" };
+  const LIMIT = { warn: "rgba(210, 153, 34, 0.9)", crit: "rgba(248, 81, 73, 0.9)" };
+  const SEVERITY_COLOR = { critical: "#f85149", warning: "#d29922", info: "#58a6ff" };
 
   function channelsOf(item) {
     const names = new Set((item.channels || []).map((c) => c.channel));
@@ -27,15 +29,21 @@
     return out;
   }
 
+  // The y range always shows the operating band and a visible part of the warning band beyond
+  // it; all of the critical range once the data leave the operating band.
   function yRange(meta) {
     return (u, min, max) => {
       let lo = min, hi = max;
-      if (meta.operating) { lo = Math.min(lo ?? meta.operating[0], meta.operating[0]); hi = Math.max(hi ?? meta.operating[1], meta.operating[1]); }
-      if (meta.critical && (min < meta.operating[0] || max > meta.operating[1])) {
-        lo = Math.min(lo, meta.critical[0]); hi = Math.max(hi, meta.critical[1]);
+      if (meta.operating) {
+        const [opLo, opHi] = meta.operating, [crLo, crHi] = meta.critical;
+        const outside = min < opLo || max > opHi;
+        const showLo = outside ? crLo : opLo - (opLo - crLo) * 0.4;
+        const showHi = outside ? crHi : opHi + (crHi - opHi) * 0.4;
+        lo = Math.min(lo ?? showLo, showLo);
+        hi = Math.max(hi ?? showHi, showHi);
       }
       if (lo == null || hi == null) return [0, 1];
-      const pad = (hi - lo || Math.abs(hi) || 1) * 0.06;
+      const pad = (hi - lo || Math.abs(hi) || 1) * 0.04;
       return [lo - pad, hi + pad];
     };
   }
@@ -57,6 +65,16 @@
       fill(meta.critical[0], meta.critical[1], BAND.warn);
       ctx.clearRect(left, y(meta.operating[1]), width, y(meta.operating[0]) - y(meta.operating[1]));
       fill(meta.operating[0], meta.operating[1], BAND.ok);
+      // Dashed limit lines: amber at the operating limits, red at the critical ones.
+      ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+      ctx.lineWidth = devicePixelRatio;
+      for (const [value, color] of [[meta.operating[0], LIMIT.warn], [meta.operating[1], LIMIT.warn],
+                                    [meta.critical[0], LIMIT.crit], [meta.critical[1], LIMIT.crit]]) {
+        if (value < u.scales.y.min || value > u.scales.y.max) continue;
+        const py = Math.round(y(value)) + 0.5;
+        ctx.strokeStyle = color;
+        ctx.beginPath(); ctx.moveTo(left, py); ctx.lineTo(left + width, py); ctx.stroke();
+      }
       ctx.restore();
     };
   }
@@ -68,13 +86,13 @@
       const list = anomaliesFor(channel);
       const layer = plots.get(channel)?.markers;
       ctx.save();
-      ctx.strokeStyle = "#f85149";
       ctx.lineWidth = 2 * devicePixelRatio;
       const shown = [];
       for (const a of list) {
         const x = a.at_ms / 1000;
         if (x < u.scales.x.min || x > u.scales.x.max) continue;
         const px = u.valToPos(x, "x", true);
+        ctx.strokeStyle = SEVERITY_COLOR[a.severity_name] || SEVERITY_COLOR.critical;
         ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, top + height); ctx.stroke();
         shown.push([a, u.valToPos(x, "x")]);
       }
