@@ -7,10 +7,8 @@ slow part, so the tests share it and each opens its own page.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 from consolehelpers import (
@@ -19,23 +17,10 @@ from consolehelpers import (
     OUTPUT,
     ConsoleProcess,
     FramePump,
+    Scene,
     aws,
 )
 from playwright.sync_api import Browser, Page, sync_playwright
-
-
-@dataclass
-class Scene:
-    """What the module set up: its trains, the console, and where its extras live."""
-
-    env: dict[str, str]
-    run: str
-    trains: list[str]
-    console: ConsoleProcess
-    pump: FramePump
-    lease_table: str
-    dead_letters: str
-    measurements: dict[str, float] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +78,3 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -193,3 +194,21 @@ def put_anomaly(env: dict[str, str], anomaly: Anomaly) -> Anomaly:
     # Its own thread: Playwright's sync API already runs an event loop in this one.
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, emit()).result(timeout=30)
+
+
+@dataclass
+class Scene:
+    """What the module set up: its trains, the console, and where its extras live."""
+
+    env: dict[str, str]
+    run: str
+    trains: list[str]
+    console: ConsoleProcess
+    pump: FramePump
+    lease_table: str
+    dead_letters: str
+    measurements: dict[str, float] = field(default_factory=dict)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
