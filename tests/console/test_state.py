@@ -191,6 +191,13 @@ def test_frame_rate(state: FleetState, clock: Clock) -> None:
         clock.now = NOW + i * 200
         state.apply_frame(_frame("train-001", i, clock.now, speed=1.0))
     assert state.frame_rate.per_second(clock.now) == pytest.approx(5.0, rel=0.1)
+    # Frames read late (the catch-up at boot) count at the time ingest accepted them.
+    for i in range(100):
+        old = NOW - 600_000 + i
+        state.apply_frame(
+            AcceptedFrame(train="train-002", seq=i, ts_ms=old, ingested_ms=old, readings={})
+        )
+    assert state.frame_rate.per_second(clock.now) == pytest.approx(5.0, rel=0.1)
 
 
 def test_series_window_is_bounded_and_thinned() -> None:

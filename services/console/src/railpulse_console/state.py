@@ -50,24 +50,25 @@ class TrainState:
 
 
 class _Rate:
-    """Events per second over the last `span_s` seconds, in one-second buckets."""
+    """Events per second over the last `span_s` seconds of *their own* time (when ingest
+    accepted a frame, when the detector emitted an anomaly), so the catch-up read at boot
+    does not show as a burst. One-second buckets; arrivals may be out of order across shards."""
 
     def __init__(self, span_s: int = 10) -> None:
         self.span_s = span_s
-        self._buckets: deque[list[int]] = deque()
+        self._buckets: dict[int, int] = {}
 
-    def add(self, at_ms: int, count: int = 1) -> None:
-        second = at_ms // 1000
-        if self._buckets and self._buckets[-1][0] == second:
-            self._buckets[-1][1] += count
-        else:
-            self._buckets.append([second, count])
-        while self._buckets and self._buckets[0][0] <= second - self.span_s:
-            self._buckets.popleft()
+    def add(self, at_ms: int, now: int) -> None:
+        second, horizon = at_ms // 1000, now // 1000 - self.span_s
+        if second <= horizon:
+            return
+        self._buckets[second] = self._buckets.get(second, 0) + 1
+        if len(self._buckets) > 3 * self.span_s:
+            self._buckets = {s: c for s, c in self._buckets.items() if s > horizon}
 
-    def per_second(self, at_ms: int) -> float:
-        horizon = at_ms // 1000 - self.span_s
-        return sum(c for s, c in self._buckets if s > horizon) / self.span_s
+    def per_second(self, now: int) -> float:
+        horizon = now // 1000 - self.span_s
+        return sum(c for s, c in self._buckets.items() if s > horizon) / self.span_s
 
 
 def _severity_name(value: int) -> str:
@@ -164,7 +165,7 @@ class FleetState:
 
     def apply_frame(self, frame: AcceptedFrame) -> None:
         now = self.clock()
-        self.frame_rate.add(now)
+        self.frame_rate.add(frame.ingested_ms or now, now)
         state = self._train(frame.train)
         state.frames += 1
         if state.last_ts_ms is None or frame.ts_ms >= state.last_ts_ms:
@@ -181,7 +182,7 @@ class FleetState:
         if anomaly.anomaly_id in self._anomaly_ids:
             return None
         now = self.clock()
-        self.anomaly_rate.add(now)
+        self.anomaly_rate.add(anomaly.detected_ms or now, now)
         item = anomaly_item(anomaly, now)
         if len(self.feed) == self.feed.maxlen:
             oldest = self.feed[0]
