@@ -1,11 +1,11 @@
 """Session fixtures shared by every test directory.
 
+`moto_url` / `aws`: moto's real HTTP server on a free loopback port, for tests that need the AWS
+APIs but not the whole local stack (they create their own uniquely named resources).
+
 `stack`: the running local stack's env (see `railpulse_devstack.env`). It starts the stack once
 per session if it is not already running, and stops it at the end of the session (also when
 tests fail) only if it started it. Tests marked `@pytest.mark.stack` get it automatically.
-
-`aws`: moto's real HTTP server on a free loopback port, for tests that need the AWS APIs but not
-the whole local stack (they create their own uniquely named resources).
 """
 
 from __future__ import annotations

@@ -47,13 +47,17 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
     ddb = aws_client(stack, "dynamodb")
     log_path = tmp_path / "kcl.log"
     with log_path.open("wb") as log:
-        daemon = start_daemon(app, tmp_path, log=log, env={**os.environ, **stack, "RAILPULSE_KCL_PROBE_OUT": str(out)})
+        daemon = start_daemon(
+            app, tmp_path, log=log, env={**os.environ, **stack, "RAILPULSE_KCL_PROBE_OUT": str(out)}
+        )
     try:
         # Put first: the processor reads from TRIM_HORIZON, whenever its leases arrive.
         markers = [uuid.uuid4().hex for _ in range(12)]
         put: dict[str, tuple[str, str]] = {}
         for m in markers:
-            resp = kinesis.put_record(StreamName=stream, Data=m.encode(), PartitionKey=f"train-{m[:4]}")
+            resp = kinesis.put_record(
+                StreamName=stream, Data=m.encode(), PartitionKey=f"train-{m[:4]}"
+            )
             put[m] = (resp["ShardId"], resp["SequenceNumber"])
 
         shards = {s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]}
@@ -66,7 +70,9 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
             owned = {i["leaseKey"]["S"] for i in items if "leaseOwner" in i}
             return shards <= owned
 
-        assert _wait(leased, timeout=90), f"shards never leased; see {log_path}:\n{log_path.read_text()[-3000:]}"
+        assert _wait(leased, timeout=90), (
+            f"shards never leased; see {log_path}:\n{log_path.read_text()[-3000:]}"
+        )
 
         def seen() -> set[str]:
             lines = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
@@ -82,9 +88,12 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
                 last[shard] = seq
 
         def checkpointed() -> bool:
-            items = {i["leaseKey"]["S"]: i for i in ddb.scan(TableName=app.application_name)["Items"]}
+            items = {
+                i["leaseKey"]["S"]: i for i in ddb.scan(TableName=app.application_name)["Items"]
+            }
             return all(
-                shard in items and items[shard].get("checkpoint", {}).get("S", "").isdigit()
+                shard in items
+                and items[shard].get("checkpoint", {}).get("S", "").isdigit()
                 and int(items[shard]["checkpoint"]["S"]) >= int(seq)
                 for shard, seq in last.items()
             )

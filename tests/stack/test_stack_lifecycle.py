@@ -32,7 +32,10 @@ def test_up_twice_is_harmless(stack: dict[str, str]) -> None:
 def test_status_command_lists_every_component(stack: dict[str, str]) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "railpulse_cli.main", "stack", "status"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     for name, port in (("moto", 4566), ("broker", 8883), ("postgres", 5433), ("iot", 4580)):
@@ -47,8 +50,14 @@ def test_taken_port_gives_a_clear_message(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        env = {**os.environ, "RAILPULSE_STACK_DIR": str(tmp_path / "stack"), "RAILPULSE_MQTT_PORT": str(port),
-               "RAILPULSE_MOTO_PORT": "0", "RAILPULSE_PG_PORT": "0", "RAILPULSE_IOT_DATA_PORT": "0"}
+        env = {
+            **os.environ,
+            "RAILPULSE_STACK_DIR": str(tmp_path / "stack"),
+            "RAILPULSE_MQTT_PORT": str(port),
+            "RAILPULSE_MOTO_PORT": "0",
+            "RAILPULSE_PG_PORT": "0",
+            "RAILPULSE_IOT_DATA_PORT": "0",
+        }
         config = load_config(env)
         with pytest.raises(PortInUseError) as err:
             devstack.up(config)
@@ -58,7 +67,11 @@ def test_taken_port_gives_a_clear_message(tmp_path: Path) -> None:
 
         out = subprocess.run(
             [sys.executable, "-m", "railpulse_cli.main", "stack", "up"],
-            capture_output=True, text=True, timeout=60, env=env, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
         )
         assert out.returncode == 1
         assert f"port {port}" in out.stderr and "RAILPULSE_MQTT_PORT=<port>" in out.stderr
@@ -70,7 +83,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_cli_up_detaches_and_down_stops_a_half_running_stack(stack: dict[str, str], tmp_path: Path) -> None:
+def test_cli_up_detaches_and_down_stops_a_half_running_stack(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
     """A second stack on other ports: `up` exits leaving its processes running; `down` stops
     them even after one died on its own."""
     env = {
@@ -85,7 +100,9 @@ def test_cli_up_detaches_and_down_stops_a_half_running_stack(stack: dict[str, st
     cli = [sys.executable, "-m", "railpulse_cli.main", "stack"]
     config = load_config(env)
     try:
-        up = subprocess.run([*cli, "up"], capture_output=True, text=True, timeout=120, env=env, check=False)
+        up = subprocess.run(
+            [*cli, "up"], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
         assert up.returncode == 0, up.stderr
         assert "stack ready in" in up.stdout
         assert all(s.running for s in devstack.status(config)), "processes must outlive `up`"
@@ -95,10 +112,14 @@ def test_cli_up_detaches_and_down_stops_a_half_running_stack(stack: dict[str, st
         assert iot.pid is not None
         os.kill(iot.pid, 9)
 
-        down = subprocess.run([*cli, "down"], capture_output=True, text=True, timeout=120, env=env, check=False)
+        down = subprocess.run(
+            [*cli, "down"], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
         assert down.returncode == 0, down.stderr
         assert not any(s.pid for s in devstack.status(config))
-        status = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60, env=env, check=False)
+        status = subprocess.run(
+            [*cli, "status"], capture_output=True, text=True, timeout=60, env=env, check=False
+        )
         assert status.returncode == 3 and "stopped" in status.stdout
     finally:
         devstack.down(config)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from stackhelpers import Device, StreamReader
 
-from railpulse_devstack.iot.envelope import decode
+from railpulse_shared.codec import decode_envelope as decode
 
 pytestmark = pytest.mark.stack
 
@@ -33,7 +33,6 @@ def test_train_frame_lands_in_raw_stream_with_identity(device, raw_stream: Strea
     assert record["PartitionKey"] == "train-001"
     assert envelope.principal == "train-001"
     assert envelope.topic == "trains/train-001/telemetry"
-    assert envelope.rule == "telemetry"
     assert json.loads(envelope.payload)["marker"] == marker
     assert envelope.received_ms > 1_700_000_000_000
 
@@ -50,7 +49,9 @@ def test_basic_ingest_topic_is_routed(device, raw_stream: StreamReader) -> None:
     assert found[1]["PartitionKey"] == "train-002"
 
 
-def test_shared_sensor_topic_carries_real_identity_not_claimed_one(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
+def test_shared_sensor_topic_carries_real_identity_not_claimed_one(
+    device, raw_stream: StreamReader
+) -> None:  # type: ignore[no-untyped-def]
     sensor: Device = device("sensor-101")
     marker = uuid.uuid4().hex
     # The payload lies: it claims to be sensor-102.

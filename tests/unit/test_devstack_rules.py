@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from railpulse_devstack.config import expand_fleet, load_config
-from railpulse_devstack.iot.envelope import RuleRecord, decode, encode
 from railpulse_devstack.iot.rules import KinesisRule, route
+from railpulse_shared.codec import decode_envelope, encode
+from railpulse_shared.contracts import RuleEnvelope
 
 
 def test_route() -> None:
@@ -21,10 +22,10 @@ def test_route() -> None:
 
 
 def test_envelope_round_trip_is_json_with_base64_payload() -> None:
-    rec = RuleRecord(rule="telemetry", topic="iot/sensors", principal="s", received_ms=1, payload=b"\x00\xff")
+    rec = RuleEnvelope(topic="iot/sensors", principal="s", received_ms=1, payload=b"\x00\xff")
     data = encode(rec)
     assert b'"payload":"AP8="' in data
-    assert decode(data) == rec
+    assert decode_envelope(data) == rec
 
 
 class _FakeKinesis:
@@ -46,11 +47,17 @@ def test_rule_batches_records_with_principal_partition_key() -> None:
     rule.close()
     records = [r for call in fake.calls for r in call]
     assert [r["PartitionKey"] for r in records] == [f"train-00{i}" for i in range(5)]
+    assert decode_envelope(records[0]["Data"]).topic == "trains/train-000/telemetry"
     assert len(fake.calls) < 5
     assert rule.put_count == 5
 
 
 def test_fleet_expansion_and_default_fleet() -> None:
-    assert expand_fleet("train-001..train-003,sensor-9") == ("train-001", "train-002", "train-003", "sensor-9")
+    assert expand_fleet("train-001..train-003,sensor-9") == (
+        "train-001",
+        "train-002",
+        "train-003",
+        "sensor-9",
+    )
     fleet = load_config({}).fleet
     assert len(fleet) == 27 and fleet[0] == "train-001" and fleet[-1] == "sensor-107"

@@ -41,7 +41,9 @@ class ProbeHandler(ShardHandler):
 
 def main() -> None:
     out = Path(os.environ["RAILPULSE_KCL_PROBE_OUT"])
-    run_processor(lambda: ShardProcessor(ProbeHandler(out), stream="probe", checkpoint_interval_s=0))
+    run_processor(
+        lambda: ShardProcessor(ProbeHandler(out), stream="probe", checkpoint_interval_s=0)
+    )
 
 
 if __name__ == "__main__":

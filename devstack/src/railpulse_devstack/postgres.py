@@ -46,7 +46,9 @@ def _bin(name: str) -> str:
 @functools.lru_cache(maxsize=8)
 def _server_user_reaches(directory: str) -> bool:
     _ensure_system_user()
-    probe = subprocess.run(["runuser", "-u", _SYSTEM_USER, "--", "test", "-x", directory], check=False)
+    probe = subprocess.run(
+        ["runuser", "-u", _SYSTEM_USER, "--", "test", "-x", directory], check=False
+    )
     return probe.returncode == 0
 
 
@@ -76,7 +78,14 @@ def _ensure_system_user() -> tuple[int, int]:
         entry = pwd.getpwnam(_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                _SYSTEM_USER,
+            ],
             check=True,
         )
         entry = pwd.getpwnam(_SYSTEM_USER)
@@ -129,7 +138,17 @@ def start(config: StackConfig) -> None:
         logger.info("postgres.initdb", data=str(data))
         out = _run(
             _as_server_user(
-                [_bin("initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
             )
         )
         if out.returncode != 0:
@@ -141,7 +160,19 @@ def start(config: StackConfig) -> None:
         )
         out = _run(
             _as_server_user(
-                [_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "45", "start"]
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "45",
+                    "start",
+                ]
             )
         )
         if out.returncode != 0:
@@ -149,7 +180,9 @@ def start(config: StackConfig) -> None:
                 f"PostgreSQL did not start ({out.stdout.strip()} {out.stderr.strip()}); see {log}"
             )
     psql = [_bin("psql"), "-h", config.host, "-p", str(config.pg_port), "-U", USER]
-    exists = _run([*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"])
+    exists = _run(
+        [*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"]
+    )
     if exists.returncode != 0:
         raise ProcessStartError(f"PostgreSQL is not answering: {exists.stderr.strip()}; see {log}")
     if exists.stdout.strip() != "1":
@@ -163,7 +196,9 @@ def stop(config: StackConfig) -> bool:
     data, _, _ = _paths(config)
     if pid(config) is None:
         return False
-    out = _run(_as_server_user([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"]))
+    out = _run(
+        _as_server_user([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"])
+    )
     if out.returncode != 0:
         leftover = pid(config)
         if leftover is not None:

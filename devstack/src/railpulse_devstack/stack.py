@@ -40,7 +40,16 @@ from railpulse_devstack.ports import ensure_free, is_listening, wait_listening
 from railpulse_devstack.procs import PidFile, spawn, stop_pid
 from railpulse_devstack.things import Registry
 
-__all__ = ["ComponentStatus", "UpResult", "down", "ensure_device", "ensure_devices", "load_config", "status", "up"]
+__all__ = [
+    "ComponentStatus",
+    "UpResult",
+    "down",
+    "ensure_device",
+    "ensure_devices",
+    "load_config",
+    "status",
+    "up",
+]
 
 logger = structlog.get_logger()
 
@@ -171,7 +180,9 @@ def _iot_ready(endpoint: str) -> Callable[[], bool]:
     return check
 
 
-def _spawn(config: StackConfig, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+def _spawn(
+    config: StackConfig, name: str, argv: list[str], env: dict[str, str] | None = None
+) -> int:
     log = config.logs_dir / f"{name if name != 'broker' else 'mosquitto'}.log"
     pid = spawn(argv, log=log, env=env, cwd=config.root)
     _pidfile(config, name).write(pid)
@@ -232,8 +243,15 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
             _spawn(
                 config,
                 "moto",
-                [sys.executable, "-m", "railpulse_devstack.moto_server", "--host", config.host,
-                 "--port", str(config.moto_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "railpulse_devstack.moto_server",
+                    "--host",
+                    config.host,
+                    "--port",
+                    str(config.moto_port),
+                ],
             )
             result.started.append("moto")
         certs = pool.submit(
@@ -270,8 +288,12 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
             result.started.append("iot")
         if pg_future is not None:
             pg_future.result()
-    _wait("the IoT stand-in", _iot_ready(env["RAILPULSE_IOT_DATA_ENDPOINT"]), deadline,
-          config.logs_dir / "iot.log")
+    _wait(
+        "the IoT stand-in",
+        _iot_ready(env["RAILPULSE_IOT_DATA_ENDPOINT"]),
+        deadline,
+        config.logs_dir / "iot.log",
+    )
     result.env = env
 
 

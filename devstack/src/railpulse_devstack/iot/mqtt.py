@@ -83,7 +83,9 @@ class IotMqtt:
         store.subscribe(self._on_shadow_event)
 
     def start(self) -> None:
-        self._client.connect_async(self._settings.host, self._settings.port, keepalive=30, clean_start=True)
+        self._client.connect_async(
+            self._settings.host, self._settings.port, keepalive=30, clean_start=True
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -97,7 +99,9 @@ class IotMqtt:
         self.publish(topic, json.dumps(doc, separators=(",", ":")).encode())
 
     # -- callbacks (paho network thread) -------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         if reason.is_failure:
             logger.error("mqtt.connect_failed", reason=str(reason))
             return
@@ -107,7 +111,9 @@ class IotMqtt:
             self._pending_subs.add(mid)
         logger.info("mqtt.connected", host=self._settings.host, port=self._settings.port)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:
             logger.error("mqtt.subscribe_failed", reasons=failed)
@@ -117,7 +123,9 @@ class IotMqtt:
             self.ready.set()
             logger.info("mqtt.subscribed")
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         self.ready.clear()
         logger.warning("mqtt.disconnected", reason=str(reason))
 
@@ -132,7 +140,9 @@ class IotMqtt:
         prefix = f"{shadow_prefix(thing, name)}/{op}"
         try:
             if op == "get":
-                self._publish_json(f"{prefix}/accepted", self._store.get(thing, name, bytes(msg.payload)))
+                self._publish_json(
+                    f"{prefix}/accepted", self._store.get(thing, name, bytes(msg.payload))
+                )
             elif op == "update":
                 self._store.update(thing, name, bytes(msg.payload))  # accepted via _on_shadow_event
             elif op == "delete":
