@@ -45,6 +45,7 @@ class ShardReader:
         lookback_s: float,
         poll_s: float,
         limit: int = 1000,
+        relist_s: float = _RELIST_S,
     ) -> None:
         self.kinesis = kinesis
         self.stream = stream
@@ -52,6 +53,7 @@ class ShardReader:
         self.lookback_s = lookback_s
         self.poll_s = poll_s
         self.limit = limit
+        self.relist_s = relist_s
         self.status = StreamStatus(stream=stream)
         self._iterators: dict[str, str] = {}
         self._last_seq: dict[str, str] = {}
@@ -66,7 +68,7 @@ class ShardReader:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
-                if not self._iterators or loop.time() - relisted > _RELIST_S:
+                if not self._iterators or loop.time() - relisted > self.relist_s:
                     await self._list_shards()
                     relisted = loop.time()
                 busy = await self.poll_once()
