@@ -221,6 +221,8 @@
     renderAlarms(detail.alarms);
     for (const entry of plots.values()) entry.u.redraw(false);
     document.body.dataset.history = detail.history;
+    document.getElementById("history").textContent =
+      detail.history === "stream" ? "the streams only (no warehouse history yet)" : "the streams and the warehouse";
     RP.connect({ view: "train", train, after: lastTs || Date.now() }, {
       frames: appendFrames,
       summary: renderSummary,
