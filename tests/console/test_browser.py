@@ -7,6 +7,8 @@ put on Kinesis `events` as the detector and the notifier would. Each page is scr
 
 from __future__ import annotations
 
+import json
+import urllib.request
 import uuid
 
 import pytest
@@ -94,6 +96,7 @@ def test_anomaly_reaches_the_alert_feed_within_2s(scene: Scene, page: Page) -> N
 def test_anomaly_is_marked_on_the_trains_plot_within_2s(scene: Scene, page: Page) -> None:
     train = scene.trains[0]
     _put_alarm_history(scene, train)
+    wait_until(lambda: _alarms(scene, train), timeout=10)  # the console has read them
     page.goto(f"{scene.console.url}/trains/{train}")
     _live(page)
     plot = page.locator('.plot[data-channel="bearing_temp_3"]')
@@ -155,6 +158,12 @@ def test_data_health(scene: Scene, page: Page) -> None:
     expect(page.locator('#queues tr[data-queue="rejects"]')).to_contain_text("redrive policy")
     expect(page.locator("#warehouse")).not_to_have_text(NO_VALUE)
     page.screenshot(path=str(OUTPUT / "health.png"), full_page=True)
+
+
+def _alarms(scene: Scene, train: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{scene.console.url}/api/trains/{train}?series=0") as response:
+        alarms: list[dict[str, object]] = json.load(response)["alarms"]
+    return [a for a in alarms if a["state"] == "cleared"]
 
 
 def _number(text: str) -> float:

@@ -60,10 +60,12 @@
     render();
   });
 
-  RP.getJSON("/api/alerts?limit=1000").then((loaded) => {
+  const load = () => RP.getJSON("/api/alerts?limit=1000").then((loaded) => {
     const known = new Set(items.map((i) => i.id));
     items = items.concat(loaded.filter((i) => !known.has(i.id)));
+    items.sort((a, b) => b.at_ms - a.at_ms);
     render();
   });
-  RP.connect({ view: "alerts" }, { anomaly: add, alarm: add });
+  load();
+  RP.connect({ view: "alerts" }, { anomaly: add, alarm: add }, load);
 })();

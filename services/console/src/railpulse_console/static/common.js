@@ -68,10 +68,16 @@ const RP = (() => {
     if (!(id in seen)) seen[id] = Date.now();
   }
 
-  function connect(params, handlers) {
+  // `opened` runs on every (re)connection: what happened between the page's snapshot and the
+  // stream's start is fetched again, so no alert falls in the gap.
+  function connect(params, handlers, opened) {
     const live = document.getElementById("live");
     const source = new EventSource(`/api/stream?${new URLSearchParams(params)}`);
-    source.onopen = () => { live.textContent = "live"; live.className = "live on"; };
+    source.onopen = () => {
+      live.textContent = "live";
+      live.className = "live on";
+      if (opened) opened();
+    };
     source.onerror = () => { live.textContent = "reconnecting"; live.className = "live off"; };
     for (const [name, handler] of Object.entries(handlers)) {
       source.addEventListener(name, (event) => handler(JSON.parse(event.data)));

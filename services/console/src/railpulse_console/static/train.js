@@ -208,6 +208,14 @@
     for (const entry of plots.values()) entry.u.redraw(false);
   }
 
+  // Alarms and anomalies again (not the series): after an alarm step, and on each (re)connect.
+  function refresh() {
+    RP.getJSON(`/api/trains/${encodeURIComponent(train)}?series=0`).then((d) => {
+      renderAlarms(d.alarms);
+      for (const a of d.anomalies) addAnomaly(a);
+    });
+  }
+
   async function load() {
     const detail = await RP.getJSON(`/api/trains/${encodeURIComponent(train)}`);
     windowS = detail.window_s;
@@ -227,11 +235,8 @@
       frames: appendFrames,
       summary: renderSummary,
       anomaly: addAnomaly,
-      alarm: (item) => {
-        if (item.train !== train) return;
-        RP.getJSON(`/api/trains/${encodeURIComponent(train)}?series=0`).then((d) => renderAlarms(d.alarms));
-      },
-    });
+      alarm: (item) => { if (item.train === train) refresh(); },
+    }, refresh);
     for (const a of anomalies.values()) RP.markSeen(a.id);
   }
 
