@@ -86,7 +86,7 @@ def test_anomaly_reaches_the_alert_feed_within_2s(scene: Scene, page: Page) -> N
     other = _anomaly(scene.trains[2], "motor_temp_1", Severity.WARNING)
     other = put_anomaly(scene.env, other)
     expect(page.locator(f'#feed tr[data-id="{other.anomaly_id}"]')).to_be_visible(timeout=5000)
-    page.screenshot(path=str(OUTPUT / "alerts.png"), full_page=True)
+    page.screenshot(path=str(OUTPUT / "alerts.png"))  # the newest screenful
     page.fill("#f-train", scene.trains[2])
     expect(page.locator(f'#feed tr[data-id="{anomaly.anomaly_id}"]')).to_have_count(0)
     expect(page.locator(f'#feed tr[data-id="{other.anomaly_id}"]')).to_be_visible()
