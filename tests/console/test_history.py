@@ -10,6 +10,8 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
+from railpulse_archiver.tables import TABLES
+from railpulse_archiver.warehouse import ddl
 from railpulse_console.app import create_app
 from railpulse_console.console import Console
 from railpulse_console.errors import WarehouseUnavailable
@@ -45,26 +47,22 @@ def schema(stack: dict[str, str]) -> Iterator[tuple[str, str]]:
 
 def _create_tables(dsn: str, schema: str, now_ms: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            f"CREATE TABLE {schema}.telemetry (train text, seq bigint, ts timestamptz, "
-            "channel text, value double precision, quality text)"
-        )
-        conn.execute(
-            f"CREATE TABLE {schema}.alarms (alarm_id text, train text, alert_key text, "
-            "state text, previous text, severity smallint, at timestamptz, version int)"
-        )
+        # The archiver's own DDL: the console reads the tables exactly as the archiver makes them.
+        conn.execute(f"SET search_path TO {schema}")
+        conn.execute(ddl(TABLES["telemetry"]))
+        conn.execute(ddl(TABLES["alarms"]))
         for minutes in (50, 40, 30):
             ts = (now_ms - minutes * 60_000) / 1000
             conn.execute(
-                f"INSERT INTO {schema}.telemetry VALUES "
-                "('wh-1', 1, to_timestamp(%s), 'speed', %s, 'good')",
+                "INSERT INTO telemetry (train, seq, ts, channel, value, quality) "
+                "VALUES ('wh-1', 1, to_timestamp(%s), 'speed', %s, 'good')",
                 (ts, float(minutes)),
             )
         raised = (now_ms - 45 * 60_000) / 1000
         for version, state, offset in ((1, "raised", 0), (2, "acknowledged", 30), (3, "cleared", 300)):
             conn.execute(
-                f"INSERT INTO {schema}.alarms VALUES ('old-alarm', 'wh-1', 'limit:speed', %s, "
-                "NULL, 2, to_timestamp(%s), %s)",
+                "INSERT INTO alarms (alarm_id, train, alert_key, state, severity, changed_at, version) "
+                "VALUES ('old-alarm', 'wh-1', 'limit:speed', %s, 2, to_timestamp(%s), %s)",
                 (state, raised + offset, version),
             )
 

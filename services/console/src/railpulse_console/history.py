@@ -26,7 +26,9 @@ logger = structlog.get_logger()
 
 _NEEDED: dict[str, frozenset[str]] = {
     "telemetry": frozenset({"train", "ts", "channel", "value"}),
-    "alarms": frozenset({"alarm_id", "train", "alert_key", "state", "severity", "at", "version"}),
+    "alarms": frozenset(
+        {"alarm_id", "train", "alert_key", "state", "severity", "changed_at", "version"}
+    ),
 }
 _RECHECK_S = 60.0
 _MAX_ROWS = 250_000
@@ -115,9 +117,9 @@ class Warehouse:
                 table = await self._table(conn, "alarms")
                 query = sql.SQL(
                     "SELECT alarm_id, alert_key, state, severity, "
-                    "(EXTRACT(EPOCH FROM at) * 1000)::bigint, version "
-                    "FROM {} WHERE train = %s AND at >= to_timestamp(%s / 1000.0) "
-                    "ORDER BY at LIMIT 10000"
+                    "(EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, version "
+                    "FROM {} WHERE train = %s AND changed_at >= to_timestamp(%s / 1000.0) "
+                    "ORDER BY changed_at LIMIT 10000"
                 ).format(table)
                 rows = await (await conn.execute(query, (train, since_ms))).fetchall()
         except psycopg.Error as exc:
