@@ -15,6 +15,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -f /usr/include/mosquitto.h ] || need_apt+=(libmosquitto-dev)
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
+# Headless browser for the console's tests (driven by Playwright, never `playwright install`).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 for pkg in "$@"; do need_apt+=("$pkg"); done
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2

@@ -1,0 +1,1 @@
+"""railpulse console: a read-only, real-time web view of the fleet."""
