@@ -68,7 +68,7 @@ def test_no_undocumented_wildcards(synth: Synth) -> None:
 def test_wildcard_check_catches_an_undocumented_one() -> None:
     assert not is_documented("s3:*", "arn:aws:s3:::railpulse-lake/*")
     assert not is_documented("kinesis:GetRecords", "*")
-    assert is_documented("s3:PutObject", "arn:<AWS::Partition>:s3:::railpulse-lake/frames/*")
+    assert is_documented("s3:PutObject", "arn:<AWS::Partition>:s3:::railpulse-lake/telemetry/*")
 
 
 def test_cdk_nag_aws_solutions_passes_with_documented_acknowledgements(synth: Synth) -> None:

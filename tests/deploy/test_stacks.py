@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 from deploy_synth import Synth, render
 
+from railpulse_archiver.tables import TABLES
 from railpulse_deploy import names
 
 SERVICE_STACKS = {
@@ -177,18 +178,21 @@ def test_glue_database_and_partitioned_parquet_tables(synth: Synth) -> None:
     core.has_resource_properties(
         "AWS::Glue::Database", {"DatabaseInput": {"Name": names.GLUE_DATABASE}}
     )
-    for table in ("frames", "events"):
+    # The archiver's own table definitions are the one source of the catalogue's tables.
+    for table in TABLES.values():
         core.has_resource_properties(
             "AWS::Glue::Table",
             {
                 "DatabaseName": names.GLUE_DATABASE,
                 "TableInput": {
-                    "Name": table,
-                    "PartitionKeys": [
-                        {"Name": "dt", "Type": "string"},
-                        {"Name": "hour", "Type": "string"},
-                    ],
+                    "Name": table.name,
+                    "PartitionKeys": [{"Name": k, "Type": "string"} for k in table.partition_keys],
                     "Parameters": {"classification": "parquet"},
+                    "StorageDescriptor": {
+                        "Columns": [
+                            {"Name": c["Name"], "Type": c["Type"]} for c in table.glue_columns()
+                        ]
+                    },
                 },
             },
         )

@@ -14,6 +14,7 @@ from aws_cdk import aws_redshiftserverless as rss
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from railpulse_archiver.tables import TABLES
 from railpulse_deploy import names
 from railpulse_deploy.config import DeployConfig
 
@@ -22,30 +23,15 @@ __all__ = ["LAKE_TABLES", "WAREHOUSE_PORT", "Catalog", "build_catalog"]
 # A non-default port, as the reference design recommends for the warehouse.
 WAREHOUSE_PORT = 5440
 
-# table -> (lake prefix, columns). Partitioned by dt=YYYY-MM-DD/hour=HH, as the archiver writes.
-LAKE_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "frames": (
-        "frames/",
-        [
-            ("train_id", "string"),
-            ("seq", "bigint"),
-            ("ts", "timestamp"),
-            ("received_at", "timestamp"),
-            ("channels", "map<string,double>"),
-        ],
-    ),
-    "events": (
-        "events/",
-        [
-            ("event_id", "string"),
-            ("kind", "string"),
-            ("train_id", "string"),
-            ("ts", "timestamp"),
-            ("score", "double"),
-            ("channel", "string"),
-            ("detail", "string"),
-        ],
-    ),
+# table -> (lake prefix, columns, partition keys), from the archiver's own table definitions:
+# one source of truth for what the lake holds (Hive-style dt=YYYY-MM-DD[/hour=HH] prefixes).
+LAKE_TABLES: dict[str, tuple[str, list[tuple[str, str]], tuple[str, ...]]] = {
+    name: (
+        f"{name}/",
+        [(c["Name"], c["Type"]) for c in table.glue_columns()],
+        table.partition_keys,
+    )
+    for name, table in TABLES.items()
 }
 
 
@@ -75,7 +61,7 @@ def build_catalog(
             name=names.GLUE_DATABASE, description="railpulse lake"
         ),
     )
-    for table, (prefix, columns) in LAKE_TABLES.items():
+    for table, (prefix, columns, partition_keys) in LAKE_TABLES.items():
         t = glue.CfnTable(
             scope,
             f"GlueTable{table.title()}",
@@ -86,8 +72,7 @@ def build_catalog(
                 table_type="EXTERNAL_TABLE",
                 parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
                 partition_keys=[
-                    glue.CfnTable.ColumnProperty(name="dt", type="string"),
-                    glue.CfnTable.ColumnProperty(name="hour", type="string"),
+                    glue.CfnTable.ColumnProperty(name=key, type="string") for key in partition_keys
                 ],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=f"s3://{lake.bucket_name}/{prefix}",
@@ -115,7 +100,7 @@ def build_catalog(
     copy_role.add_to_policy(
         iam.PolicyStatement(
             actions=["s3:GetObject"],
-            resources=[lake.arn_for_objects(f"{p}*") for p, _ in LAKE_TABLES.values()],
+            resources=[lake.arn_for_objects(f"{p}*") for p, _, _ in LAKE_TABLES.values()],
         )
     )
     copy_role.add_to_policy(

@@ -42,7 +42,7 @@ class ArchiverStack(ServiceStack):
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[
                     self.bucket(names.BUCKET_LAKE).arn_for_objects(f"{prefix}*")
-                    for prefix, _ in LAKE_TABLES.values()
+                    for prefix, _, _ in LAKE_TABLES.values()
                 ],
             ),
             iam.PolicyStatement(

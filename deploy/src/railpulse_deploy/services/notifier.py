@@ -31,8 +31,8 @@ class NotifierStack(ServiceStack):
             self,
             "Alarms",
             table_name=names.TABLE_ALARMS,
-            partition_key=dynamodb.Attribute(name="train_id", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="alarm_id", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name="train", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="alert_key", type=dynamodb.AttributeType.STRING),
             billing=dynamodb.Billing.on_demand(),
             encryption=dynamodb.TableEncryptionV2.customer_managed_key(r.key),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
