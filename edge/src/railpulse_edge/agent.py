@@ -79,12 +79,13 @@ class EdgeAgent:
         self._inflight: set[int] = set()
         self._backfill_inflight = 0
         self._wake = asyncio.Event()
-        self._report_due = False
+        self._report_due = spool.stats().evicted > 0  # a crash may have kept it unreported
         self.link = MqttLink(link_config, on_connected=self._connected, on_disconnected=self._wake.set)
         self.shadow = (
             ShadowSync(config.thing, self.link.connection, on_alert) if config.shadow else None
         )
         spool.on_evict = self._evicted
+        spool.in_flight = lambda: self._inflight
 
     # -- events --------------------------------------------------------------------------------
     def _connected(self, session_present: bool) -> None:
@@ -201,11 +202,16 @@ class EdgeAgent:
             if now - last_expire >= self.config.expire_every_s:
                 last_expire = now
                 self.spool.expire()
-            if self._report_due and now - last_report >= self.config.report_every_s:
-                self._report_due = False
+            if now - last_report >= self.config.report_every_s and self._report_spool():
                 last_report = now
-                if self.shadow is not None:
-                    self.shadow.report_spool(self.spool_report(), self.link.connected.is_set())
+
+    def _report_spool(self) -> bool:
+        """Send the spool's eviction counts to the shadow if any are unreported and we are online."""
+        if not (self._report_due and self.shadow is not None and self.link.connected.is_set()):
+            return False
+        self._report_due = False
+        self.shadow.report({"spool": self.spool_report()})
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the link, the backfill lane and housekeeping until `stop`; then drain and close."""
@@ -224,6 +230,7 @@ class EdgeAgent:
 
     async def _drain(self) -> None:
         """Give in-flight publishes a moment to be acknowledged; the rest stay spooled."""
+        self._report_spool()
         deadline = time.monotonic() + self.config.drain_timeout_s
         while self._inflight and self.link.connected.is_set() and time.monotonic() < deadline:
             self._wake.clear()

@@ -28,40 +28,41 @@ def _display(thing: str, alert: ShadowAlert) -> None:
 
 
 async def run(settings: EdgeSettings) -> None:
-    spool = Spool(
-        settings.spool_path,
-        max_frames=settings.spool_max_frames,
-        max_bytes=settings.spool_max_bytes,
-        max_age_s=settings.spool_max_age_s,
-        synchronous=settings.spool_sync,
-    )
-    try:
-        agent = EdgeAgent(
-            AgentConfig(
-                thing=settings.thing,
-                topic=settings.publish_topic,
-                backfill_max_bytes=settings.backfill_max_bytes,
-                backfill_rate=settings.backfill_rate,
-                backfill_window=settings.backfill_window,
-                shadow=settings.shadow,
-            ),
-            settings.link_config(),
-            spool,
-            on_alert=_display,
+    # Signal handlers first: a SIGTERM during start-up must also end with the spool closed.
+    async with GracefulShutdown() as shutdown:
+        spool = Spool(
+            settings.spool_path,
+            max_frames=settings.spool_max_frames,
+            max_bytes=settings.spool_max_bytes,
+            max_age_s=settings.spool_max_age_s,
+            synchronous=settings.spool_sync,
         )
-        source = load_source(settings.source, settings.thing, settings.rate_hz)
-        stats = spool.stats()
-        logger.info("agent.start", thing=settings.thing, topic=settings.publish_topic,
-                    next_seq=stats.next_seq, spooled=stats.pending, evicted=stats.evicted)
-        async with GracefulShutdown() as shutdown:
+        try:
+            agent = EdgeAgent(
+                AgentConfig(
+                    thing=settings.thing,
+                    topic=settings.publish_topic,
+                    backfill_max_bytes=settings.backfill_max_bytes,
+                    backfill_rate=settings.backfill_rate,
+                    backfill_window=settings.backfill_window,
+                    shadow=settings.shadow,
+                ),
+                settings.link_config(),
+                spool,
+                on_alert=_display,
+            )
+            source = load_source(settings.source, settings.thing, settings.rate_hz)
+            stats = spool.stats()
+            logger.info("agent.start", thing=settings.thing, topic=settings.publish_topic,
+                        next_seq=stats.next_seq, spooled=stats.pending, evicted=stats.evicted)
             agent_task = asyncio.create_task(agent.run(shutdown.event))
             await agent.run_source(source, settings.rate_hz, shutdown.event)
             await agent_task
-    finally:
-        stats = spool.stats()
-        spool.close()
-        logger.info("agent.stopped", thing=settings.thing, next_seq=stats.next_seq,
-                    spooled=stats.pending, evicted=stats.evicted)
+        finally:
+            stats = spool.stats()
+            spool.close()
+            logger.info("agent.stopped", thing=settings.thing, next_seq=stats.next_seq,
+                        spooled=stats.pending, evicted=stats.evicted)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

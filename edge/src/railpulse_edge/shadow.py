@@ -39,7 +39,6 @@ class ShadowSync:
         self.surfaced: dict[str, ShadowAlert] = {}
         self.acked: list[str] = []
         self._reported_acked: list[str] | None = None
-        self._spool_report: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -77,8 +76,6 @@ class ShadowSync:
                     iotshadow.GetShadowRequest(thing_name=thing, client_token=_token("get")), _QOS
                 )
             )
-            if self._spool_report is not None:
-                self._publish_reported({"spool": self._spool_report})
         except (TimeoutError, Exception) as exc:  # the link's reconnect will call us again
             logger.warning("shadow.sync_failed", thing=thing, error=repr(exc))
 
@@ -141,11 +138,9 @@ class ShadowSync:
             self._reported_acked = open_ids
             self._publish_reported({"alerts": msgspec.to_builtins(ReportedAlerts(acked=open_ids))})
 
-    def report_spool(self, report: dict[str, Any], connected: bool) -> None:
-        """Remember the spool's health and report it now if connected (else on reconnect)."""
-        self._spool_report = report
-        if connected:
-            self._publish_reported({"spool": report})
+    def report(self, reported: dict[str, Any]) -> None:
+        """Merge `reported` into the shadow's reported state (call while connected)."""
+        self._publish_reported(reported)
 
     def _publish_reported(self, reported: dict[str, Any]) -> None:
         try:

@@ -52,7 +52,8 @@ class SpoolEntry:
 
 @dataclass(frozen=True, slots=True)
 class Eviction:
-    """Frames evicted in one go: `count` frames with seq in [first_seq, last_seq]."""
+    """`count` frames evicted with seq in [first_seq, last_seq] (frames in that range that are
+    not counted were delivered). In `gaps()`, one record per episode (until the next PUBACK)."""
 
     reason: EvictReason
     first_seq: int
@@ -94,6 +95,8 @@ class Spool:
         self.max_bytes = max_bytes
         self.max_age_ms = int(max_age_s * 1000)
         self.on_evict = on_evict
+        self.in_flight: Callable[[], Collection[int]] = lambda: ()
+        """Seqs published and awaiting PUBACK (set by the agent): never evicted."""
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One writer per spool: a second agent on the same file would fork the sequence.
@@ -118,6 +121,7 @@ class Spool:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
         self._count: int = count
         self._bytes: int = size
+        self._gap_open = False
 
     # -- meta ------------------------------------------------------------------------------------
     def _load_meta(self) -> dict[str, int]:
@@ -163,25 +167,32 @@ class Spool:
         return SpoolEntry(seq, ts_ms, body)
 
     def _evict_oldest(self) -> Eviction | None:
-        # Within the caller's transaction. Never evicts the frame just written.
+        # Within the caller's transaction. Never evicts the frame just written, nor frames in
+        # flight (they may already be at the broker: evicting them would count a frame as lost
+        # that arrives), so the bounds may be exceeded by the in-flight window.
         over_n = self._count - self.max_frames
         over_b = self._bytes - self.max_bytes
-        first = last = -1
-        n = size = 0
+        protected = self.in_flight()
+        newest = self._meta["next_seq"] - 1
+        chosen: list[int] = []
+        size = 0
         for seq, length in self._db.execute(
-            "SELECT seq, length(body) FROM frames ORDER BY seq LIMIT ?", (max(over_n, 0) + 64,)
+            "SELECT seq, length(body) FROM frames ORDER BY seq LIMIT ?",
+            (max(over_n, 0) + len(protected) + 64,),
         ):
-            if n >= over_n and size >= over_b or seq == self._meta["next_seq"] - 1:
+            if len(chosen) >= over_n and size >= over_b or seq == newest:
                 break
-            first = seq if first < 0 else first
-            last, n, size = seq, n + 1, size + length
-        if n == 0:
+            if seq in protected:
+                continue
+            chosen.append(seq)
+            size += length
+        if not chosen:
             return None
-        self._db.execute("DELETE FROM frames WHERE seq BETWEEN ? AND ?", (first, last))
-        self._count -= n
+        self._db.executemany("DELETE FROM frames WHERE seq = ?", [(s,) for s in chosen])
+        self._count -= len(chosen)
         self._bytes -= size
-        self._meta["evicted_size"] += n
-        ev = Eviction("size", first, last, n)
+        self._meta["evicted_size"] += len(chosen)
+        ev = Eviction("size", chosen[0], chosen[-1], len(chosen))
         self._record_gap(ev)
         return ev
 
@@ -191,18 +202,20 @@ class Spool:
         rows = self._db.execute(
             "SELECT seq, ts_ms, length(body) FROM frames ORDER BY seq LIMIT 10000"
         ).fetchall()
+        protected = self.in_flight()
         old = []
         for seq, ts, length in rows:
             if ts >= cutoff:
                 break
-            old.append((seq, length))
+            if seq not in protected:
+                old.append((seq, length))
         if not old:
             return None
         ev = Eviction("age", old[0][0], old[-1][0], len(old))
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM frames WHERE seq BETWEEN ? AND ?", (ev.first_seq, ev.last_seq))
+            db.executemany("DELETE FROM frames WHERE seq = ?", [(seq,) for seq, _ in old])
             self._meta["evicted_age"] += ev.count
             self._record_gap(ev)
             self._save_meta("evicted_age")
@@ -218,19 +231,20 @@ class Spool:
 
     def _record_gap(self, ev: Eviction) -> None:
         now = int(self._clock() * 1000)
-        prev = self._db.execute(
-            "SELECT id, reason, last_seq FROM gaps ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if prev is not None and prev[1] == ev.reason and prev[2] + 1 == ev.first_seq:
+        # One gap per episode: evictions merge until a frame is acknowledged (the link is back).
+        prev = self._db.execute("SELECT id, reason FROM gaps ORDER BY id DESC LIMIT 1").fetchone()
+        if self._gap_open and prev is not None and prev[1] == ev.reason:
             self._db.execute(
-                "UPDATE gaps SET last_seq = ?, count = count + ?, at_ms = ? WHERE id = ?",
-                (ev.last_seq, ev.count, now, prev[0]),
+                "UPDATE gaps SET first_seq = min(first_seq, ?), last_seq = max(last_seq, ?),"
+                " count = count + ?, at_ms = ? WHERE id = ?",
+                (ev.first_seq, ev.last_seq, ev.count, now, prev[0]),
             )
         else:
             self._db.execute(
                 "INSERT INTO gaps(reason, first_seq, last_seq, count, at_ms) VALUES (?, ?, ?, ?, ?)",
                 (ev.reason, ev.first_seq, ev.last_seq, ev.count, now),
             )
+        self._gap_open = True
 
     def _notify(self, ev: Eviction) -> None:
         if self.on_evict is not None:
@@ -263,6 +277,8 @@ class Spool:
             raise
         self._count -= removed
         self._bytes -= size
+        if removed:
+            self._gap_open = False
         return removed
 
     # -- reading ---------------------------------------------------------------------------------
