@@ -3,6 +3,7 @@ and a reader of what reached Kinesis `telemetry-raw`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
 from railpulse_shared.codec import decode_device_message, decode_envelope
 from railpulse_shared.contracts import Frame, FrameBatch
 
@@ -100,10 +102,8 @@ class TcpProxy:
 
 
 def _close(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     s.close()
 
 

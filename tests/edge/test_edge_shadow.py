@@ -18,6 +18,7 @@ from edgehelpers import (
     reported,
     wait_until,
 )
+
 from railpulse_shared.contracts import AnomalyKind, DesiredAlerts, Severity, ShadowAlert
 
 pytestmark = pytest.mark.stack
@@ -52,7 +53,7 @@ def test_alert_raised_while_offline_reaches_train_on_reconnect_and_is_acked(
                20, what="the acknowledgement in the reported state")
     # Surfaced on the train: the display callback printed it (once) and a log line named it.
     wait_until(lambda: "ALERT" in agent.stdout_path.read_text(), 5, what="the display line")
-    display = [l for l in agent.stdout_path.read_text().splitlines() if "limit:bearing_temp_3" in l]
+    display = [ln for ln in agent.stdout_path.read_text().splitlines() if "limit:bearing_temp_3" in ln]
     assert len(display) == 1 and "CRITICAL" in display[0]
     assert agent.terminate() == 0
     assert any('"train.alert"' in line and alarm_id in line for line in agent.log().splitlines())

@@ -25,7 +25,7 @@ import structlog
 
 from railpulse_edge.errors import LinkDownError
 from railpulse_edge.frames import METERING_UNIT, build_frame, pack_batch
-from railpulse_edge.link import LinkConfig, MqttLink
+from railpulse_edge.link import LinkConfig, MqttLink, Publish
 from railpulse_edge.shadow import AlertCallback, ShadowSync
 from railpulse_edge.sources import Sample, SensorSource
 from railpulse_edge.spool import Eviction, Spool, SpoolEntry
@@ -139,12 +139,11 @@ class EdgeAgent:
         return entry
 
     def _publish(self, seqs: tuple[int, ...], payload: bytes, *, live: bool) -> None:
-        future = self.link.publish(self.config.topic, payload)
+        pub = self.link.publish(self.config.topic, payload)
         self._inflight.update(seqs)
-        t0 = time.monotonic()
-        future.add_done_callback(lambda f: self._published(f, seqs, live, t0))
+        pub.done.add_done_callback(lambda f: self._published(f, seqs, live, pub))
 
-    def _published(self, future: asyncio.Future[Any], seqs: tuple[int, ...], live: bool, t0: float) -> None:
+    def _published(self, future: asyncio.Future[Any], seqs: tuple[int, ...], live: bool, pub: Publish) -> None:
         self._inflight.difference_update(seqs)
         if not live:
             self._backfill_inflight -= 1
@@ -155,7 +154,7 @@ class EdgeAgent:
                         error=repr(None if future.cancelled() else future.exception()))
             return
         if self.counters.keep_latencies:
-            self.counters.latencies_ms.append((time.monotonic() - t0) * 1000.0)
+            self.counters.latencies_ms.append(pub.latency_ms)
         try:
             self.spool.ack(seqs)
         except Exception:  # the frames stay spooled and are sent again: a duplicate, not a loss
@@ -253,10 +252,10 @@ class EdgeAgent:
                 await asyncio.wait_for(stop.wait(), max(delay, 0.0))
 
 
-async def _wait(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
     tasks = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
     try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in tasks:
             t.cancel()

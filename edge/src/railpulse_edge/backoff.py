@@ -20,7 +20,7 @@ class Backoff:
 
     def ceiling(self) -> float:
         """The upper bound of the next delay (before jitter)."""
-        return min(self.cap, self.base * 2 ** min(self.attempt, 32))
+        return min(self.cap, self.base * 2.0 ** min(self.attempt, 32))
 
     def next_delay(self) -> float:
         delay = self._rng.uniform(0.0, self.ceiling())

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import IO
 
 import structlog
-from railpulse_shared.log import configure_logging
-from railpulse_shared.shutdown import GracefulShutdown
 
 from railpulse_edge.agent import AgentConfig, EdgeAgent
 from railpulse_edge.frames import METERING_UNIT
@@ -33,6 +31,8 @@ from railpulse_edge.sim.model import CHANNELS, FleetModel
 from railpulse_edge.sim.scenario import Scenario, ScenarioRunner, load_scenario
 from railpulse_edge.sources import Sample
 from railpulse_edge.spool import Spool
+from railpulse_shared.log import configure_logging
+from railpulse_shared.shutdown import GracefulShutdown
 
 __all__ = ["Fleet", "FleetOptions", "build_parser", "ensure_certs", "main", "train_names"]
 
@@ -62,13 +62,20 @@ def train_names(n: int, prefix: str = "train-", start: int = 1) -> list[str]:
     return [f"{prefix}{i:03d}" for i in range(start, start + n)]
 
 
-def ensure_certs(names: Sequence[str], certs_dir: Path, endpoint: str | None = None) -> None:
-    """Issue and register missing device certificates with the local stack (dev/bench only):
-    its PKI keeps `<certs_dir>/<name>.crt|key` (the stack's `pki/devices`), reused across runs."""
+def ensure_certs(
+    names: Sequence[str], certs_dir: Path, endpoint: str | None = None, *, register: bool = True
+) -> None:
+    """Issue missing device certificates with the local stack's PKI (dev/bench only): it keeps
+    `<certs_dir>/<name>.crt|key` (the stack's `pki/devices`), reused across runs. With `register`,
+    also register each as a thing in moto's IoT registry (the broker itself only checks the CA)."""
     from railpulse_devstack.pki import Pki  # the workspace's dev stack, not a runtime dependency
     from railpulse_devstack.things import Registry
 
     pki = Pki(certs_dir.parent)
+    if not register:
+        for name in names:
+            pki.ensure_device(name)
+        return
     Registry(endpoint or os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"), pki).ensure_all(names)
 
 
@@ -86,6 +93,12 @@ class Fleet:
         self.runner = ScenarioRunner(scenario or Scenario(), self.names, truth)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.ticks = 0
+        self.ticked = asyncio.Condition()
+        self.tick_ms: list[float] = []
+        """How long each tick took (model step + spooling + live publishes): the CPU budget."""
+        self.late_ms: list[float] = []
+        """How late each tick started against its 1/rate grid (event-loop lag)."""
         self._t0 = time.time()
 
     async def add(self, count: int, keep_latencies: bool = False) -> list[EdgeAgent]:
@@ -134,7 +147,13 @@ class Fleet:
         next_tick = time.monotonic()
         end = None if duration_s is None else time.monotonic() + duration_s
         while not stop.is_set() and (end is None or time.monotonic() < end):
+            started = time.monotonic()
+            self.late_ms.append((started - next_tick) * 1000.0)
             self.tick()
+            self.tick_ms.append((time.monotonic() - started) * 1000.0)
+            self.ticks += 1
+            async with self.ticked:
+                self.ticked.notify_all()
             next_tick += period
             delay = next_tick - time.monotonic()
             if delay < -period:
@@ -142,6 +161,22 @@ class Fleet:
                 next_tick = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(delay, 0.0))
+
+    async def wait_ticks(self, n: int) -> None:
+        """Wait until `n` more ticks have happened."""
+        target = self.ticks + n
+        async with self.ticked:
+            await self.ticked.wait_for(lambda: self.ticks >= target)
+
+    def connected(self) -> int:
+        return sum(a.link.connected.is_set() for a in self.agents)
+
+    async def wait_connected(self, seconds: float) -> int:
+        """Wait (at most `seconds`) until every train is online; returns how many are."""
+        deadline = time.monotonic() + seconds
+        while self.connected() < len(self.agents) and time.monotonic() < deadline:
+            await self.wait_ticks(1)
+        return self.connected()
 
     async def close(self) -> None:
         self._stop.set()
@@ -164,7 +199,7 @@ async def publish_generic(host: str, port: int, ca_file: Path, certs_dir: Path) 
         task = asyncio.create_task(link.run(stop))
         await asyncio.wait_for(link.connected.wait(), 15)
         for payload in payloads:
-            await asyncio.wait_for(link.publish(GENERIC_TOPIC, payload), 15)
+            await asyncio.wait_for(link.publish(GENERIC_TOPIC, payload).done, 15)
             sent += 1
             logger.info("generic.published", device=device, bytes=len(payload))
         stop.set()

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import msgspec
+
 from railpulse_shared.codec import encode
 from railpulse_shared.contracts import Frame, FrameBatch, Position
 

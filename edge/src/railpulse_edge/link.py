@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from awsiot import mqtt_connection_builder
 from railpulse_edge.backoff import Backoff
 from railpulse_edge.errors import LinkDownError
 
-__all__ = ["LinkConfig", "MqttLink"]
+__all__ = ["LinkConfig", "MqttLink", "Publish"]
 
 logger = structlog.get_logger()
 
@@ -46,6 +46,22 @@ class LinkConfig:
     connect_timeout_s: float = 10.0
     reconnect_base_s: float = 1.0
     reconnect_cap_s: float = 60.0
+
+
+@dataclass(slots=True)
+class Publish:
+    """One QoS 1 publish: `done` resolves on PUBACK; `acked_at - sent_at` is the broker latency."""
+
+    sent_at: float
+    acked_at: float = 0.0
+    done: asyncio.Future[Any] = field(init=False)
+
+    def stamp(self, _future: Any) -> None:
+        self.acked_at = time.monotonic()
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.acked_at - self.sent_at) * 1000.0
 
 
 class MqttLink:
@@ -154,12 +170,15 @@ class MqttLink:
             self._on_connected(session)
         return True
 
-    def publish(self, topic: str, payload: bytes) -> asyncio.Future[Any]:
-        """QoS 1 publish; the future completes on PUBACK. Raises LinkDownError when offline."""
+    def publish(self, topic: str, payload: bytes) -> Publish:
+        """QoS 1 publish; `done` completes on PUBACK. Raises LinkDownError when offline."""
         if not self.connected.is_set():
             raise LinkDownError(f"{self.config.thing}: link down")
+        pub = Publish(time.monotonic())
         future, _ = self.connection.publish(topic, payload, mqtt.QoS.AT_LEAST_ONCE)
-        return asyncio.wrap_future(future)
+        future.add_done_callback(pub.stamp)  # on awscrt's thread: latency without loop delay
+        pub.done = asyncio.wrap_future(future)
+        return pub
 
     async def hold_down(self, seconds: float) -> None:
         """Simulate a loss of coverage (a tunnel): drop the link and stay offline for `seconds`."""

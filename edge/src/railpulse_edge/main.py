@@ -7,15 +7,15 @@ import sys
 from collections.abc import Sequence
 
 import structlog
-from railpulse_shared.contracts import ShadowAlert
-from railpulse_shared.errors import RailpulseError
-from railpulse_shared.log import configure_logging
-from railpulse_shared.shutdown import GracefulShutdown
 
 from railpulse_edge.agent import AgentConfig, EdgeAgent
 from railpulse_edge.settings import EdgeSettings, parse_settings
 from railpulse_edge.sources import load_source
 from railpulse_edge.spool import Spool
+from railpulse_shared.contracts import ShadowAlert
+from railpulse_shared.errors import RailpulseError
+from railpulse_shared.log import configure_logging
+from railpulse_shared.shutdown import GracefulShutdown
 
 __all__ = ["main", "run"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from railpulse_shared.config import env_name, load_settings
 
 from railpulse_edge.frames import METERING_UNIT
 from railpulse_edge.link import LinkConfig
+from railpulse_shared.config import env_name, load_settings
 
 __all__ = ["HELP", "EdgeSettings", "build_parser", "parse_settings"]
 

@@ -20,6 +20,7 @@ import msgspec
 import structlog
 from awscrt import mqtt
 from awsiot import iotshadow
+
 from railpulse_shared.contracts import DesiredAlerts, ReportedAlerts, ShadowAlert
 
 __all__ = ["AlertCallback", "ShadowSync"]

@@ -180,7 +180,7 @@ class Spool:
             "SELECT seq, length(body) FROM frames ORDER BY seq LIMIT ?",
             (max(over_n, 0) + len(protected) + 64,),
         ):
-            if len(chosen) >= over_n and size >= over_b or seq == newest:
+            if (len(chosen) >= over_n and size >= over_b) or seq == newest:
                 break
             if seq in protected:
                 continue

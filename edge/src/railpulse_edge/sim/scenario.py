@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from railpulse_edge.errors import ScenarioError
-from railpulse_edge.sim.model import CHANNELS, INDEX, F64, FleetModel
+from railpulse_edge.sim.model import CHANNELS, F64, INDEX, FleetModel
 
 __all__ = ["FAULT_KINDS", "Fault", "Outage", "Scenario", "ScenarioRunner", "load_scenario"]
 
