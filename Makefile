@@ -1,6 +1,7 @@
 # railpulse — the two commands: `make demo` (the main job) and `make test` (the tests).
 SHELL := /bin/bash
-UV := uv
+# uv as installed by scripts/bootstrap.sh (`python3 -m uv` works even before the PATH knows it).
+UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -10,6 +10,11 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The local broker's identity-stamping plugin (devstack/.../broker_plugin) is compiled at stack start.
+[ -f /usr/include/mosquitto_broker.h ] || need_apt+=(mosquitto-dev)
+[ -f /usr/include/mosquitto.h ] || need_apt+=(libmosquitto-dev)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
 for pkg in "$@"; do need_apt+=("$pkg"); done
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
@@ -19,8 +24,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
 fi
 
+UV=(uv)
 if ! command -v uv >/dev/null 2>&1; then
-    echo "bootstrap: installing uv" >&2
-    python3 -m pip install --quiet uv >&2
+    if ! python3 -m uv --version >/dev/null 2>&1; then
+        echo "bootstrap: installing uv" >&2
+        python3 -m pip install --quiet uv >&2
+    fi
+    UV=(python3 -m uv)
 fi
-uv sync --frozen --quiet >&2
+"${UV[@]}" sync --frozen --quiet >&2

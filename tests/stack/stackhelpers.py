@@ -26,7 +26,9 @@ class Inbox:
             self.messages.append((topic, bytes(payload)))
             self.cond.notify_all()
 
-    def wait_for(self, pred: Callable[[str, bytes], bool], timeout: float) -> tuple[str, bytes] | None:
+    def wait_for(
+        self, pred: Callable[[str, bytes], bool], timeout: float
+    ) -> tuple[str, bytes] | None:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -68,8 +70,6 @@ def connect(env: dict[str, str], name: str, client_id: str | None = None) -> mqt
     )
     connection.connect().result(10)
     return connection
-
-
 
 
 def aws_client(env: dict[str, str], service: str, **kwargs: Any) -> Any:

@@ -58,13 +58,18 @@ def test_http_desired_reaches_train_as_delta_and_reported_is_visible(device, sta
     futures = [
         shadow.subscribe_to_shadow_delta_updated_events(
             iotshadow.ShadowDeltaUpdatedSubscriptionRequest(thing_name=thing),
-            mqtt.QoS.AT_LEAST_ONCE, deltas,
+            mqtt.QoS.AT_LEAST_ONCE,
+            deltas,
         )[0],
         shadow.subscribe_to_update_shadow_accepted(
-            iotshadow.UpdateShadowSubscriptionRequest(thing_name=thing), mqtt.QoS.AT_LEAST_ONCE, accepted
+            iotshadow.UpdateShadowSubscriptionRequest(thing_name=thing),
+            mqtt.QoS.AT_LEAST_ONCE,
+            accepted,
         )[0],
         shadow.subscribe_to_update_shadow_rejected(
-            iotshadow.UpdateShadowSubscriptionRequest(thing_name=thing), mqtt.QoS.AT_LEAST_ONCE, rejected
+            iotshadow.UpdateShadowSubscriptionRequest(thing_name=thing),
+            mqtt.QoS.AT_LEAST_ONCE,
+            rejected,
         )[0],
     ]
     for f in futures:
@@ -76,7 +81,10 @@ def test_http_desired_reaches_train_as_delta_and_reported_is_visible(device, sta
     resp = iot_data.update_thing_shadow(
         thingName=thing,
         payload=json.dumps(
-            {"state": {"desired": {"alerts": [{"id": alert_id, "severity": "high"}]}}, "clientToken": token}
+            {
+                "state": {"desired": {"alerts": [{"id": alert_id, "severity": "high"}]}},
+                "clientToken": token,
+            }
         ).encode(),
     )
     written = json.loads(resp["payload"].read())
@@ -93,7 +101,9 @@ def test_http_desired_reaches_train_as_delta_and_reported_is_visible(device, sta
     shadow.publish_update_shadow(
         iotshadow.UpdateShadowRequest(
             thing_name=thing,
-            state=iotshadow.ShadowState(reported={"alerts": [{"id": alert_id, "severity": "high"}], "acked": [alert_id]}),
+            state=iotshadow.ShadowState(
+                reported={"alerts": [{"id": alert_id, "severity": "high"}], "acked": [alert_id]}
+            ),
             client_token=ack_token,
         ),
         mqtt.QoS.AT_LEAST_ONCE,
@@ -112,13 +122,18 @@ def test_http_desired_reaches_train_as_delta_and_reported_is_visible(device, sta
     with pytest.raises(ClientError) as err:
         iot_data.update_thing_shadow(
             thingName=thing,
-            payload=json.dumps({"state": {"desired": {"x": 1}}, "version": written["version"]}).encode(),
+            payload=json.dumps(
+                {"state": {"desired": {"x": 1}}, "version": written["version"]}
+            ).encode(),
         )
     assert err.value.response["Error"]["Code"] == "ConflictException"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
     shadow.publish_update_shadow(
         iotshadow.UpdateShadowRequest(
-            thing_name=thing, state=iotshadow.ShadowState(reported={"x": 1}), version=1, client_token="stale"
+            thing_name=thing,
+            state=iotshadow.ShadowState(reported={"x": 1}),
+            version=1,
+            client_token="stale",
         ),
         mqtt.QoS.AT_LEAST_ONCE,
     ).result(10)
@@ -129,28 +144,35 @@ def test_http_desired_reaches_train_as_delta_and_reported_is_visible(device, sta
 def test_shadow_v2_client_get_update_and_missing(device, stack) -> None:  # type: ignore[no-untyped-def]
     """IotShadowClientV2 only completes when responses echo its clientToken."""
     thing = "train-006"
+    mode = f"eco-{uuid.uuid4().hex[:6]}"  # shadows persist across runs: a fresh value has a delta
     train: Device = device(thing)
     _iot_data(stack).update_thing_shadow(
-        thingName=thing, payload=json.dumps({"state": {"desired": {"mode": "eco"}}}).encode()
+        thingName=thing, payload=json.dumps({"state": {"desired": {"mode": mode}}}).encode()
     )
     client = iotshadow.IotShadowClientV2(
         train.connection,
         mqtt_request_response.ClientOptions(
-            max_request_response_subscriptions=4, max_streaming_subscriptions=2, operation_timeout_in_seconds=10
+            max_request_response_subscriptions=4,
+            max_streaming_subscriptions=2,
+            operation_timeout_in_seconds=10,
         ),
     )
     got: Future[Any] = client.get_shadow(iotshadow.GetShadowRequest(thing_name=thing))
     response = got.result(10)
-    assert response.state.desired["mode"] == "eco"
-    assert response.state.delta["mode"] == "eco"
+    assert response.state.desired["mode"] == mode
+    assert response.state.delta["mode"] == mode
 
     updated = client.update_shadow(
-        iotshadow.UpdateShadowRequest(thing_name=thing, state=iotshadow.ShadowState(reported={"mode": "eco"}))
+        iotshadow.UpdateShadowRequest(
+            thing_name=thing, state=iotshadow.ShadowState(reported={"mode": mode})
+        )
     ).result(10)
-    assert updated.state.reported == {"mode": "eco"}
+    assert updated.state.reported == {"mode": mode}
 
     named = client.get_named_shadow(
-        iotshadow.GetNamedShadowRequest(thing_name=thing, shadow_name=f"missing-{uuid.uuid4().hex[:6]}")
+        iotshadow.GetNamedShadowRequest(
+            thing_name=thing, shadow_name=f"missing-{uuid.uuid4().hex[:6]}"
+        )
     )
     with pytest.raises(Exception) as err:
         named.result(10)
@@ -164,13 +186,17 @@ def test_train_cannot_read_another_trains_shadow(device, stack) -> None:  # type
     intruder: Device = device("train-007")
     owner: Device = device("train-008")
     for dev in (intruder, owner):
-        dev.subscribe("$aws/things/train-008/shadow/get/accepted")  # SUBACK granted under 3.1.1 anyway
+        dev.subscribe(
+            "$aws/things/train-008/shadow/get/accepted"
+        )  # SUBACK granted under 3.1.1 anyway
 
     intruder.publish("$aws/things/train-008/shadow/get", b"{}")
     owner.publish("$aws/things/train-008/shadow/get", json.dumps({"clientToken": "owner"}).encode())
 
     # The owner's own request, made after the intruder's, is answered; nothing reaches the intruder.
-    answer = owner.inbox.wait_for(lambda t, p: json.loads(p).get("clientToken") == "owner", timeout=5)
+    answer = owner.inbox.wait_for(
+        lambda t, p: json.loads(p).get("clientToken") == "owner", timeout=5
+    )
     assert answer is not None and json.loads(answer[1])["state"]["desired"]["secret"] == 42
     assert intruder.inbox.wait_for(lambda t, p: True, timeout=1.0) is None
     assert [json.loads(p).get("clientToken") for _, p in owner.inbox.messages] == ["owner"]
@@ -184,7 +210,8 @@ def test_shadows_survive_a_restart_of_the_stand_in(stack) -> None:  # type: igno
     marker = uuid.uuid4().hex
     written = json.loads(
         iot_data.update_thing_shadow(
-            thingName="train-009", payload=json.dumps({"state": {"desired": {"marker": marker}}}).encode()
+            thingName="train-009",
+            payload=json.dumps({"state": {"desired": {"marker": marker}}}).encode(),
         )["payload"].read()
     )
     config = load_config()
@@ -194,3 +221,46 @@ def test_shadows_survive_a_restart_of_the_stand_in(stack) -> None:  # type: igno
     doc = json.loads(iot_data.get_thing_shadow(thingName="train-009")["payload"].read())
     assert doc["state"]["desired"]["marker"] == marker
     assert doc["version"] == written["version"]
+
+
+def test_data_plane_publish_reaches_the_train(device, stack) -> None:  # type: ignore[no-untyped-def]
+    train: Device = device("train-010")
+    train.subscribe("trains/train-010/alerts")
+    marker = uuid.uuid4().hex
+    _iot_data(stack).publish(
+        topic="trains/train-010/alerts", qos=1, payload=json.dumps({"m": marker}).encode()
+    )
+    assert train.inbox.wait_for(lambda t, p: marker.encode() in p, timeout=5) is not None
+
+
+def test_named_shadow_over_mqtt_and_http(device, stack) -> None:  # type: ignore[no-untyped-def]
+    thing, name = "train-011", "alerts"
+    train: Device = device(thing)
+    shadow = iotshadow.IotShadowClient(train.connection)
+    deltas, docs = Waiter(), Waiter()
+    shadow.subscribe_to_named_shadow_delta_updated_events(
+        iotshadow.NamedShadowDeltaUpdatedSubscriptionRequest(thing_name=thing, shadow_name=name),
+        mqtt.QoS.AT_LEAST_ONCE,
+        deltas,
+    )[0].result(10)
+    shadow.subscribe_to_named_shadow_updated_events(
+        iotshadow.NamedShadowUpdatedSubscriptionRequest(thing_name=thing, shadow_name=name),
+        mqtt.QoS.AT_LEAST_ONCE,
+        docs,
+    )[0].result(10)
+    marker = uuid.uuid4().hex
+    iot_data = _iot_data(stack)
+    iot_data.update_thing_shadow(
+        thingName=thing,
+        shadowName=name,
+        payload=json.dumps({"state": {"desired": {"m": marker}}}).encode(),
+    )
+    delta = deltas.wait_for(lambda e: e.state.get("m") == marker, timeout=5)
+    assert delta is not None
+    doc = docs.wait_for(lambda e: e.current.state.desired.get("m") == marker, timeout=5)
+    assert doc is not None and doc.current.version == delta.version
+    assert name in iot_data.list_named_shadows_for_thing(thingName=thing)["results"]
+    named = json.loads(
+        iot_data.get_thing_shadow(thingName=thing, shadowName=name)["payload"].read()
+    )
+    assert named["state"]["desired"]["m"] == marker

@@ -6,8 +6,9 @@ import json
 import uuid
 
 import pytest
-from railpulse_devstack.iot.envelope import decode
 from stackhelpers import Device, StreamReader
+
+from railpulse_shared.codec import decode_envelope as decode
 
 pytestmark = pytest.mark.stack
 
@@ -32,7 +33,6 @@ def test_train_frame_lands_in_raw_stream_with_identity(device, raw_stream: Strea
     assert record["PartitionKey"] == "train-001"
     assert envelope.principal == "train-001"
     assert envelope.topic == "trains/train-001/telemetry"
-    assert envelope.rule == "telemetry"
     assert json.loads(envelope.payload)["marker"] == marker
     assert envelope.received_ms > 1_700_000_000_000
 
@@ -49,7 +49,9 @@ def test_basic_ingest_topic_is_routed(device, raw_stream: StreamReader) -> None:
     assert found[1]["PartitionKey"] == "train-002"
 
 
-def test_shared_sensor_topic_carries_real_identity_not_claimed_one(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
+def test_shared_sensor_topic_carries_real_identity_not_claimed_one(
+    device, raw_stream: StreamReader
+) -> None:  # type: ignore[no-untyped-def]
     sensor: Device = device("sensor-101")
     marker = uuid.uuid4().hex
     # The payload lies: it claims to be sensor-102.
@@ -88,3 +90,26 @@ def test_train_cannot_publish_on_another_trains_topic(device, raw_stream: Stream
     assert victim.inbox.wait_for(lambda t, p: honest.encode() in p, timeout=10) is not None
     assert not any(_has_marker(forged)(r) for _, r in raw_stream.records)
     assert victim.inbox.wait_for(lambda t, p: forged.encode() in p, timeout=0.5) is None
+
+
+def test_device_added_later_is_registered_and_publishes(stack, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
+    from stackhelpers import Device, Inbox, aws_client, connect
+
+    from railpulse_devstack import ensure_device
+
+    cert = ensure_device("train-late-001")
+    assert cert.cert_path.exists() and cert.key_path.exists()
+    iot = aws_client(stack, "iot")
+    principals = iot.list_thing_principals(thingName="train-late-001")["principals"]
+    assert len(principals) == 1
+    described = iot.describe_certificate(certificateId=principals[0].rsplit("/", 1)[1])
+    assert described["certificateDescription"]["certificatePem"].strip() == cert.pem().strip()
+
+    late = Device("train-late-001", connect(stack, "train-late-001"), Inbox())
+    try:
+        marker = uuid.uuid4().hex
+        late.publish("trains/train-late-001/telemetry", _frame("train-late-001", marker))
+        found = raw_stream.wait_for(_has_marker(marker), timeout=10)
+        assert found is not None and decode(found[1]["Data"]).principal == "train-late-001"
+    finally:
+        late.connection.disconnect().result(10)

@@ -213,3 +213,20 @@ def test_bad_catalogue_names_the_variable(tmp_path: Any) -> None:
     path.write_text('[channels.x]\nunit = "V"\nphysical = [0, 1]\noperating = [0, 5]\ncritical = [0, 2]\n')
     with pytest.raises(ConfigError, match=r"RAILPULSE_CATALOGUE.*must nest"):
         load_catalogue(str(path))
+
+
+def test_metrics_sinks_by_url(tmp_path: Any) -> None:
+    from railpulse_shared.metrics import AgentSink, FileSink, sink_from_url
+
+    path = tmp_path / "emf.log"
+    sink = sink_from_url(f"file://{path}")
+    assert isinstance(sink, FileSink)
+    metrics = Metrics("railpulse", {"service": "x"}, sink)
+    metrics.add("RecordsIn", 3)
+    metrics.flush()
+    metrics.add("RecordsIn", 4)
+    metrics.flush()
+    assert [json.loads(line)["RecordsIn"] for line in path.read_text().splitlines()] == [3.0, 4.0]
+    assert isinstance(sink_from_url("udp://127.0.0.1:25888"), AgentSink)
+    with pytest.raises(ConfigError, match="RAILPULSE_METRICS_SINK"):
+        sink_from_url("carrier-pigeon")

@@ -5,6 +5,7 @@ Names are exported (`RESOURCES`) and written to the stack's env file; services r
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ _BOTO_CONFIG = botocore.config.Config(
 
 def client(service: str, endpoint_url: str) -> Any:
     return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
+        service,
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY_ID,
@@ -143,11 +144,14 @@ def _ensure_alarms_table(endpoint: str) -> None:
 
 def ensure_resources(endpoint: str) -> dict[str, str]:
     """Create every resource that is missing; returns the queue URLs by queue name."""
-    _ensure_streams(endpoint)
-    urls = _ensure_queues(endpoint)
-    _ensure_buckets(endpoint)
-    _ensure_glue(endpoint)
-    _ensure_alarms_table(endpoint)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
+        others = [
+            pool.submit(f, endpoint)
+            for f in (_ensure_streams, _ensure_buckets, _ensure_glue, _ensure_alarms_table)
+        ]
+        urls = pool.submit(_ensure_queues, endpoint).result()
+        for future in others:
+            future.result()
     return urls
 
 
@@ -164,7 +168,7 @@ def resource_env(queue_urls: Mapping[str, str]) -> dict[str, str]:
         "RAILPULSE_BUCKET_LAKE": RESOURCES.buckets[0],
         "RAILPULSE_BUCKET_STATE": RESOURCES.buckets[1],
         "RAILPULSE_GLUE_DATABASE": RESOURCES.glue_database,
-        "RAILPULSE_ALARMS_TABLE": RESOURCES.alarms_table,
+        "RAILPULSE_ALARM_TABLE": RESOURCES.alarms_table,
         "AWS_ACCOUNT_ID": ACCOUNT_ID,
     }
     for name, url in queue_urls.items():

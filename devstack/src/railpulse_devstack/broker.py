@@ -52,7 +52,9 @@ def _broker_dir(config: StackConfig) -> Path:
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if found is None:
         raise StackError("mosquitto is not installed: run `make setup` (apt-get install mosquitto)")
     return found
@@ -60,7 +62,11 @@ def mosquitto_binary() -> str:
 
 def build_plugin(config: StackConfig) -> Path:
     """Compile the identity-stamping plugin (once per source version)."""
-    source = resources.files("railpulse_devstack").joinpath("broker_plugin/stamp_identity.c").read_bytes()
+    source = (
+        resources.files("railpulse_devstack")
+        .joinpath("broker_plugin/stamp_identity.c")
+        .read_bytes()
+    )
     digest = hashlib.sha256(source).hexdigest()[:12]
     out_dir = _broker_dir(config)
     target = out_dir / f"stamp_identity-{digest}.so"
@@ -77,7 +83,9 @@ def build_plugin(config: StackConfig) -> Path:
     tmp = target.with_suffix(".so.tmp")
     out = subprocess.run(
         ["gcc", "-O2", "-Wall", "-fPIC", "-shared", "-o", str(tmp), str(src)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise StackError(f"building the mosquitto plugin failed:\n{out.stderr}")

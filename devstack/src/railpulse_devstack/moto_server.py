@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, shutdown_trigger=stop.wait, mode="wsgi")  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=stop.wait, mode="wsgi")
 
     asyncio.run(run())
 

@@ -11,9 +11,7 @@ __all__ = ["ensure_free", "is_free", "is_listening", "wait_listening"]
 
 
 def is_free(host: str, port: int) -> bool:
-    """True if nothing listens on (host, port) and we could bind it."""
-    if is_listening(host, port):
-        return False
+    """True if we could bind (host, port): nothing listens there, on it or on the wildcard."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -23,12 +21,10 @@ def is_free(host: str, port: int) -> bool:
     return True
 
 
-def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def is_listening(host: str, port: int) -> bool:
+    """True if something holds (host, port). Probed by binding, not connecting, so a TLS
+    server's log is not filled with aborted handshakes."""
+    return port != 0 and not is_free(host, port)
 
 
 def ensure_free(component: str, host: str, port: int, env_var: str) -> None:

@@ -8,6 +8,8 @@ missing) through `runuser`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pwd
 import shutil
@@ -41,9 +43,28 @@ def _bin(name: str) -> str:
     raise StackError(f"{name} not found: install PostgreSQL 15 (make setup does)")
 
 
+@functools.lru_cache(maxsize=8)
+def _server_user_reaches(directory: str) -> bool:
+    _ensure_system_user()
+    probe = subprocess.run(
+        ["runuser", "-u", _SYSTEM_USER, "--", "test", "-x", directory], check=False
+    )
+    return probe.returncode == 0
+
+
+def _base(config: StackConfig) -> Path:
+    """`<state>/pg`, unless the server user cannot reach the state folder (a clone under a
+    private home directory, say): then a folder of its own under /var/tmp, named for the state."""
+    preferred = config.state_dir / "pg"
+    if os.geteuid() != 0 or _server_user_reaches(str(config.state_dir)):
+        return preferred
+    digest = hashlib.sha256(str(config.state_dir).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"railpulse-pg-{digest}"
+
+
 def _paths(config: StackConfig) -> tuple[Path, Path, Path]:
-    base = config.state_dir / "pg"
-    return base / "data", base / "run", config.logs_dir / "postgres.log"
+    base = _base(config)
+    return base / "data", base / "run", base / "postgres.log"
 
 
 def _as_server_user(argv: list[str]) -> list[str]:
@@ -57,7 +78,14 @@ def _ensure_system_user() -> tuple[int, int]:
         entry = pwd.getpwnam(_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                _SYSTEM_USER,
+            ],
             check=True,
         )
         entry = pwd.getpwnam(_SYSTEM_USER)
@@ -66,9 +94,13 @@ def _ensure_system_user() -> tuple[int, int]:
 
 def _prepare(config: StackConfig) -> None:
     data, run, log = _paths(config)
-    for d in (data.parent, run, log.parent):
+    for d in (data.parent, run, config.logs_dir):
         d.mkdir(parents=True, exist_ok=True)
     log.touch(exist_ok=True)
+    link = config.logs_dir / "postgres.log"
+    if not link.is_symlink():
+        link.unlink(missing_ok=True)
+        link.symlink_to(log)
     if os.geteuid() == 0:
         uid, gid = _ensure_system_user()
         for path in (data.parent, run, log):
@@ -106,7 +138,17 @@ def start(config: StackConfig) -> None:
         logger.info("postgres.initdb", data=str(data))
         out = _run(
             _as_server_user(
-                [_bin("initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
             )
         )
         if out.returncode != 0:
@@ -118,7 +160,19 @@ def start(config: StackConfig) -> None:
         )
         out = _run(
             _as_server_user(
-                [_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "45", "start"]
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "45",
+                    "start",
+                ]
             )
         )
         if out.returncode != 0:
@@ -126,7 +180,9 @@ def start(config: StackConfig) -> None:
                 f"PostgreSQL did not start ({out.stdout.strip()} {out.stderr.strip()}); see {log}"
             )
     psql = [_bin("psql"), "-h", config.host, "-p", str(config.pg_port), "-U", USER]
-    exists = _run([*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"])
+    exists = _run(
+        [*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"]
+    )
     if exists.returncode != 0:
         raise ProcessStartError(f"PostgreSQL is not answering: {exists.stderr.strip()}; see {log}")
     if exists.stdout.strip() != "1":
@@ -140,7 +196,9 @@ def stop(config: StackConfig) -> bool:
     data, _, _ = _paths(config)
     if pid(config) is None:
         return False
-    out = _run(_as_server_user([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"]))
+    out = _run(
+        _as_server_user([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop"])
+    )
     if out.returncode != 0:
         leftover = pid(config)
         if leftover is not None:

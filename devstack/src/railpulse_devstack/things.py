@@ -39,7 +39,9 @@ class Registry:
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
                 raise
-        cert = self._iot.register_certificate_without_ca(certificatePem=paths.pem(), status="ACTIVE")
+        cert = self._iot.register_certificate_without_ca(
+            certificatePem=paths.pem(), status="ACTIVE"
+        )
         self._iot.attach_thing_principal(thingName=name, principal=cert["certificateArn"])
         self._things().add(name)
         return paths

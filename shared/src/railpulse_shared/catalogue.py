@@ -45,6 +45,8 @@ class Channel(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     aliases: dict[str, Range] = msgspec.field(default_factory=dict)
     """Other names for this channel → (scale, offset) into the canonical unit."""
+    may_hold: bool = False
+    """A constant value is normal here (a closed door, released brakes): never 'stuck'."""
 
     def band(self, value: float) -> Band:
         for band, (low, high) in (

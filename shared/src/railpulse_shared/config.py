@@ -32,7 +32,8 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     metrics_namespace: str = "railpulse"
     metrics_sink: str = "stdout"
-    """`stdout`, `stderr`, or `tcp://host:port` / `udp://host:port` (the CloudWatch agent)."""
+    """`stdout`, `stderr`, `file:///path`, or `tcp://host:port` / `udp://host:port` (the
+    CloudWatch agent)."""
     stream_raw: str = "telemetry-raw"
     stream_telemetry: str = "telemetry"
     stream_events: str = "events"

@@ -221,7 +221,13 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         try:
             self._run(self.handler.flush())
             if checkpointer is not None:
-                self._checkpoint_durable(checkpointer)
+                # Always answer a shutdown request with a checkpoint, even at an unchanged
+                # position: the KCL completes the processor's final shutdown only after it.
+                position = self.handler.durable_position(self._processed)
+                if position is not None:
+                    self._checkpoint(checkpointer, position)
+                else:
+                    logger.info("nothing_to_checkpoint")
             self._run(self.handler.stop())
         finally:
             if self._runner is not None:

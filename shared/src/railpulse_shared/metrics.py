@@ -24,6 +24,7 @@ __all__ = [
     "MAX_DIMENSIONS",
     "MAX_METRICS",
     "AgentSink",
+    "FileSink",
     "Metrics",
     "MetricsSink",
     "StreamSink",
@@ -85,11 +86,26 @@ class AgentSink:
             self._sock = None
 
 
+class FileSink:
+    """Appends EMF lines to a file (`file:///path`): a local run's metrics, or an agent-tailed log."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def write(self, line: bytes) -> None:
+        # O_APPEND writes of one short line are atomic, so processes can share the file.
+        with open(self.path, "ab") as f:
+            f.write(line + b"\n")
+
+
 def sink_from_url(url: str) -> MetricsSink:
+    """`stdout`, `stderr`, `file:///path`, `tcp://host:port` or `udp://host:port`."""
     if url == "stdout":
         return StreamSink()
     if url == "stderr":
         return StreamSink(sys.stderr)
+    if url.startswith("file://"):
+        return FileSink(url.removeprefix("file://"))
     return AgentSink(url)
 
 

@@ -65,7 +65,9 @@ def register(subparsers: Any) -> None:
         "RAILPULSE_MQTT_PORT (8883), RAILPULSE_PG_PORT (5433), RAILPULSE_IOT_DATA_PORT (4580).",
     )
     sub = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
-    sub.add_parser("up", help="start what is not running and wait until ready").set_defaults(func=_up)
+    sub.add_parser("up", help="start what is not running and wait until ready").set_defaults(
+        func=_up
+    )
     sub.add_parser("down", help="stop everything").set_defaults(func=_down)
     sub.add_parser("status", help="what runs where (exit 3 if not all running)").set_defaults(
         func=_status

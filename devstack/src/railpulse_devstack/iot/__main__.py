@@ -31,7 +31,9 @@ def main() -> None:
     http_host, http_port = data_endpoint.rsplit(":", 1)
 
     store = ShadowStore(Path(env["RAILPULSE_STACK_DIR"]) / "iot" / "shadows.json")
-    rule = KinesisRule(client("kinesis", env["AWS_ENDPOINT_URL"]), env.get("RAILPULSE_STREAM_RAW", "telemetry-raw"))
+    rule = KinesisRule(
+        client("kinesis", env["AWS_ENDPOINT_URL"]), env.get("RAILPULSE_STREAM_RAW", "telemetry-raw")
+    )
     mqtt = IotMqtt(
         MqttSettings(
             host=env["RAILPULSE_MQTT_HOST"],

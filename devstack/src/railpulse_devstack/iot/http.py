@@ -75,21 +75,30 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, store.delete(thing, name, body or None))
                 else:
                     self._send(405, {"message": "Method not allowed"}, "MethodNotAllowedException")
-            elif parts[:4] == ["api", "things", "shadow", "ListNamedShadowsForThing"] and len(parts) == 5:
+            elif (
+                parts[:4] == ["api", "things", "shadow", "ListNamedShadowsForThing"]
+                and len(parts) == 5
+            ):
                 self._send(200, {"results": store.names(parts[4]), "timestamp": store._now()})
             elif parts and parts[0] == "topics" and method == "POST":
-                topic = unquote(url.path[len("/topics/"):])
+                topic = unquote(url.path[len("/topics/") :])
                 qos = int(query.get("qos", ["0"])[0])
                 retain = query.get("retain", ["false"])[0].lower() == "true"
                 self.server.mqtt.publish(topic, body, qos=min(qos, 1), retain=retain)
                 self._send(200, None)
             else:
-                self._send(404, {"message": f"No route for {method} {url.path}"}, "ResourceNotFoundException")
+                self._send(
+                    404,
+                    {"message": f"No route for {method} {url.path}"},
+                    "ResourceNotFoundException",
+                )
         except ShadowError as err:
             self._send(err.code, {"code": err.code, "message": err.message}, err.error_type)
         except Exception as err:
             logger.exception("http.request_failed", path=self.path)
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": repr(err)}, "InternalFailureException")
+            self._send(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"message": repr(err)}, "InternalFailureException"
+            )
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -112,7 +121,9 @@ class DataPlaneServer(ThreadingHTTPServer):
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="data-plane-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="data-plane-http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

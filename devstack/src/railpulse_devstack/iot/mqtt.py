@@ -18,6 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from railpulse_devstack.iot.rules import SUBSCRIPTIONS, KinesisRule
 from railpulse_devstack.iot.shadow import ShadowError, ShadowStore
@@ -63,7 +65,7 @@ class IotMqtt:
         self.ready = threading.Event()
         self._pending_subs: set[int] = set()
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5
         )
         client.tls_set(
             ca_certs=str(settings.ca_file),
@@ -72,7 +74,7 @@ class IotMqtt:
             cert_reqs=ssl.CERT_REQUIRED,
         )
         client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.1, 2)
+        client.reconnect_delay_set(1, 2)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -81,7 +83,9 @@ class IotMqtt:
         store.subscribe(self._on_shadow_event)
 
     def start(self) -> None:
-        self._client.connect_async(self._settings.host, self._settings.port, keepalive=30, clean_start=True)
+        self._client.connect_async(
+            self._settings.host, self._settings.port, keepalive=30, clean_start=True
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -95,16 +99,21 @@ class IotMqtt:
         self.publish(topic, json.dumps(doc, separators=(",", ":")).encode())
 
     # -- callbacks (paho network thread) -------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         if reason.is_failure:
             logger.error("mqtt.connect_failed", reason=str(reason))
             return
-        topics = [(t, mqtt.SubscribeOptions(qos=1)) for t in (*SHADOW_SUBSCRIPTIONS, *SUBSCRIPTIONS)]
+        topics = [(t, SubscribeOptions(qos=1)) for t in (*SHADOW_SUBSCRIPTIONS, *SUBSCRIPTIONS)]
         _, mid = client.subscribe(topics)
-        self._pending_subs.add(mid)
+        if mid is not None:
+            self._pending_subs.add(mid)
         logger.info("mqtt.connected", host=self._settings.host, port=self._settings.port)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:
             logger.error("mqtt.subscribe_failed", reasons=failed)
@@ -114,7 +123,9 @@ class IotMqtt:
             self.ready.set()
             logger.info("mqtt.subscribed")
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         self.ready.clear()
         logger.warning("mqtt.disconnected", reason=str(reason))
 
@@ -129,7 +140,9 @@ class IotMqtt:
         prefix = f"{shadow_prefix(thing, name)}/{op}"
         try:
             if op == "get":
-                self._publish_json(f"{prefix}/accepted", self._store.get(thing, name, bytes(msg.payload)))
+                self._publish_json(
+                    f"{prefix}/accepted", self._store.get(thing, name, bytes(msg.payload))
+                )
             elif op == "update":
                 self._store.update(thing, name, bytes(msg.payload))  # accepted via _on_shadow_event
             elif op == "delete":

@@ -6,6 +6,19 @@
 | `$aws/rules/+/trains/+/telemetry`       | without `$aws/rules/<rule>/`  | topic segment 2 after the prefix (ACL: `$aws/rules/+/trains/%u/#`) |
 | `iot/sensors/+` (stamped by the broker) | `iot/sensors`                 | last segment, the publisher's username |
 
+Each Kinesis record's Data is the shared contract `railpulse_shared.contracts.RuleEnvelope`
+encoded by `railpulse_shared.codec.encode` (JSON, UTF-8):
+
+    {"topic": "trains/train-007/telemetry",  the topic the device published to (a Basic Ingest
+                                              prefix `$aws/rules/<rule>/` removed, as topic() does;
+                                              `iot/sensors` without the broker's stamp)
+     "principal": "train-007",               the authenticated device: certificate CN = thing name
+     "received_ms": 1764371234567,           when the rule received it, epoch ms
+     "payload": "<base64>"}                  the device's bytes, untouched
+
+and its PartitionKey is `principal`. Ingest decodes it with `codec.decode_envelope` and compares
+`principal` with the device the payload claims to be.
+
 Records that arrive within `linger` (5 ms) of each other go out in one PutRecords call (at most
 500 records / 5 MiB); records a call reports as failed are retried with backoff, in order.
 """
@@ -21,14 +34,14 @@ from typing import Any
 
 import structlog
 
-from railpulse_devstack.iot.envelope import RuleRecord, encode
+from railpulse_shared.codec import encode
+from railpulse_shared.contracts import RuleEnvelope
 
 __all__ = ["SUBSCRIPTIONS", "KinesisRule", "route"]
 
 logger = structlog.get_logger()
 
 SUBSCRIPTIONS = ("trains/+/telemetry", "$aws/rules/+/trains/+/telemetry", "iot/sensors/+")
-RULE_NAME = "telemetry"
 _MAX_BATCH = 500
 _MAX_BATCH_BYTES = 5 * 1024 * 1024
 _MAX_ATTEMPTS = 8
@@ -45,7 +58,12 @@ def route(topic: str) -> Routed | None:
     parts = topic.split("/")
     if len(parts) == 3 and parts[0] == "trains" and parts[2] == "telemetry":
         return Routed(topic, parts[1])
-    if len(parts) == 6 and parts[:2] == ["$aws", "rules"] and parts[3] == "trains" and parts[5] == "telemetry":
+    if (
+        len(parts) == 6
+        and parts[:2] == ["$aws", "rules"]
+        and parts[3] == "trains"
+        and parts[5] == "telemetry"
+    ):
         return Routed("/".join(parts[3:]), parts[4])
     if len(parts) == 3 and parts[:2] == ["iot", "sensors"] and parts[2]:
         return Routed("iot/sensors", parts[2])
@@ -65,7 +83,7 @@ class KinesisRule:
         self._stream = stream
         self._linger = linger
         self._clock = clock
-        self._queue: queue.Queue[RuleRecord | None] = queue.Queue()
+        self._queue: queue.Queue[RuleEnvelope | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="kinesis-rule", daemon=True)
         self.put_count = 0
         self.failed_count = 0
@@ -82,8 +100,7 @@ class KinesisRule:
         if routed is None:
             return False
         self._queue.put(
-            RuleRecord(
-                rule=RULE_NAME,
+            RuleEnvelope(
                 topic=routed.topic,
                 principal=routed.principal,
                 received_ms=int(self._clock() * 1000),
@@ -104,7 +121,11 @@ class KinesisRule:
             while len(batch) < _MAX_BATCH and size < _MAX_BATCH_BYTES // 2:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if item is None:
@@ -114,13 +135,15 @@ class KinesisRule:
                 size += len(item.payload)
             self._put(batch)
 
-    def _put(self, batch: list[RuleRecord]) -> None:
+    def _put(self, batch: list[RuleEnvelope]) -> None:
         entries = [{"Data": encode(r), "PartitionKey": r.principal} for r in batch]
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 resp = self._kinesis.put_records(StreamName=self._stream, Records=entries)
             except Exception as err:
-                logger.warning("rule.put_failed", error=repr(err), records=len(entries), attempt=attempt)
+                logger.warning(
+                    "rule.put_failed", error=repr(err), records=len(entries), attempt=attempt
+                )
                 time.sleep(min(0.05 * 2**attempt, 2.0))
                 continue
             failed = [e for e, r in zip(entries, resp["Records"], strict=True) if "ErrorCode" in r]

@@ -99,16 +99,22 @@ class Shadow:
         return meta
 
     def snapshot(self) -> Json:
-        return copy.deepcopy({"state": self.state(), "metadata": self.metadata(), "version": self.version})
+        return copy.deepcopy(
+            {"state": self.state(), "metadata": self.metadata(), "version": self.version}
+        )
 
     def delta(self) -> Json:
         return _delta(self.desired or {}, self.reported or {})
 
     def to_json(self) -> Json:
         return {
-            "version": self.version, "exists": self.exists, "desired": self.desired,
-            "reported": self.reported, "meta_desired": self.meta_desired,
-            "meta_reported": self.meta_reported, "timestamp": self.timestamp,
+            "version": self.version,
+            "exists": self.exists,
+            "desired": self.desired,
+            "reported": self.reported,
+            "meta_desired": self.meta_desired,
+            "meta_reported": self.meta_reported,
+            "timestamp": self.timestamp,
         }
 
     @classmethod
@@ -156,7 +162,9 @@ def _meta_for(value: Any, ts: int) -> Any:
     if isinstance(value, dict):
         return {k: _meta_for(v, ts) for k, v in value.items()}
     if isinstance(value, list):
-        return [_meta_for(v, ts) if isinstance(v, dict | list) else {"timestamp": ts} for v in value]
+        return [
+            _meta_for(v, ts) if isinstance(v, dict | list) else {"timestamp": ts} for v in value
+        ]
     return {"timestamp": ts}
 
 
@@ -238,7 +246,9 @@ class ShadowStore:
         self._flusher: threading.Thread | None = None
         if path is not None:
             self._load(path)
-            self._flusher = threading.Thread(target=self._flush_loop, name="shadow-flush", daemon=True)
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="shadow-flush", daemon=True
+            )
             self._flusher.start()
 
     # -- persistence -------------------------------------------------------------------------
@@ -342,9 +352,13 @@ class ShadowStore:
             if value is not None and not isinstance(value, dict):
                 raise ShadowError(400, f"{section} node must be an object", token)
             if value is not None and _depth(value) > MAX_DEPTH:
-                raise ShadowError(400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}", token)
+                raise ShadowError(
+                    400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}", token
+                )
         version = body.get("version")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+        if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version < 0
+        ):
             raise ShadowError(400, "Invalid version", token)
 
         with self._lock:
@@ -371,7 +385,9 @@ class ShadowStore:
                     setattr(nxt, section, target)
                 meta = getattr(nxt, meta_attr)
                 _merge(target, meta, patch, ts)
-                meta_accepted[section] = _meta_for({k: v for k, v in patch.items() if v is not None}, ts)
+                meta_accepted[section] = _meta_for(
+                    {k: v for k, v in patch.items() if v is not None}, ts
+                )
             size = len(json.dumps(nxt.state(), separators=(",", ":")).encode())
             if size > MAX_STATE_BYTES:
                 raise ShadowError(413, "The payload exceeds the maximum size allowed", token)
@@ -379,7 +395,12 @@ class ShadowStore:
             nxt.timestamp = ts
             self._shadows[(thing, name)] = nxt
 
-            accepted: Json = {"state": state, "metadata": meta_accepted, "version": nxt.version, "timestamp": ts}
+            accepted: Json = {
+                "state": state,
+                "metadata": meta_accepted,
+                "version": nxt.version,
+                "timestamp": ts,
+            }
             documents: Json = {"current": nxt.snapshot(), "timestamp": ts}
             if previous is not None:
                 documents["previous"] = previous

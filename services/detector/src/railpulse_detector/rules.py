@@ -1,0 +1,163 @@
+"""Hard limits and sensor faults: judged on every frame, with no warm-up.
+
+- A reading past the catalogue's operating range is a `limit` anomaly (warning), past the
+  critical range a critical one. An extreme reading is never discarded as noise: it may be a fire.
+- A physically impossible reading (quality `invalid`), a stuck sensor (the same value for
+  `stuck_frames` frames while the train moves) and a dropout (a channel the train was sending
+  missing for `dropout_frames` frames) are `sensor_fault` anomalies.
+
+A condition that persists is re-asserted every `reassert_ms` (not on every frame), so the
+notifier keeps its alarm open without one message per second; a rise in severity is reported at
+once. Each rule keeps a few numbers per (train, channel): memory is bounded by the fleet's
+channel count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from railpulse_shared.catalogue import Band, Catalogue
+from railpulse_shared.contracts import (
+    AcceptedFrame,
+    Anomaly,
+    AnomalyKind,
+    Attribution,
+    Quality,
+    Severity,
+)
+
+__all__ = ["RuleSettings", "Rules"]
+
+RULES_VERSION = "rules-1"
+_SEVERITY = {Band.WARNING: Severity.WARNING, Band.CRITICAL: Severity.CRITICAL}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    stuck_frames: int = 120
+    dropout_frames: int = 5
+    reassert_ms: int = 10_000
+    moving_kmh: float = 1.0
+
+
+@dataclass(slots=True)
+class _ChannelState:
+    last_value: float = float("nan")
+    same_count: int = 0
+    missing: int = 0
+    seen: bool = False
+
+
+@dataclass(slots=True)
+class _TrainState:
+    channels: dict[str, _ChannelState] = field(default_factory=dict)
+    open: dict[str, tuple[Severity, int]] = field(default_factory=dict)
+    """alert_key → (severity, sensor time last reported), for conditions still present."""
+
+
+class Rules:
+    """Stateful per-train rules over accepted frames."""
+
+    def __init__(self, catalogue: Catalogue, settings: RuleSettings | None = None) -> None:
+        self.catalogue = catalogue
+        self.settings = settings or RuleSettings()
+        self._trains: dict[str, _TrainState] = {}
+
+    def check(self, frame: AcceptedFrame) -> list[Anomaly]:
+        state = self._trains.setdefault(frame.train, _TrainState())
+        found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]] = {}
+        moving = (frame.speed_kmh or _value(frame, "speed") or 0.0) > self.settings.moving_kmh
+        for name, reading in frame.readings.items():
+            channel_state = state.channels.setdefault(name, _ChannelState())
+            channel_state.seen, channel_state.missing = True, 0
+            value = reading.value
+            if reading.quality is Quality.INVALID:
+                found[f"sensor_fault:{name}"] = (
+                    AnomalyKind.SENSOR_FAULT,
+                    Severity.WARNING,
+                    Attribution(channel=name, contribution=1.0, value=value),
+                    f"{name} reads {value:g}, which is physically impossible: sensor fault",
+                )
+                continue
+            if reading.quality is Quality.UNCATALOGUED:
+                continue
+            breach = self.catalogue.breach(name, value)
+            if breach is not None and breach.band in _SEVERITY:
+                unit = self.catalogue.channels[name].unit
+                side = "above" if breach.direction == "high" else "below"
+                level = "critical" if breach.band is Band.CRITICAL else "operating"
+                found[f"limit:{name}"] = (
+                    AnomalyKind.LIMIT,
+                    _SEVERITY[breach.band],
+                    Attribution(
+                        channel=name, contribution=1.0, direction=breach.direction, value=value
+                    ),
+                    f"{name} {value:g} {unit} {side} the {level} limit {breach.limit:g}",
+                )
+            channel_state.same_count = (
+                channel_state.same_count + 1 if value == channel_state.last_value else 0
+            )
+            channel_state.last_value = value
+            may_hold = self.catalogue.channels[name].may_hold
+            if moving and not may_hold and channel_state.same_count >= self.settings.stuck_frames:
+                found[f"sensor_fault:{name}"] = (
+                    AnomalyKind.SENSOR_FAULT,
+                    Severity.WARNING,
+                    Attribution(channel=name, contribution=1.0, value=value),
+                    f"{name} stuck at {value:g} for {channel_state.same_count} frames",
+                )
+        for name, channel_state in state.channels.items():
+            if name in frame.readings or not channel_state.seen:
+                continue
+            channel_state.missing += 1
+            if channel_state.missing >= self.settings.dropout_frames:
+                found[f"sensor_fault:{name}"] = (
+                    AnomalyKind.SENSOR_FAULT,
+                    Severity.WARNING,
+                    Attribution(channel=name, contribution=1.0),
+                    f"{name} missing from the last {channel_state.missing} frames: dropout",
+                )
+        return self._report(frame, state, found)
+
+    def _report(
+        self,
+        frame: AcceptedFrame,
+        state: _TrainState,
+        found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]],
+    ) -> list[Anomaly]:
+        anomalies = []
+        for key, (kind, severity, attribution, message) in found.items():
+            previous = state.open.get(key)
+            due = previous is None or (
+                severity > previous[0] or frame.ts_ms - previous[1] >= self.settings.reassert_ms
+            )
+            if not due:
+                continue
+            state.open[key] = (severity, frame.ts_ms)
+            anomalies.append(
+                Anomaly(
+                    anomaly_id=f"{frame.train}:{frame.seq}:{key}",
+                    train=frame.train,
+                    ts_ms=frame.ts_ms,
+                    frame_seq=frame.seq,
+                    category=kind,
+                    severity=severity,
+                    score=1.0,
+                    threshold=1.0,
+                    alert_key=key,
+                    channels=[attribution],
+                    model_version=RULES_VERSION,
+                    message=message,
+                    received_ms=frame.received_ms,
+                    ingested_ms=frame.ingested_ms,
+                )
+            )
+        # A condition that is gone may be raised afresh next time.
+        for key in [k for k in state.open if k not in found]:
+            del state.open[key]
+        return anomalies
+
+
+def _value(frame: AcceptedFrame, channel: str) -> float | None:
+    reading = frame.readings.get(channel)
+    return reading.value if reading is not None else None

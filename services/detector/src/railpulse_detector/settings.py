@@ -1,0 +1,20 @@
+"""The detector's configuration, from the environment (`RAILPULSE_*`, `AWS_*`)."""
+
+from __future__ import annotations
+
+from railpulse_shared.multilang import KclSettings
+
+__all__ = ["APPLICATION_NAME", "DetectorSettings"]
+
+APPLICATION_NAME = "railpulse-detector"
+"""The KCL application, and so the name of its DynamoDB lease table."""
+
+
+class DetectorSettings(KclSettings, frozen=True, kw_only=True):
+    service: str = "detector"
+    stuck_frames: int = 120
+    dropout_frames: int = 5
+    reassert_ms: int = 10_000
+    snapshot_interval_s: float = 300.0
+    """How often each shard's model state is written to S3 (and at shutdown)."""
+    snapshot_prefix: str = "detector/snapshots"

@@ -1,0 +1,88 @@
+"""Hard limits and sensor faults: the acceptance cases, re-assertion, escalation, stuck, dropout."""
+
+from __future__ import annotations
+
+import pytest
+
+from railpulse_detector.rules import Rules, RuleSettings
+from railpulse_shared.catalogue import load_catalogue
+from railpulse_shared.contracts import AcceptedFrame, AnomalyKind, Quality, Reading, Severity
+
+
+def frame(seq: int, readings: dict[str, float], *, train: str = "t1", speed: float = 80.0,
+          invalid: tuple[str, ...] = ()) -> AcceptedFrame:
+    return AcceptedFrame(
+        train=train,
+        seq=seq,
+        ts_ms=1_700_000_000_000 + 1000 * seq,
+        readings={
+            k: Reading(value=v, quality=Quality.INVALID if k in invalid else Quality.GOOD)
+            for k, v in readings.items()
+        },
+        speed_kmh=speed,
+    )
+
+
+@pytest.fixture
+def rules() -> Rules:
+    return Rules(load_catalogue(), RuleSettings(stuck_frames=5, dropout_frames=3, reassert_ms=10_000))
+
+
+@pytest.mark.parametrize(
+    ("readings", "invalid", "expected"),
+    [
+        ({"temperature": 22, "humidity": 55}, (), []),
+        ({"temperature": 75, "humidity": 40}, (), [("limit:temperature", Severity.WARNING)]),
+        ({"temperature": 21, "humidity": 10}, (), [("limit:humidity", Severity.WARNING)]),
+        ({"temperature": 30}, (), []),
+        ({"temperature": 150, "humidity": 30}, (), [("limit:temperature", Severity.CRITICAL)]),
+        ({"temperature": -10, "humidity": -5}, ("humidity",),
+         [("sensor_fault:humidity", Severity.WARNING)]),
+        ({"temperature": 25, "humidity": 65, "pressure": 1012}, (), []),
+    ],
+    ids=["case1", "case2", "case3", "case4", "case6", "case7", "case8"],
+)
+def test_acceptance_cases(rules: Rules, readings: dict[str, float], invalid: tuple[str, ...],
+                          expected: list[tuple[str, Severity]]) -> None:
+    anomalies = rules.check(frame(1, readings, speed=0.0, invalid=invalid))
+    assert [(a.alert_key, a.severity) for a in anomalies] == expected
+
+
+def test_critical_limit_fires_on_the_first_frame_and_names_the_channel(rules: Rules) -> None:
+    (anomaly,) = rules.check(frame(1, {"bearing_temp_3": 131.0}))
+    assert anomaly.category is AnomalyKind.LIMIT and anomaly.severity is Severity.CRITICAL
+    assert anomaly.channels[0].channel == "bearing_temp_3"
+    assert "critical limit 120" in anomaly.message
+
+
+def test_persisting_condition_is_reasserted_not_repeated(rules: Rules) -> None:
+    keys = [len(rules.check(frame(i, {"bearing_temp_1": 95.0 + i / 10}))) for i in range(25)]
+    # Raised at 0, re-asserted every 10 s of sensor time.
+    assert keys.count(1) == 3 and keys[0] == keys[10] == keys[20] == 1
+
+
+def test_rising_severity_is_reported_at_once(rules: Rules) -> None:
+    assert rules.check(frame(0, {"bearing_temp_1": 95.0}))[0].severity is Severity.WARNING
+    assert rules.check(frame(1, {"bearing_temp_1": 125.0}))[0].severity is Severity.CRITICAL
+
+
+def test_stuck_sensor_while_moving_but_not_when_parked(rules: Rules) -> None:
+    moving = [rules.check(frame(i, {"bearing_temp_1": 40.0})) for i in range(7)]
+    assert [a.alert_key for batch in moving for a in batch] == ["sensor_fault:bearing_temp_1"]
+    parked = Rules(load_catalogue(), RuleSettings(stuck_frames=5))
+    assert not any(parked.check(frame(i, {"bearing_temp_1": 40.0}, speed=0.0)) for i in range(20))
+    # Channels that legitimately hold a value are never stuck.
+    doors = Rules(load_catalogue(), RuleSettings(stuck_frames=5))
+    assert not any(doors.check(frame(i, {"door_open_time_1": 0.0})) for i in range(20))
+
+
+def test_dropout_of_a_channel_the_train_was_sending(rules: Rules) -> None:
+    rules.check(frame(0, {"bearing_temp_1": 40.0, "bearing_temp_2": 41.0}))
+    found = [rules.check(frame(i, {"bearing_temp_1": 40.0 + i})) for i in range(1, 5)]
+    assert [a.alert_key for batch in found for a in batch] == ["sensor_fault:bearing_temp_2"]
+    assert "dropout" in found[2][0].message
+
+
+def test_trains_are_independent(rules: Rules) -> None:
+    assert rules.check(frame(0, {"bearing_temp_1": 125.0}, train="a"))
+    assert not rules.check(frame(0, {"bearing_temp_1": 40.0}, train="b"))
