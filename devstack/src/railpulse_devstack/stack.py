@@ -161,7 +161,9 @@ def _wait(what: str, check: Callable[[], bool], deadline: float, log: Path) -> N
 def _moto_answers(endpoint: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as resp:
+            # Not /moto-api/data.json: it serialises every resource (minutes once Kinesis holds a
+            # bench run's records), which made `up()` on a running stack time out.
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False
