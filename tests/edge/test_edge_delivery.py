@@ -125,3 +125,29 @@ def test_spool_overflow_reports_exactly_what_it_evicted(
     gap = reported(iot_data, thing)["spool"]["last_gap"]
     assert gap == {"count": len(missing), "first_seq": min(missing), "last_seq": max(missing),
                    "reason": "size"}
+
+
+def test_sigterm_while_offline_exits_cleanly_with_the_spool_intact(
+    stack: dict[str, str], ensure_train: Callable[[str], str],
+    agents: Callable[..., AgentProcess], tunnel: TcpProxy,
+) -> None:
+    thing = ensure_train("train-905")
+    tunnel.cut()  # in a tunnel from the start: nothing can leave
+    agent = agents(thing, agent_env(stack, RAILPULSE_MQTT_PORT=str(tunnel.port)), *FAST)
+    agent.start()
+    wait_until(lambda: agent.spool_path.exists() and read_stats(agent.spool_path).next_seq >= 30, 30,
+               what="30 spooled frames")
+    assert agent.terminate() == 0
+    stats = read_stats(agent.spool_path)
+    assert stats.pending == stats.next_seq >= 30  # every frame kept, none sent
+    assert not agent.spool_path.with_name(agent.spool_path.name + "-wal").stat().st_size  # checkpointed
+    assert '"agent.stopped"' in agent.log(1)
+
+    # Back in coverage, the restarted agent delivers all of them, oldest first.
+    tunnel.restore()
+    stream = TrainStream(stack, thing)
+    agent.start()
+    wait_until(lambda: stream.has_all_below(stats.next_seq), 30, what="the spooled frames")
+    assert agent.terminate() == 0
+    first = [f.seq for f in stream.frames if f.seq < stats.next_seq]
+    assert first[: stats.next_seq] == list(range(stats.next_seq))
