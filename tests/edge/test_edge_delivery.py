@@ -151,3 +151,16 @@ def test_sigterm_while_offline_exits_cleanly_with_the_spool_intact(
     assert agent.terminate() == 0
     first = [f.seq for f in stream.frames if f.seq < stats.next_seq]
     assert first[: stats.next_seq] == list(range(stats.next_seq))
+
+
+def test_basic_ingest_topic_reaches_the_same_rule(
+    stack: dict[str, str], ensure_train: Callable[[str], str], agents: Callable[..., AgentProcess]
+) -> None:
+    thing = ensure_train("train-906")
+    stream = TrainStream(stack, thing)
+    agent = agents(thing, agent_env(stack), "--rate-hz", "10", "--basic-ingest-rule", "telemetry",
+                   "--no-shadow")
+    agent.start()
+    wait_until(lambda: stream.has_all_below(10), 30, what="frames via Basic Ingest")
+    assert agent.terminate() == 0
+    assert "$aws/rules/telemetry/trains/train-906/telemetry" in agent.log(1)

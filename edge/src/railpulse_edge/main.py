@@ -24,7 +24,8 @@ logger = structlog.get_logger()
 
 def _display(thing: str, alert: ShadowAlert) -> None:
     """The onboard display hook: here, one line on stdout per new alert."""
-    print(f"ALERT {thing} {alert.severity.name} {alert.alert_key} {alert.message}", flush=True)
+    print(f"ALERT {thing} {alert.severity.name} {alert.alert_key} {alert.alarm_id} {alert.message}",
+          flush=True)
 
 
 async def run(settings: EdgeSettings) -> None:
