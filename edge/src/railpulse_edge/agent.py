@@ -124,7 +124,8 @@ class EdgeAgent:
         entry = self.spool.append(
             ts,
             lambda seq: build_frame(
-                thing, seq, ts, sample.readings, speed_kmh=sample.speed_kmh, position=sample.position
+                thing, seq, ts, sample.readings, speed_kmh=sample.speed_kmh,
+                position=sample.position, rounded=sample.rounded,
             ),
         )
         self.counters.recorded += 1
@@ -135,7 +136,10 @@ class EdgeAgent:
                 self._publish((entry.seq,), entry.body, live=True)
                 self.counters.live_sent += 1
             except LinkDownError:
-                pass
+                pass  # went down a moment ago: the frame waits in the spool for the backfill
+            except Exception as exc:  # an awscrt error: same, the spool keeps it
+                self.counters.publish_failed += 1
+                logger.warning("publish.error", thing=self.config.thing, error=repr(exc))
         return entry
 
     def _publish(self, seqs: tuple[int, ...], payload: bytes, *, live: bool) -> None:
@@ -183,6 +187,11 @@ class EdgeAgent:
             try:
                 self._publish(tuple(e.seq for e in entries[:n]), payload, live=False)
             except LinkDownError:
+                continue
+            except Exception as exc:
+                self.counters.publish_failed += 1
+                logger.warning("publish.error", thing=cfg.thing, error=repr(exc))
+                await _wait(stop, asyncio.Event(), 1.0)
                 continue
             self._backfill_inflight += 1
             self.counters.backfill_messages += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import structlog
 
 from railpulse_edge.agent import AgentConfig, EdgeAgent
@@ -135,12 +136,15 @@ class Fleet:
                 asyncio.get_running_loop().create_task(self.agents[outage.train].link.hold_down(seconds))
         snap = self.model.step(dt)
         self.runner.after_step(snap.values)
-        rows = snap.values[: len(self.agents)].tolist()
+        # Rounded once for the whole fleet; inf (a spike gone wild) becomes NaN and is left out.
+        values = np.round(snap.values[: len(self.agents)], 3)
+        values[~np.isfinite(values)] = np.nan
+        rows = values.tolist()
         speeds = snap.speed_kmh.tolist()
         lats, lons = snap.lat.tolist(), snap.lon.tolist()
         for i, agent in enumerate(self.agents):
             readings = dict(zip(CHANNELS, rows[i], strict=True))
-            agent.record(Sample(readings, speeds[i], (lats[i], lons[i])), now_ms)
+            agent.record(Sample(readings, speeds[i], (lats[i], lons[i]), rounded=True), now_ms)
 
     async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
         period = 1.0 / self.options.rate_hz

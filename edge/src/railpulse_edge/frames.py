@@ -32,8 +32,14 @@ def build_frame(
     *,
     speed_kmh: float | None = None,
     position: tuple[float, float] | None = None,
+    rounded: bool = False,
 ) -> bytes:
-    clean = {k: round(v, 3) for k, v in readings.items() if math.isfinite(v)}
+    """A live frame's JSON. `rounded`: the caller already rounded the readings (the fleet does it
+    for all trains at once with numpy)."""
+    if rounded:
+        clean = {k: v for k, v in readings.items() if v == v}  # drop NaN (a dropped-out sensor)
+    else:
+        clean = {k: round(v, 3) for k, v in readings.items() if math.isfinite(v)}
     return encode(
         Frame(
             train=train,

@@ -23,6 +23,8 @@ class Sample:
     readings: dict[str, float]
     speed_kmh: float | None = None
     position: tuple[float, float] | None = None
+    rounded: bool = False
+    """Readings already rounded to 3 decimals and finite or NaN (the fleet's vectorised path)."""
 
 
 class SensorSource(Protocol):
