@@ -32,9 +32,11 @@ _QOS = mqtt.QoS.AT_LEAST_ONCE
 
 
 class ShadowSync:
-    def __init__(self, thing: str, connection: Any, on_alert: AlertCallback | None = None) -> None:
+    def __init__(
+        self, thing: str, connection: Any, on_alert: AlertCallback | None = None, *, client: Any = None
+    ) -> None:
         self.thing = thing
-        self._client = iotshadow.IotShadowClient(connection)
+        self._client = client if client is not None else iotshadow.IotShadowClient(connection)
         self._on_alert = on_alert
         self._loop = asyncio.get_running_loop()
         self.surfaced: dict[str, ShadowAlert] = {}
