@@ -6,10 +6,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import msgspec
-from railpulse_shared.contracts import AnomalyKind, DesiredAlerts, Severity, ShadowAlert
 from structlog.testing import capture_logs
 
 from railpulse_edge.shadow import ShadowSync
+from railpulse_shared.contracts import AnomalyKind, DesiredAlerts, Severity, ShadowAlert
 
 
 class RecordingClient:
