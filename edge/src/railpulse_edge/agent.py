@@ -45,6 +45,7 @@ class AgentConfig:
     live_max_bytes: int = METERING_UNIT
     expire_every_s: float = 60.0
     report_every_s: float = 5.0
+    evict_log_every_s: float = 30.0
     shadow: bool = True
     drain_timeout_s: float = 5.0
 
@@ -80,6 +81,9 @@ class EdgeAgent:
         self._backfill_inflight = 0
         self._wake = asyncio.Event()
         self._report_due = spool.stats().evicted > 0  # a crash may have kept it unreported
+        self._unlogged_evictions = 0
+        self._evict_logged_at = 0.0
+        self._evicting = False  # an eviction episode lasts until the next PUBACK
         self.link = MqttLink(link_config, on_connected=self._connected, on_disconnected=self._wake.set)
         self.shadow = (
             ShadowSync(config.thing, self.link.connection, on_alert) if config.shadow else None
@@ -94,12 +98,21 @@ class EdgeAgent:
             self.shadow.on_connected()
 
     def _evicted(self, ev: Eviction) -> None:
-        stats = self.spool.stats()
-        logger.warning(
-            "spool.evicted", thing=self.config.thing, reason=ev.reason, count=ev.count,
-            first_seq=ev.first_seq, last_seq=ev.last_seq, evicted_total=stats.evicted,
-        )
+        # A full spool evicts on every append: log the first eviction of an episode at once and
+        # then a running total at most every `evict_log_every_s` (the shadow gets the same totals).
         self._report_due = True
+        self._unlogged_evictions += ev.count
+        now = time.monotonic()
+        first_of_episode, self._evicting = not self._evicting, True
+        if first_of_episode or now - self._evict_logged_at >= self.config.evict_log_every_s:
+            stats = self.spool.stats()
+            logger.warning(
+                "spool.evicted", thing=self.config.thing, reason=ev.reason,
+                count=self._unlogged_evictions, first_seq=ev.first_seq, last_seq=ev.last_seq,
+                evicted_total=stats.evicted, pending=stats.pending,
+            )
+            self._unlogged_evictions = 0
+            self._evict_logged_at = now
 
     def spool_report(self) -> dict[str, Any]:
         stats = self.spool.stats()
@@ -164,6 +177,7 @@ class EdgeAgent:
         except Exception:  # the frames stay spooled and are sent again: a duplicate, not a loss
             logger.exception("spool.ack_failed", thing=self.config.thing)
             return
+        self._evicting = False
         if live:
             self.counters.live_acked += 1
         else:
@@ -218,7 +232,9 @@ class EdgeAgent:
         if not (self._report_due and self.shadow is not None and self.link.connected.is_set()):
             return False
         self._report_due = False
-        self.shadow.report({"spool": self.spool_report()})
+        report = self.spool_report()
+        logger.info("spool.reported", thing=self.config.thing, **report)
+        self.shadow.report({"spool": report})
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
