@@ -233,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool-sync", choices=["FULL", "NORMAL"], default="NORMAL",
                    help="SQLite synchronous mode of the spools")
     p.add_argument("--topic", default="trains/{thing}/telemetry", help="publish topic template")
+    p.add_argument("--basic-ingest-rule", default=None,
+                   help="publish via Basic Ingest: $aws/rules/<RULE>/<topic>")
     p.add_argument("--no-shadow", dest="shadow", action="store_false", help="do not follow shadows")
     p.add_argument("--connect-rate", type=float, default=50.0, help="new connections per second at start")
     p.add_argument("--mqtt-host", default=env.get("RAILPULSE_MQTT_HOST", "127.0.0.1"), help="broker host")
@@ -265,7 +267,8 @@ async def _run(args: argparse.Namespace) -> int:
     model = FleetModel(len(names), seed=args.seed if args.seed is not None else scenario.seed)
     options = FleetOptions(
         host=args.mqtt_host, port=args.mqtt_port, ca_file=args.ca_file, certs_dir=args.certs_dir,
-        spool_dir=args.spool_dir, rate_hz=args.rate_hz, time_scale=args.time_scale, topic=args.topic,
+        spool_dir=args.spool_dir, rate_hz=args.rate_hz, time_scale=args.time_scale,
+        topic=f"$aws/rules/{args.basic_ingest_rule}/{args.topic}" if args.basic_ingest_rule else args.topic,
         spool_sync=args.spool_sync, shadow=args.shadow, connect_rate=args.connect_rate,
     )
     args.ground_truth.parent.mkdir(parents=True, exist_ok=True)
