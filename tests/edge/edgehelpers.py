@@ -9,6 +9,7 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -233,3 +234,12 @@ def reported(iot_data: Any, thing: str) -> dict[str, Any]:
     except iot_data.exceptions.ResourceNotFoundException:
         return {}
     return state.get("reported") or {}
+
+
+def spooled_seqs(path: Path) -> set[int]:
+    """The seqs still in a spool (read-only; the agent may be dead or alive)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in db.execute("SELECT seq FROM frames")}
+    finally:
+        db.close()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from edgehelpers import TrainStream, agent_env, wait_until
+from edgehelpers import TrainStream, agent_env, spooled_seqs, wait_until
 
 from railpulse_edge.spool import read_stats
 
@@ -62,16 +62,7 @@ def test_fleet_with_a_tunnel_delivers_every_frame_and_writes_ground_truth(
         assert stats.next_seq >= 60
         # Whatever was not acknowledged before the fleet stopped is still spooled, never lost.
         wait_until(lambda n=name, s=stats: streams[n].poll() or
-                   streams[n].seqs() | _spooled(spools / f"{n}.db") >= set(range(s.next_seq)),
+                   streams[n].seqs() | spooled_seqs(spools / f"{n}.db") >= set(range(s.next_seq)),
                    20, what=f"{name}'s frames")
     assert any(f.backfill for f in streams["fleet-train-002"].frames)  # it came out of the tunnel
 
-
-def _spooled(path: Path) -> set[int]:
-    import sqlite3
-
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return {row[0] for row in db.execute("SELECT seq FROM frames")}
-    finally:
-        db.close()

@@ -345,6 +345,10 @@ def read_stats(path: Path | str) -> SpoolStats:
         count, size, oldest = db.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0), min(seq) FROM frames"
         ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return SpoolStats(0, 0, 0, 0, 0, None)  # being created: nothing spooled yet
     finally:
         db.close()
     return SpoolStats(
