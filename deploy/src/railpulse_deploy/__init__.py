@@ -1,0 +1,1 @@
+"""railpulse_deploy: AWS CDK stacks and the cost model."""

@@ -1,0 +1,94 @@
+"""Archiver: KCL consumers of `telemetry` and `events` -> Parquet in the lake, Glue
+partitions, warehouse loads. Two ECS services (one per stream, each with its own KCL
+application and lease table), both on Fargate Spot: they checkpoint only after a file is
+written, so an interruption re-reads at most one flush interval."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from railpulse_deploy import names
+from railpulse_deploy.core import CoreRefs
+from railpulse_deploy.core.catalog import LAKE_TABLES, WAREHOUSE_PORT
+from railpulse_deploy.services import _metrics as m
+from railpulse_deploy.services import _policy as p
+from railpulse_deploy.services._base import Consumer, ServiceStack
+
+__all__ = ["ArchiverStack"]
+
+APPS = {
+    "railpulse-archiver-telemetry": names.STREAM_TELEMETRY,
+    "railpulse-archiver-events": names.STREAM_EVENTS,
+}
+
+
+class ArchiverStack(ServiceStack):
+    service = "archiver"
+
+    def __init__(
+        self, scope: Construct, construct_id: str, refs: CoreRefs, *, env: Environment | None = None
+    ) -> None:
+        super().__init__(scope, construct_id, refs, env=env)
+        r = self.refs
+        for app in APPS:
+            self.lease_table(app)
+        glue = f"arn:{self.partition}:glue:{self.region}:{self.account}"
+        self.grant(
+            p.kinesis_read(*(self.stream(s) for s in APPS.values())),
+            p.lease_table(self, *APPS),
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[
+                    self.bucket(names.BUCKET_LAKE).arn_for_objects(f"{prefix}*")
+                    for prefix, _ in LAKE_TABLES.values()
+                ],
+            ),
+            iam.PolicyStatement(
+                actions=[
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetPartition",
+                    "glue:CreatePartition",
+                    "glue:BatchCreatePartition",
+                    "glue:UpdatePartition",
+                ],
+                resources=[f"{glue}:catalog", f"{glue}:database/{names.GLUE_DATABASE}"]
+                + [f"{glue}:table/{names.GLUE_DATABASE}/{t}" for t in LAKE_TABLES],
+            ),
+            # Temporary warehouse credentials for COPY (IAM auth; no stored password).
+            iam.PolicyStatement(
+                actions=["redshift-serverless:GetCredentials"],
+                resources=[r.warehouse.attr_workgroup_workgroup_arn],
+            ),
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[r.key.key_arn],
+            ),
+        )
+        warehouse_env = {
+            "RAILPULSE_WAREHOUSE_HOST": r.warehouse.attr_workgroup_endpoint_address,
+            "RAILPULSE_WAREHOUSE_PORT": str(WAREHOUSE_PORT),
+            "RAILPULSE_WAREHOUSE_WORKGROUP": names.WAREHOUSE,
+            "RAILPULSE_WAREHOUSE_DATABASE": names.WAREHOUSE,
+            "RAILPULSE_WAREHOUSE_COPY_ROLE": r.warehouse_copy_role_arn,
+        }
+        for app, stream in APPS.items():
+            name = app.removeprefix("railpulse-")
+            # The image's entry point is railpulse-archiver; the command picks the stream.
+            self.add_consumer(
+                Consumer(name, kcl_app=app, stream=stream, spot=True, command=["--stream", stream]),
+                extra_env=warehouse_env,
+            )
+            # Polling consumers: the stream's GetRecords iterator age is the archiver's (the
+            # detector reads telemetry over enhanced fan-out, reported separately).
+            self.alarm(
+                f"iterator-age-{stream}",
+                m.iterator_age(stream),
+                600_000,
+                3,
+                f"The archiver is more than 10 min behind {stream}; past 24 h data expires unarchived.",
+                "iterator-age",
+            )
+        self.error_rate_alarm()
