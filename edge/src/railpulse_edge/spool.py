@@ -113,6 +113,7 @@ class Spool:
             self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             self._db.executescript(_SCHEMA)
             self._meta = self._load_meta()
+            self._save_meta("schema")
             count, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(body)), 0) FROM frames"
             ).fetchone()
@@ -136,7 +137,7 @@ class Spool:
     def _save_meta(self, *keys: str) -> None:
         self._db.executemany(
             "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            [(k, self._meta[k]) for k in ("schema", *keys)],
+            [(k, self._meta[k]) for k in keys],
         )
 
     # -- writing ---------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Spool:
                 ev = self._evict_oldest()
                 if ev is not None:
                     evictions.append(ev)
-            self._save_meta("next_seq", "evicted_size")
+            self._save_meta("next_seq", *(("evicted_size",) if evictions else ()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
