@@ -37,7 +37,8 @@ class DeviceKind(enum.StrEnum):
     """A generic sensor sending the flat payload of the reference projects."""
 
 
-class Reading(Wire, frozen=True, array_like=True):
+# gc=False: a float and a string cannot form a cycle, and ingest makes ~33 of these per frame.
+class Reading(Wire, frozen=True, array_like=True, gc=False):
     """One channel's value and its quality (encoded as `[value, "good"]`)."""
 
     value: float

@@ -1,0 +1,161 @@
+"""The archiver's `ShardHandler`: a `ShardArchive` per shard, behind the shared KCL adapter.
+
+The adapter checkpoints at `durable_position`, which never passes a buffered record: a crash loses
+only what the KCL will deliver again. A flush that keeps failing ends the process (SystemExit) so
+the KCL restarts the shard from its last checkpoint; nothing is dropped or acknowledged early.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import structlog
+
+from railpulse_archiver.archive import BufferHints, FlushStats, ShardArchive
+from railpulse_archiver.catalog import GlueCatalog
+from railpulse_archiver.errors import ArchiverError
+from railpulse_archiver.settings import ArchiverSettings
+from railpulse_archiver.store import ObjectStore, S3Store
+from railpulse_shared import codec
+from railpulse_shared.aws import AwsClients
+from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord
+from railpulse_shared.contracts import RejectedRecord, RejectReason, SourcePosition
+from railpulse_shared.errors import MalformedPayloadError, TransientError
+from railpulse_shared.kcl import Position, ShardHandler
+from railpulse_shared.metrics import Metrics
+
+__all__ = ["ArchiverHandler", "stream_name"]
+
+logger = structlog.get_logger()
+
+
+def stream_name(settings: ArchiverSettings) -> str:
+    if settings.archiver_stream == "events":
+        return settings.stream_events
+    return settings.stream_telemetry
+
+
+class ArchiverHandler(ShardHandler):
+    def __init__(
+        self,
+        settings: ArchiverSettings,
+        *,
+        clients: AwsClients | None = None,
+        store_factory: Callable[[Any, str], ObjectStore] = S3Store,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stream = stream_name(settings)
+        self.clients = clients or AwsClients(settings)
+        self._store_factory = store_factory
+        self._stack = AsyncExitStack()
+        self._sqs: Any = None
+        self._archive: ShardArchive | None = None
+        self._discard = False
+        self.metrics = metrics
+        self._reported = FlushStats()
+
+    @property
+    def archive(self) -> ShardArchive:
+        if self._archive is None:
+            raise RuntimeError("handler not started")
+        return self._archive
+
+    async def start(self, shard_id: str) -> None:
+        await super().start(shard_id)
+        s3 = await self._stack.enter_async_context(self.clients.create("s3"))
+        glue = await self._stack.enter_async_context(self.clients.create("glue"))
+        self._sqs = await self._stack.enter_async_context(self.clients.create("sqs"))
+        catalog = GlueCatalog(glue, self.settings.glue_database, self.settings.bucket_lake)
+        self._archive = ShardArchive(
+            self._store_factory(s3, self.settings.bucket_lake),
+            stream=self.stream,
+            shard=shard_id,
+            catalog=catalog,
+            hints=BufferHints(
+                max_records=self.settings.buffer_max_records,
+                max_bytes=self.settings.buffer_max_bytes,
+                max_age_s=self.settings.buffer_max_age_s,
+            ),
+            retry_s=self.settings.flush_retry_s,
+        )
+        await self._guard(self._archive.open())
+        await self._guard(catalog.ensure_tables())
+
+    async def process(self, records: Sequence[StreamRecord]) -> BatchResult[Any]:
+        result: BatchResult[Any] = await self._guard(self.archive.offer(records))
+        self._report()
+        return result
+
+    async def flush(self) -> None:
+        if self._archive is not None and not self._discard:
+            await self._guard(self._archive.flush())
+            self._report()
+
+    def _report(self) -> None:
+        """Flush counters as metrics (the adapter writes them out after each batch)."""
+        if self.metrics is None or self._archive is None:
+            return
+        now, before = self._archive.stats, self._reported
+        if now.flushes == before.flushes:
+            return
+        self.metrics.add("Flushes", now.flushes - before.flushes)
+        self.metrics.add("ObjectsWritten", now.objects - before.objects)
+        self.metrics.add("RowsWritten", now.rows - before.rows)
+        self.metrics.add("ParquetBytes", now.bytes_out - before.bytes_out, "Bytes")
+        self.metrics.add("BufferedRecords", self._archive.buffered)
+        self._reported = FlushStats(now.flushes, now.objects, now.rows, now.bytes_in, now.bytes_out)
+
+    def discard(self) -> None:
+        """Drop the buffer instead of flushing it: another worker owns the shard now.
+
+        Flushing after the lease is lost could race the new owner, which replays the same records
+        from the last checkpoint and may cut them at other boundaries. Dropping loses nothing: the
+        checkpoint never passed these records.
+        """
+        self._discard = True
+
+    def durable_position(self, processed: Position | None) -> Position | None:
+        return self._archive.durable_position() if self._archive else None
+
+    async def dead_letter(self, failures: Sequence[RecordFailure]) -> None:
+        """Park undecodable records on the rejects queue with their reason and raw bytes."""
+        try:
+            url = (await self._sqs.get_queue_url(QueueName=self.settings.queue_rejects))["QueueUrl"]
+            for failure in failures:
+                record = failure.record
+                reject = RejectedRecord(
+                    reason=RejectReason.MALFORMED_JSON
+                    if isinstance(failure.exception, MalformedPayloadError)
+                    else RejectReason.SCHEMA_VIOLATION,
+                    detail=f"archiver: {failure.error}"[:1000],
+                    raw=record.data[:200_000],
+                    raw_size=len(record.data),
+                    source=SourcePosition(
+                        stream=record.stream,
+                        shard_id=record.shard_id,
+                        sequence_number=record.sequence_number,
+                        sub_sequence_number=record.sub_sequence_number,
+                    ),
+                    rejected_ms=int(time.time() * 1000),
+                )
+                await self._sqs.send_message(
+                    QueueUrl=url, MessageBody=codec.encode(reject).decode()
+                )
+        except Exception as exc:  # any SQS failure: retried by the adapter, never checkpointed past
+            raise TransientError(f"dead letter: {exc}") from exc
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+
+    async def _guard(self, work: Any) -> Any:
+        try:
+            return await work
+        except ArchiverError:
+            # Retries are exhausted (or the manifest is unusable): leave without checkpointing,
+            # the KCL restarts the shard from the last durable checkpoint.
+            logger.exception("archiver_failed")
+            raise SystemExit(1) from None

@@ -1,0 +1,105 @@
+"""`railpulse-archiver`: two KCL MultiLangDaemons (telemetry and events), one process to stop.
+
+Each daemon is its own KCL application (its own lease table) and starts
+`python -m railpulse_archiver.processor` per shard with `RAILPULSE_ARCHIVER_STREAM` set for its
+stream. SIGTERM/SIGINT are forwarded to both; the daemons then shut their processors down
+gracefully (flush, then checkpoint) within `shutdownGraceMillis`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from railpulse_archiver.settings import ArchiverSettings
+from railpulse_shared.config import load_settings
+from railpulse_shared.errors import RailpulseError
+from railpulse_shared.log import configure_logging
+from railpulse_shared.multilang import kcl_application, start_daemon
+
+__all__ = ["APPLICATIONS", "main"]
+
+logger = structlog.get_logger()
+
+APPLICATIONS = {
+    "telemetry": "railpulse-archiver-telemetry",
+    "events": "railpulse-archiver-events",
+}
+
+
+def start_daemons(settings: ArchiverSettings) -> dict[str, subprocess.Popen[bytes]]:
+    daemons: dict[str, subprocess.Popen[bytes]] = {}
+    for which, application in APPLICATIONS.items():
+        stream = settings.stream_telemetry if which == "telemetry" else settings.stream_events
+        app = kcl_application(
+            settings,
+            application_name=application,
+            stream_name=stream,
+            processor_module="railpulse_archiver.processor",
+        )
+        env = {**os.environ, "RAILPULSE_ARCHIVER_STREAM": which}
+        # The daemon's log goes to our stderr (inherited), never to our stdout.
+        daemons[which] = start_daemon(
+            app, Path(settings.kcl_state_dir), log=sys.stderr.buffer, env=env
+        )
+        logger.info(
+            "daemon_started", stream=stream, application=application, pid=daemons[which].pid
+        )
+    return daemons
+
+
+def _load(settings: ArchiverSettings) -> None:
+    from railpulse_archiver.share import load_warehouse
+
+    try:
+        load_warehouse(settings)
+    except RailpulseError:
+        # The ledger makes the next attempt safe; the archive itself is unaffected.
+        logger.exception("warehouse_load_failed")
+
+
+def main() -> int:
+    settings = load_settings(ArchiverSettings)
+    configure_logging(settings.log_level, service=settings.service)
+    daemons = start_daemons(settings)
+    stopping = False
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for which, daemon in daemons.items():
+            if daemon.poll() is None:
+                logger.info("forwarding_signal", signal=signal.Signals(signum).name, daemon=which)
+                daemon.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    # If one daemon dies on its own, stop the other too: the task restarts as a whole.
+    next_load = time.monotonic() + settings.warehouse_load_every_s
+    while all(d.poll() is None for d in daemons.values()):
+        if settings.warehouse_load_every_s > 0 and time.monotonic() >= next_load and not stopping:
+            _load(settings)
+            next_load = time.monotonic() + settings.warehouse_load_every_s
+        time.sleep(0.5)
+    if not stopping:
+        logger.error("daemon_exited", codes={k: d.returncode for k, d in daemons.items()})
+        forward(signal.SIGTERM, None)
+    deadline = time.monotonic() + settings.kcl_shutdown_grace_ms / 1000 + 10
+    for daemon in daemons.values():
+        try:
+            daemon.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

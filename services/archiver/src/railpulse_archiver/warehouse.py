@@ -1,0 +1,277 @@
+"""The warehouse: tables mirroring the lake, a ledger of loaded objects, a loader, engineers' views.
+
+Idempotence: each object is loaded in one transaction that also inserts its key into
+`archive_ledger` (primary key). A retry after any failure — before, during or after the COPY, or
+after the commit when the client never heard back — finds the key in the ledger or finds nothing
+of the object loaded, so no row is ever loaded twice. Objects are immutable under their key
+(see `lake.py`), which is what makes the key a sound identity.
+
+Dialects: `postgres` (local) reads the object from the lake with DuckDB and bulk-loads it with
+`COPY ... FROM STDIN`; `redshift` issues `COPY ... FROM 's3://...' IAM_ROLE ... FORMAT AS PARQUET`
+so the cluster reads S3 itself. Column order in the tables equals the Parquet files' (Redshift's
+Parquet COPY maps by position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import structlog
+from psycopg import sql
+
+from railpulse_archiver.errors import WarehouseError, WarehouseUnavailableError
+from railpulse_archiver.query import lake_glob
+from railpulse_archiver.tables import TABLES, Table
+
+__all__ = [
+    "VIEWS",
+    "LoadReport",
+    "PostgresDialect",
+    "RedshiftDialect",
+    "WarehouseLoader",
+    "connect_warehouse",
+    "ddl",
+    "lake_objects",
+    "ledger_ddl",
+]
+
+logger = structlog.get_logger()
+
+_PG_TYPES = {
+    pa.string(): "TEXT",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.int16(): "SMALLINT",
+    pa.float64(): "DOUBLE PRECISION",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def ledger_ddl(text: str = "TEXT") -> str:
+    # No DEFAULT now(): on Redshift it is a leader-node-only function. The loader sets loaded_at.
+    return f"""
+CREATE TABLE IF NOT EXISTS archive_ledger (
+    object_key {text} PRIMARY KEY,
+    table_name {text} NOT NULL,
+    row_count BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+)"""
+
+
+def _sql_type(t: pa.DataType, text: str) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    return text if t == pa.string() else _PG_TYPES[t]
+
+
+def ddl(table: Table, text: str = "TEXT") -> str:
+    """`text` is the string type: TEXT on PostgreSQL; VARCHAR(65535) on Redshift, whose TEXT
+    means VARCHAR(256)."""
+    columns = ",\n    ".join(
+        f"{f.name} {_sql_type(f.type, text)}{'' if f.nullable else ' NOT NULL'}"
+        for f in table.schema
+    )
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {columns}\n)"
+
+
+# Portable SQL (PostgreSQL and Redshift): CASE instead of FILTER, no PostgreSQL-only functions.
+VIEWS: dict[str, str] = {
+    "train_channel_hourly": """
+CREATE OR REPLACE VIEW train_channel_hourly AS
+SELECT train, channel, date_trunc('hour', ts) AS hour,
+       count(*) AS readings,
+       sum(CASE WHEN quality = 'good' THEN 1 ELSE 0 END) AS good_readings,
+       sum(CASE WHEN quality <> 'good' THEN 1 ELSE 0 END) AS flagged_readings,
+       min(value) AS min_value, max(value) AS max_value,
+       avg(value) AS avg_value, stddev_samp(value) AS stddev_value
+FROM telemetry
+GROUP BY train, channel, date_trunc('hour', ts)""",
+    "alert_lifecycle": """
+CREATE OR REPLACE VIEW alert_lifecycle AS
+WITH steps AS (
+    SELECT alarm_id, train, alert_key, max(severity) AS severity,
+           min(anomaly_id) AS anomaly_id,
+           min(CASE WHEN state = 'raised' THEN changed_at END) AS raised_at,
+           min(CASE WHEN state = 'escalated' THEN changed_at END) AS escalated_at,
+           min(CASE WHEN state = 'acknowledged' THEN changed_at END) AS acknowledged_at,
+           min(CASE WHEN state = 'cleared' THEN changed_at END) AS cleared_at
+    FROM alarms
+    GROUP BY alarm_id, train, alert_key
+)
+SELECT s.alarm_id, s.train, s.alert_key, s.severity, a.category, s.anomaly_id,
+       s.raised_at, s.escalated_at, s.acknowledged_at, s.cleared_at,
+       extract(epoch FROM s.acknowledged_at - s.raised_at) AS seconds_to_acknowledge,
+       extract(epoch FROM s.cleared_at - s.raised_at) AS seconds_to_clear
+FROM steps s
+LEFT JOIN (SELECT anomaly_id, min(category) AS category FROM alerts GROUP BY anomaly_id) a
+       ON a.anomaly_id = s.anomaly_id""",
+    "data_completeness": """
+CREATE OR REPLACE VIEW data_completeness AS
+-- Expected frames come from the per-train sequence (strictly increasing by one per frame): a
+-- gap is counted on the day the data resumes.
+WITH frames AS (
+    SELECT DISTINCT train, seq, ts FROM telemetry
+), ordered AS (
+    SELECT train, seq, ts, date_trunc('day', ts) AS day,
+           seq - lag(seq) OVER (PARTITION BY train ORDER BY seq) AS step
+    FROM frames
+)
+SELECT train, day,
+       count(*) AS frames_received,
+       count(*) + CAST(sum(CASE WHEN step > 1 THEN step - 1 ELSE 0 END) AS BIGINT) AS frames_expected,
+       CAST(sum(CASE WHEN step > 1 THEN step - 1 ELSE 0 END) AS BIGINT) AS frames_missing,
+       CAST(sum(CASE WHEN step > 1 THEN 1 ELSE 0 END) AS BIGINT) AS gaps,
+       CAST(max(CASE WHEN step > 1 THEN step - 1 ELSE 0 END) AS BIGINT) AS longest_gap_frames,
+       round(100.0 * count(*)
+             / (count(*) + sum(CASE WHEN step > 1 THEN step - 1 ELSE 0 END)), 2) AS completeness_pct,
+       min(ts) AS first_frame, max(ts) AS last_frame
+FROM ordered
+GROUP BY train, day""",
+}
+
+
+def connect_warehouse(dsn: str, schema: str = "public") -> psycopg.Connection[Any]:
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise WarehouseUnavailableError(f"cannot connect to the warehouse: {exc}") from exc
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    return conn
+
+
+class Dialect(Protocol):
+    name: str
+    text_type: str
+
+    def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
+        """Load one lake object into `table` inside the caller's transaction; return its rows."""
+        ...
+
+
+class PostgresDialect:
+    """Local: DuckDB reads the object from the lake, PostgreSQL takes it by `COPY FROM STDIN`."""
+
+    name = "postgres"
+    text_type = "TEXT"
+
+    def __init__(self, lake: duckdb.DuckDBPyConnection, root: str) -> None:
+        self.lake = lake
+        self.root = root.rstrip("/")
+
+    def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
+        data = self.lake.execute(
+            "SELECT * FROM read_parquet(?)", [f"{self.root}/{key}"]
+        ).fetch_arrow_table()
+        data = data.select(table.schema.names)
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False))
+        columns = sql.SQL(", ").join(sql.Identifier(n) for n in table.schema.names)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(table.name), columns
+        )
+        with cur.copy(statement) as copy:
+            copy.write(sink.getvalue().to_pybytes())
+        return int(data.num_rows)
+
+
+class RedshiftDialect:
+    """AWS: the cluster reads the object from S3 itself (the SQL only; runs on Redshift)."""
+
+    name = "redshift"
+    text_type = "VARCHAR(65535)"
+
+    def __init__(self, bucket: str, iam_role: str) -> None:
+        self.bucket = bucket
+        self.iam_role = iam_role
+
+    def statement(self, table: Table, key: str) -> str:
+        return (
+            f"COPY {table.name} FROM 's3://{self.bucket}/{key}' "
+            f"IAM_ROLE '{self.iam_role}' FORMAT AS PARQUET"
+        )
+
+    def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
+        cur.execute(self.statement(table, key).encode())
+        cur.execute("SELECT pg_last_copy_count()")
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+@dataclass(slots=True)
+class LoadReport:
+    loaded: list[str] = field(default_factory=list)
+    skipped: int = 0
+    rows: int = 0
+
+
+class WarehouseLoader:
+    def __init__(self, conn: psycopg.Connection[Any], dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def ensure_schema(self) -> None:
+        with self.conn.transaction():
+            self.conn.execute(ledger_ddl(self.dialect.text_type).encode())
+            for table in TABLES.values():
+                self.conn.execute(ddl(table, self.dialect.text_type).encode())
+            for view in VIEWS.values():
+                self.conn.execute(view.encode())
+
+    def loaded_keys(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT object_key FROM archive_ledger")}
+
+    def load(self, objects: Iterable[tuple[str, str]]) -> LoadReport:
+        """Load `(table, key)` objects not in the ledger yet, one transaction each."""
+        report = LoadReport()
+        done = self.loaded_keys()
+        for table_name, key in objects:
+            if key in done:
+                report.skipped += 1
+                continue
+            table = TABLES[table_name]
+            try:
+                with self.conn.transaction(), self.conn.cursor() as cur:
+                    # The ledger row first: a concurrent loader of the same object waits on its
+                    # primary key, then fails on it and loads nothing (PostgreSQL enforces keys;
+                    # Redshift does not, so run one loader there).
+                    cur.execute(
+                        "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
+                        "VALUES (%s, %s, 0, %s)",
+                        (key, table.name, datetime.now(UTC)),
+                    )
+                    rows = self.dialect.copy(cur, table, key)
+                    cur.execute(
+                        "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s",
+                        (rows, key),
+                    )
+            except psycopg.errors.UniqueViolation:
+                report.skipped += 1  # another loader got there first
+                continue
+            except psycopg.OperationalError as exc:
+                raise WarehouseUnavailableError(f"loading {key}: {exc}") from exc
+            except psycopg.Error as exc:
+                raise WarehouseError(f"loading {key}: {exc}") from exc
+            report.loaded.append(key)
+            report.rows += rows
+            logger.info("object_loaded", key=key, table=table.name, rows=rows)
+        return report
+
+
+def lake_objects(lake: duckdb.DuckDBPyConnection, root: str) -> list[tuple[str, str]]:
+    """Every object of every lake table, as `(table, key relative to the root)`, oldest key first."""
+    prefix = root.rstrip("/") + "/"
+    found: list[tuple[str, str]] = []
+    for table in TABLES.values():
+        rows = lake.execute(
+            "SELECT file FROM glob(?) ORDER BY file", [lake_glob(root, table)]
+        ).fetchall()
+        found.extend((table.name, str(r[0]).removeprefix(prefix)) for r in rows)
+    return found

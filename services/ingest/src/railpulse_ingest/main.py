@@ -1,0 +1,41 @@
+"""`railpulse-ingest`: start the KCL MultiLangDaemon on `telemetry-raw` (one processor per shard).
+
+In a container the JVM replaces this process (it receives SIGTERM and shuts the processors down
+within `shutdownGraceMillis`, each checkpointing what it finished).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from railpulse_ingest.settings import APPLICATION_NAME, IngestSettings
+from railpulse_shared.config import load_settings
+from railpulse_shared.log import configure_logging
+from railpulse_shared.multilang import KclApplication, exec_daemon, kcl_application
+
+__all__ = ["application", "main"]
+
+logger = structlog.get_logger()
+
+
+def application(settings: IngestSettings) -> KclApplication:
+    return kcl_application(
+        settings,
+        application_name=APPLICATION_NAME,
+        stream_name=settings.stream_raw,
+        processor_module="railpulse_ingest.processor",
+    )
+
+
+def main() -> None:
+    settings = load_settings(IngestSettings)
+    configure_logging(settings.log_level, service=settings.service)
+    app = application(settings)
+    logger.info("starting", stream=settings.stream_raw, worker_id=app.worker_id)
+    exec_daemon(app, Path(settings.kcl_state_dir))
+
+
+if __name__ == "__main__":
+    main()

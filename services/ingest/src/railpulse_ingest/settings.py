@@ -1,0 +1,29 @@
+"""Ingest's one settings object (`RAILPULSE_*`, see `railpulse_shared.config`)."""
+
+from __future__ import annotations
+
+from railpulse_shared.multilang import KclSettings
+
+__all__ = ["APPLICATION_NAME", "IngestSettings"]
+
+APPLICATION_NAME = "railpulse-ingest"
+"""The KCL application name, hence the DynamoDB lease table's name."""
+
+
+class IngestSettings(KclSettings, frozen=True, kw_only=True):
+    service: str = "ingest"
+    max_payload_bytes: int = 131_072
+    """IoT Core's MQTT message limit (128 KiB): anything larger did not come through the rule."""
+    ts_min_ms: int = 946_684_800_000
+    """2000-01-01: earlier sensor times come from a clock that was never set."""
+    ts_max_future_ms: int = 300_000
+    """How far ahead of ingest's clock a sensor time may be (clock skew)."""
+    dedup_window: int = 65_536
+    """Sequence numbers remembered per train (a power of two; 8 KiB per train)."""
+    dedup_max_trains: int = 4_096
+    """Trains remembered per shard before the least recently seen is forgotten."""
+    dedup_recovery_max_s: int = 300
+    """At most this much of `telemetry` is read back at shard start to recover what was forwarded."""
+    forward_max_attempts: int = 6
+    """PutRecords attempts for a batch's failed entries before giving up (TransientError)."""
+    forward_backoff_s: float = 0.1

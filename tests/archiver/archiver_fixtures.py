@@ -1,0 +1,56 @@
+"""Helpers behind the archiver test fixtures (importable by tests; conftest only wires fixtures)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+
+import boto3
+
+from railpulse_archiver.settings import ArchiverSettings
+
+_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout}s")
+        time.sleep(0.05)
+
+
+def ensure_credentials() -> None:
+    """moto accepts any credentials, but botocore and the KCL want some."""
+    for key, value in _CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+
+
+def fresh_settings(moto_endpoint: str) -> ArchiverSettings:
+    """Fresh names (bucket, Glue database, queue, warehouse schema): one moto serves the session."""
+    suffix = uuid.uuid4().hex[:10]
+    bucket = f"lake-{suffix}"
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    sqs.create_queue(QueueName=f"rejects-{suffix}")
+    return ArchiverSettings(
+        aws_endpoint_url=moto_endpoint,
+        bucket_lake=bucket,
+        glue_database=f"railpulse_{suffix}",
+        queue_rejects=f"rejects-{suffix}",
+        flush_retry_s=5.0,
+        warehouse_schema=f"wh_{suffix}",
+    )

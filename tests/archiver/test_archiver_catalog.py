@@ -1,0 +1,53 @@
+"""The Glue catalogue lists the tables and exactly the partitions written; events land too."""
+
+from __future__ import annotations
+
+import boto3
+import msgspec
+from archiver_events import event_records
+from archiver_lakebuild import archive
+
+from railpulse_archiver.settings import ArchiverSettings
+from railpulse_archiver.simulate import fleet_records
+
+START_MS = 1_780_000_000_000
+
+
+def listed(settings: ArchiverSettings, prefix: str) -> set[tuple[str, ...]]:
+    s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name="us-east-1")
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=settings.bucket_lake, Prefix=prefix).get("Contents", [])
+    ]
+    return {tuple(p.split("=", 1)[1] for p in key.split("/")[1:-1]) for key in keys}
+
+
+def test_glue_lists_the_partitions_written(settings: ArchiverSettings) -> None:
+    frames = list(
+        fleet_records(trains=3, start_ms=START_MS, duration_s=2 * 3600, period_s=60, shards=1)
+    )
+    telemetry = archive(settings, frames, "telemetry")
+    assert telemetry.positions[-1] is None  # shard end: the SHARD_END checkpoint
+    events = msgspec.structs.replace(settings, archiver_stream="events")
+    archive(events, event_records(START_MS), "events")
+
+    glue = boto3.client("glue", endpoint_url=settings.aws_endpoint_url, region_name="us-east-1")
+    tables = {
+        t["Name"]: t for t in glue.get_tables(DatabaseName=settings.glue_database)["TableList"]
+    }
+    assert set(tables) == {"telemetry", "alerts", "alarms"}
+    assert [k["Name"] for k in tables["telemetry"]["PartitionKeys"]] == ["dt", "hour"]
+    columns = {c["Name"]: c["Type"] for c in tables["telemetry"]["StorageDescriptor"]["Columns"]}
+    assert columns["value"] == "double" and columns["quality"] == "string"
+    assert columns["source_seq"] == "string"
+    for table in ("telemetry", "alerts", "alarms"):
+        partitions = glue.get_partitions(DatabaseName=settings.glue_database, TableName=table)[
+            "Partitions"
+        ]
+        catalogued = {tuple(p["Values"]) for p in partitions}
+        written = listed(settings, f"{table}/")
+        assert written and catalogued == written, table
+        for p in partitions:
+            assert p["StorageDescriptor"]["Location"].startswith(
+                f"s3://{settings.bucket_lake}/{table}/dt="
+            )
