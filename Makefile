@@ -18,7 +18,7 @@ lint: setup  ## ruff over the whole tree
 	$(UV) run ruff format --check shared
 
 typecheck: setup  ## mypy --strict over the common library, the services and the tools
-	$(UV) run mypy --strict shared/src devstack/src cli/src services/detector/src services/archiver/src services/ingest/src services/notifier/src services/console/src deploy/src
+	$(UV) run mypy --strict shared/src devstack/src cli/src services/detector/src services/archiver/src services/ingest/src services/notifier/src services/console/src deploy/src edge/src
 
 test: setup lint typecheck  ## everything: lint, types, unit, contract, stack, end-to-end and fault tests
 	$(UV) run pytest $(PYTEST_ARGS)

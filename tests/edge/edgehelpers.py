@@ -1,0 +1,245 @@
+"""Helpers for the edge agent's tests: a cuttable TCP proxy (a tunnel), the agent as a process,
+and a reader of what reached Kinesis `telemetry-raw`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from railpulse_shared.codec import decode_device_message, decode_envelope
+from railpulse_shared.contracts import Frame, FrameBatch
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "") -> Any:
+    """Poll `pred` until it returns something truthy or the deadline passes (then fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or pred}")
+        time.sleep(interval)
+
+
+class TcpProxy:
+    """127.0.0.1:<port> → upstream. `cut()` drops every connection and refuses new ones (the
+    train enters a tunnel) until `restore()`; TLS passes through untouched."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._cut = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        socks = [a, b]
+        try:
+            while not self._closed.is_set():
+                ready, _, _ = select.select(socks, [], [], 0.2)
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in socks:
+                _close(s)
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for a, b in pairs:
+            _close(a)
+            _close(b)
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.cut()
+        self._server.close()
+
+
+def _close(s: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        s.shutdown(socket.SHUT_RDWR)
+    s.close()
+
+
+@dataclass
+class AgentProcess:
+    """`python -m railpulse_edge.main` for one train; stdout/stderr to files."""
+
+    thing: str
+    env: dict[str, str]
+    spool_dir: Path
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir / f"{self.thing}.db"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.spool_dir / f"{self.thing}.stdout"
+
+    def start(self) -> None:
+        self.runs += 1
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "railpulse_edge.main", "--thing", self.thing,
+                "--spool-dir", str(self.spool_dir), *self.args]
+        out = self.stdout_path.open("ab")
+        err = (self.spool_dir / f"{self.thing}.{self.runs}.log").open("wb")
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=err)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def log(self, run: int | None = None) -> str:
+        """The agent's log lines: of one run (1-based), or of all runs."""
+        if run is not None:
+            return (self.spool_dir / f"{self.thing}.{run}.log").read_text()
+        return "".join(p.read_text() for p in sorted(self.spool_dir.glob(f"{self.thing}.*.log")))
+
+
+def agent_env(stack: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {**os.environ, **stack, **extra}
+    env.setdefault("RAILPULSE_LOG_LEVEL", "info")
+    return env
+
+
+@dataclass(frozen=True)
+class Received:
+    seq: int
+    backfill: bool
+    batch: bool
+
+
+class TrainStream:
+    """Reads every shard of `telemetry-raw` from LATEST and keeps one train's frames in order."""
+
+    def __init__(self, stack: dict[str, str], thing: str) -> None:
+        self.kinesis = boto3.client(
+            "kinesis", endpoint_url=stack["AWS_ENDPOINT_URL"], region_name=stack["AWS_REGION"],
+            aws_access_key_id=stack["AWS_ACCESS_KEY_ID"], aws_secret_access_key=stack["AWS_SECRET_ACCESS_KEY"],
+        )
+        self.stream = stack["RAILPULSE_STREAM_RAW"]
+        self.thing = thing
+        self._iterators = {
+            s["ShardId"]: self.kinesis.get_shard_iterator(
+                StreamName=self.stream, ShardId=s["ShardId"], ShardIteratorType="LATEST"
+            )["ShardIterator"]
+            for s in self.kinesis.list_shards(StreamName=self.stream)["Shards"]
+        }
+        self.frames: list[Received] = []
+        self.messages: list[bytes] = []
+
+    def poll(self) -> None:
+        for shard, it in list(self._iterators.items()):
+            while True:
+                resp = self.kinesis.get_records(ShardIterator=it, Limit=1000)
+                it = resp["NextShardIterator"]
+                for record in resp["Records"]:
+                    self._take(record["Data"])
+                if not resp["Records"]:
+                    break
+            self._iterators[shard] = it
+
+    def _take(self, data: bytes) -> None:
+        envelope = decode_envelope(data)
+        if envelope.principal != self.thing:
+            return
+        self.messages.append(envelope.payload)
+        message = decode_device_message(envelope.payload)
+        if isinstance(message, Frame):
+            self.frames.append(Received(message.seq, message.backfill, False))
+        elif isinstance(message, FrameBatch):
+            self.frames.extend(Received(f.seq, f.backfill, True) for f in message.frames)
+
+    def seqs(self) -> set[int]:
+        return {f.seq for f in self.frames}
+
+    def has_all_below(self, n: int) -> bool:
+        self.poll()
+        return self.seqs() >= set(range(n))
+
+
+def iot_data_client(stack: dict[str, str]) -> Any:
+    return boto3.client(
+        "iot-data", endpoint_url=stack["RAILPULSE_IOT_DATA_ENDPOINT"], region_name=stack["AWS_REGION"],
+        aws_access_key_id=stack["AWS_ACCESS_KEY_ID"], aws_secret_access_key=stack["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def shadow_document(iot_data: Any, thing: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
+    return doc
+
+
+def reported(iot_data: Any, thing: str) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = shadow_document(iot_data, thing).get("state", {})
+    except iot_data.exceptions.ResourceNotFoundException:
+        return {}
+    return state.get("reported") or {}
+
+
+def spooled_seqs(path: Path) -> set[int]:
+    """The seqs still in a spool (read-only; the agent may be dead or alive)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in db.execute("SELECT seq FROM frames")}
+    finally:
+        db.close()
