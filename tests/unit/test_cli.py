@@ -15,7 +15,7 @@ def test_help_lists_the_commands() -> None:
 
 def test_demo_smoke_flow_runs_end_to_end() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "railpulse_cli.main", "demo"],
+        [sys.executable, "-m", "railpulse_cli.main", "demo", "--smoke"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -38,6 +38,24 @@ def _fast_clock() -> None:
         setattr(module, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
+def _never_empty(app: Any) -> Any:
+    """hypercorn's WSGI wrapper sends the response start with the first body chunk, so a response
+    without one (every HEAD, e.g. DuckDB probing a Parquet object) became a 500. moto builds its
+    responses in memory: materialise the body and give it at least one (empty) chunk."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = app(environ, start_response)
+        try:
+            chunks = list(body)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return chunks or [b""]
+
+    return wrapped
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -51,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 200
     _fast_clock()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = _never_empty(DomainDispatcherApplication(create_backend_app))
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -20,7 +20,6 @@ import structlog
 
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_shared.config import load_settings
-from railpulse_shared.errors import RailpulseError
 from railpulse_shared.log import configure_logging
 from railpulse_shared.multilang import kcl_application, start_daemon
 
@@ -60,8 +59,10 @@ def _load(settings: ArchiverSettings) -> None:
 
     try:
         load_warehouse(settings)
-    except RailpulseError:
-        # The ledger makes the next attempt safe; the archive itself is unaffected.
+    except Exception:
+        # Best effort, on a timer: whatever failed (the warehouse, S3, DuckDB), the ledger makes
+        # the next attempt safe and the archive is unaffected. It must never take down this
+        # process, which supervises the KCL daemons and forwards SIGTERM to them.
         logger.exception("warehouse_load_failed")
 
 
@@ -83,11 +84,20 @@ def main() -> int:
     signal.signal(signal.SIGINT, forward)
     # If one daemon dies on its own, stop the other too: the task restarts as a whole.
     next_load = time.monotonic() + settings.warehouse_load_every_s
-    while all(d.poll() is None for d in daemons.values()):
-        if settings.warehouse_load_every_s > 0 and time.monotonic() >= next_load and not stopping:
-            _load(settings)
-            next_load = time.monotonic() + settings.warehouse_load_every_s
-        time.sleep(0.5)
+    try:
+        while all(d.poll() is None for d in daemons.values()):
+            if (
+                settings.warehouse_load_every_s > 0
+                and time.monotonic() >= next_load
+                and not stopping
+            ):
+                _load(settings)
+                next_load = time.monotonic() + settings.warehouse_load_every_s
+            time.sleep(0.5)
+    except BaseException:
+        # Whatever ends this loop early, the daemons (in their own sessions) must not outlive it.
+        forward(signal.SIGTERM, None)
+        raise
     if not stopping:
         logger.error("daemon_exited", codes={k: d.returncode for k, d in daemons.items()})
         forward(signal.SIGTERM, None)
