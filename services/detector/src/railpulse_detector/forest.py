@@ -37,6 +37,7 @@ weight ``-λ t + log(-log U)``; a tree keeps the ``S`` smallest weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +51,7 @@ F32 = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
 _NIL = -1
+_T = TypeVar("_T", bound=np.generic)
 _REBASE_STEPS = 1 << 20  # keeps float32 sampler weights precise on endless streams
 _STREAM_SAMPLER, _STREAM_SEPARATE, _STREAM_CUT = 0, 1, 2
 
@@ -84,8 +86,30 @@ class ForestOutput:
     attribution: FloatArray
 
 
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    path: IntArray  # (k, W) node ids root to leaf, -1 padded
+    depth: IntArray  # (k,) leaf level, -1 for an empty tree
+    p: FloatArray  # (k, W) separation probability at each level
+    score: FloatArray  # (k,) normalised tree score
+    attribution: FloatArray  # (k, 2, D)
+
+
 def _i64(a: npt.NDArray[np.generic]) -> IntArray:
     return a.astype(np.int64)
+
+
+# numpy's ``a[idx]`` on 2-D arrays is ~10x slower than ``take`` and its ``sum(axis=1)``
+# over a short axis ~10x slower than adding columns: both sit on the hot path.
+def _rows(a: npt.NDArray[_T], idx: IntArray) -> npt.NDArray[_T]:
+    return np.take(a, idx, axis=0)
+
+
+def _rowsum(x: npt.NDArray[np.floating[Any]]) -> FloatArray:
+    out = x[:, 0].astype(np.float64)
+    for j in range(1, x.shape[1]):
+        out += x[:, j]
+    return out
 
 
 class RandomCutForest:
@@ -149,31 +173,13 @@ class RandomCutForest:
         hi = np.empty_like(lo)
         li = np.flatnonzero(leaf)
         ii = np.flatnonzero(~leaf)
-        p = self.pt[g[li] * (s + 1) + n[li] - s]
+        p = _rows(self.pt, g[li] * (s + 1) + n[li] - s)
         lo[li] = p
         hi[li] = p
         flat = g[ii] * s + n[ii]
-        lo[ii] = self.lo[flat]
-        hi[ii] = self.hi[flat]
+        lo[ii] = _rows(self.lo, flat)
+        hi[ii] = _rows(self.hi, flat)
         return lo, hi
-
-    def _descend(self, g: IntArray, q: F32) -> tuple[IntArray, IntArray]:
-        """Root-to-leaf paths of points ``q`` in trees ``g``: (k, L+1) ids, -1 padded; leaf depth."""
-        s = self.config.sample_size
-        cur = _i64(self.root[g])
-        cols = [cur.copy()]
-        idx = np.flatnonzero((cur >= 0) & (cur < s))
-        while idx.size:
-            flat = g[idx] * s + cur[idx]
-            right = q[idx, self.cut_dim[flat]] > self.cut_val[flat]
-            nxt = _i64(self.child[flat, right.astype(np.intp)])
-            cur[idx] = nxt
-            col = np.full(g.size, _NIL, np.int64)
-            col[idx] = nxt
-            cols.append(col)
-            idx = idx[nxt < s]
-        path = np.stack(cols, axis=1)
-        return path, (path >= 0).sum(axis=1) - 1
 
     # --------------------------------------------------------------- update
     def update(
@@ -202,6 +208,7 @@ class RandomCutForest:
         single = pts.ndim == 2
         pts = pts.reshape(ser.size, -1, d)
         n, b = ser.size, pts.shape[1]
+        pts_flat = pts.reshape(n * b, d)
         lens = np.full(n, b, np.int64) if lengths is None else np.asarray(lengths, np.int64)
         self._rebase(ser)
 
@@ -221,13 +228,14 @@ class RandomCutForest:
 
         score = np.zeros((g.size, b))
         attr = np.zeros((g.size, b, 2 * d))
+        score_flat, attr_flat = score.reshape(-1), attr.reshape(-1, 2 * d)
         pos = np.zeros(g.size, np.int64)
         act = np.flatnonzero(pos < end)
         while act.size:
             ga = g[act]
             full = self.n_slots[ga] >= s
             want = (cols[None, :] >= pos[act, None]) & (cols[None, :] < end[act, None])
-            want &= ~full[:, None] | (w_new[act] < self.wmax[ga][:, None])
+            want &= ~full[:, None] | (_rows(w_new, act) < self.wmax[ga][:, None])
             has = want.any(axis=1)
             nxt = np.where(has, np.argmax(want, axis=1), end[act] - 1)
             seg = nxt - pos[act] + 1
@@ -239,32 +247,30 @@ class RandomCutForest:
             ev = acc[full[acc]]
             ev_slot = _i64(self.wmax_slot[ga[ev]])
             ev_leaf = _i64(self.slot_leaf[ga[ev], ev_slot])
-            ev_pt = self.pt[ga[ev] * (s + 1) + ev_leaf - s]
+            ev_pt = _rows(self.pt, ga[ev] * (s + 1) + ev_leaf - s)
             qg = ga[qi]
-            qq = pts[owner[act][qi], qstep]
-            path_all, depth_all = self._descend(
-                np.concatenate([qg, ga[ev]]), np.concatenate([qq, ev_pt])
-            )
+            qq = _rows(pts_flat, owner[act][qi] * b + qstep)
+            walk = self._walk(np.concatenate([qg, ga[ev]]), np.concatenate([qq, ev_pt]))
             nq = qi.size
-            path, depth = path_all[:nq], depth_all[:nq]
-            st, at, p_dense = self._score(qg, qq, path, depth)
-            score[act[qi], qstep] = st
-            attr[act[qi], qstep] = at.reshape(nq, 2 * d)
+            path, depth, p_dense = walk.path[:nq], walk.depth[:nq], walk.p[:nq]
+            at = act[qi] * b + qstep
+            score_flat[at] = walk.score[:nq]
+            attr_flat[at] = walk.attribution[:nq].reshape(nq, 2 * d)
 
             if acc.size:
                 last = (np.cumsum(seg) - 1)[acc]  # query row of each accepted point
                 ta = act[acc]
                 new_leaf, kstar, m_new = self._insert(
-                    ga[acc], qq[last], path[last], depth[last], p_dense[last],
+                    ga[acc], _rows(qq, last), _rows(path, last), depth[last], _rows(p_dense, last),
                     seed[ta], (step0[ta] + nxt[acc]).astype(np.uint64), local[ta],
                 )  # fmt: skip
                 if ev.size:
                     where = np.searchsorted(acc, ev)
                     self._delete(
-                        ga[ev], ev_leaf, path_all[nq:], depth_all[nq:],
+                        ga[ev], ev_leaf, walk.path[nq:], walk.depth[nq:],
                         path[last[where]], kstar[where], m_new[where],
                     )  # fmt: skip
-                self._record_samples(ga[acc], w_new[ta, nxt[acc]], new_leaf, full[acc])
+                self._record_samples(ga[acc], w_new.reshape(-1)[ta * b + nxt[acc]], new_leaf, full[acc])
             pos[act] = nxt + 1
             act = act[pos[act] < end[act]]
 
@@ -288,57 +294,92 @@ class RandomCutForest:
             self.wmax[trees] += delta
             self.w_base[i] = self.steps[i]
 
-    # ---------------------------------------------------------------- score
-    def _score(
-        self, g: IntArray, q: F32, path: IntArray, depth: IntArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Per-tree normalised score, attribution (k, 2, D) and the separation probabilities.
+    # ---------------------------------------------------------------- walk
+    def _walk(self, g: IntArray, q: F32) -> _Walk:
+        """Follow the cuts with points ``q`` in trees ``g``, scoring on the way down.
 
-        ``p_dense[i, level]`` is the probability that a random cut at that level of
-        the path separates ``q`` (1 at a leaf that differs from ``q``, 0 at a duplicate).
+        The score recursion is unrolled top-down: ``reach`` carries
+        ``prod_{j<k} (1 - p_j)`` and each level adds ``p_k / (k + 1) * reach``;
+        attribution adds ``ext_d / range * reach / (k + 1)`` per dimension and side.
         """
-        s, d = self.config.sample_size, self.config.dimensions
-        k, width = path.shape
-        ti, lv = np.nonzero(path >= 0)  # tree-major: each tree's pairs are contiguous
-        node = path[ti, lv]
-        lo, hi = self._boxes(g[ti], node)
-        qq = q[ti]
-        ext = np.concatenate([np.maximum(qq - hi, 0), np.maximum(lo - qq, 0)], axis=1)
-        ext = ext.astype(np.float64)
-        ext_sum = ext.sum(axis=1)
-        new_range = (hi - lo).astype(np.float64).sum(axis=1) + ext_sum
-        p = np.divide(ext_sum, new_range, out=np.zeros_like(ext_sum), where=new_range > 0)
-        is_leaf = lv == depth[ti]
-
-        p_dense = np.zeros((k, width))
-        p_dense[ti, lv] = p
-        keep = np.ones((k, width))
-        keep[ti, lv] = np.where(is_leaf, 1.0, 1.0 - p)
-        before = np.ones((k, width))
-        before[:, 1:] = np.cumprod(keep, axis=1)[:, :-1]
-        reach = before[ti, lv]  # prod_{j<level} (1 - p_j)
-
-        unseen = 1.0 / (lv + 1.0)
-        leaf_mass = self.mass[g[ti] * (2 * s + 1) + node].astype(np.float64)
-        tree_mass = self.mass[g * (2 * s + 1) + np.maximum(path[:, 0], 0)].astype(np.float64)
-        tm = tree_mass[ti]
-        dup = is_leaf & (ext_sum == 0)
-        seen = (1.0 - leaf_mass / (2.0 * np.maximum(tm, 1.0))) / (lv + np.log2(leaf_mass + 1.0))
-        term = np.where(dup, seen, p * unseen) * reach
-        share = np.divide(
-            ext, ext_sum[:, None], out=np.zeros_like(ext), where=ext_sum[:, None] > 0
-        )
-        vec = np.where(dup[:, None], 1.0 / (2 * d), share) * term[:, None]
-
+        cfg = self.config
+        s, d = cfg.sample_size, cfg.dimensions
+        stride = 2 * s + 1
+        k = g.size
+        path_cols: list[IntArray] = []
+        p_cols: list[FloatArray] = []
         score = np.zeros(k)
-        attr = np.zeros((k, 2 * d))
-        nonempty = np.flatnonzero(depth >= 0)
-        if nonempty.size:
-            starts = np.searchsorted(ti, nonempty)
-            norm = np.log2(1.0 + tree_mass[nonempty])
-            score[nonempty] = np.add.reduceat(term, starts) * norm
-            attr[nonempty] = np.add.reduceat(vec, starts, axis=0) * norm[:, None]
-        return score, attr.reshape(k, 2, d), p_dense
+        attr = np.zeros((k, 2, d))
+        depth = np.full(k, -1, np.int64)
+
+        root = _i64(self.root[g])
+        idx = np.flatnonzero(root >= 0)
+        cur = root[idx]
+        path_cols.append(root.copy())
+        p_cols.append(np.zeros(k))
+        gi = g[idx]
+        tree_mass = self.mass[gi * stride + cur].astype(np.float64)
+        qa = _rows(q, idx)
+        reach = np.ones(idx.size)
+        acc = np.zeros(idx.size)
+        ah = np.zeros((idx.size, d))
+        al = np.zeros((idx.size, d))
+        level = 0
+        while idx.size:
+            leaf = cur >= s
+            if leaf.any():
+                r = np.flatnonzero(leaf)
+                rows = idx[r]
+                lp = _rows(self.pt, gi[r] * (s + 1) + cur[r] - s)
+                diff = (_rows(qa, r) - lp).astype(np.float64)
+                ext = np.stack([np.maximum(diff, 0.0), np.maximum(-diff, 0.0)], axis=1)
+                ext_sum = _rowsum(ext.reshape(r.size, 2 * d))
+                dup = ext_sum == 0
+                m = self.mass[gi[r] * stride + cur[r]].astype(np.float64)
+                tm = tree_mass[r]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    seen = (1.0 - m / (2.0 * tm)) / (level + np.log2(m + 1.0))
+                    share = np.where(
+                        dup[:, None, None], 1.0 / (2 * d), ext / ext_sum[:, None, None]
+                    )
+                s_leaf = np.where(dup, seen, 1.0 / (level + 1.0)) * reach[r]
+                norm = np.log2(1.0 + tm)
+                score[rows] = (acc[r] + s_leaf) * norm
+                att = np.stack([_rows(ah, r), _rows(al, r)], axis=1)
+                attr[rows] = (att + share * s_leaf[:, None, None]) * norm[:, None, None]
+                p_cols[level][rows] = np.where(dup, 0.0, 1.0)
+                depth[rows] = level
+                keep = np.flatnonzero(~leaf)
+                idx, cur, gi, qa = idx[keep], cur[keep], gi[keep], _rows(qa, keep)
+                tree_mass, reach, acc = tree_mass[keep], reach[keep], acc[keep]
+                ah, al = _rows(ah, keep), _rows(al, keep)
+                if not idx.size:
+                    break
+            flat = gi * s + cur
+            lo = _rows(self.lo, flat)
+            hi = _rows(self.hi, flat)
+            eh = np.maximum(qa - hi, 0.0)
+            el = np.maximum(lo - qa, 0.0)
+            ext_sum = _rowsum(eh) + _rowsum(el)
+            new_range = _rowsum(hi - lo) + ext_sum
+            inv = 1.0 / np.where(new_range > 0, new_range, 1.0)
+            p = ext_sum * inv
+            p_cols[level][idx] = p
+            wgt = reach / (level + 1.0)
+            acc += p * wgt
+            f = (wgt * inv)[:, None]
+            ah += eh * f
+            al += el * f
+            reach *= 1.0 - p
+            coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
+            right = coord > self.cut_val[flat]
+            cur = _i64(self.child[flat, right.astype(np.intp)])
+            level += 1
+            col = np.full(k, _NIL, np.int64)
+            col[idx] = cur
+            path_cols.append(col)
+            p_cols.append(np.zeros(k))
+        return _Walk(np.stack(path_cols, axis=1), depth, np.stack(p_cols, axis=1), score, attr)
 
     # --------------------------------------------------------------- insert
     def _pop_internal(self, g: IntArray) -> IntArray:
@@ -381,7 +422,7 @@ class RandomCutForest:
         if empty.size:
             ge = g[empty]
             leaf = self._pop_leaf(ge)
-            self.pt[ge * (s + 1) + leaf - s] = q[empty]
+            self.pt[ge * (s + 1) + leaf - s] = _rows(q, empty)
             self.mass[ge * stride + leaf] = 1
             self.parent[ge * stride + leaf] = _NIL
             self.root[ge] = leaf
@@ -395,7 +436,7 @@ class RandomCutForest:
 
         cut = np.flatnonzero((depth >= 0) & has_sep)
         if cut.size:
-            gc, qc, lvl = g[cut], q[cut], first[cut]
+            gc, qc, lvl = g[cut], _rows(q, cut), first[cut]
             nk = path[cut, lvl]
             lo, hi = self._boxes(gc, nk)
             ext = np.concatenate([np.maximum(qc - hi, 0), np.maximum(lo - qc, 0)], axis=1)
@@ -405,11 +446,11 @@ class RandomCutForest:
             offset = r - np.where(comp > 0, cum[np.arange(cut.size), comp - 1], 0.0)
             dim = comp % d
             rows = np.arange(cut.size)
-            qd = qc[rows, dim]
+            qd = np.take(qc.reshape(-1), rows * d + dim)
             high_side = comp < d
             # Cut strictly between the box and q: box on the left (<=) when q is above it.
-            edge = np.where(high_side, hi[rows, dim], qd)
-            limit = np.where(high_side, qd, lo[rows, dim])
+            edge = np.where(high_side, np.take(hi.reshape(-1), rows * d + dim), qd)
+            limit = np.where(high_side, qd, np.take(lo.reshape(-1), rows * d + dim))
             val = (edge + offset).astype(np.float32)
             val = np.clip(val, edge, np.nextafter(limit, np.float32(-np.inf)))
             m = self._pop_internal(gc)
@@ -438,8 +479,9 @@ class RandomCutForest:
             pc = path[cut]
             rows, cols = np.nonzero((np.arange(width)[None, :] < lvl[:, None]) & (pc >= 0))
             fa = gc[rows] * s + pc[rows, cols]
-            self.lo[fa] = np.minimum(self.lo[fa], qc[rows])
-            self.hi[fa] = np.maximum(self.hi[fa], qc[rows])
+            qa = _rows(qc, rows)
+            self.lo[fa] = np.minimum(_rows(self.lo, fa), qa)
+            self.hi[fa] = np.maximum(_rows(self.hi, fa), qa)
             self.mass[gc[rows] * stride + pc[rows, cols]] += 1
             leaf_out[cut] = leaf
             kstar[cut] = lvl
@@ -541,7 +583,7 @@ class RandomCutForest:
         self.n_slots[g] += (~full).astype(np.int16)
         self.w[g, slot] = w_new
         self.slot_leaf[g, slot] = leaf
-        rows = self.w[g]
+        rows = _rows(self.w, g)
         best = np.argmax(rows, axis=1)
         self.wmax_slot[g] = best
         self.wmax[g] = rows[np.arange(g.size), best]
