@@ -33,25 +33,33 @@ def _rrcf_stream(
             tree.insert_point(point, index=i)
             total += tree.codisp(i)
         scores[i] = total / trees
-        stamps.append(time.perf_counter())
+        stamps.append(time.process_time())
     return scores, stamps
 
 
-def rrcf_scores(values: npt.NDArray[np.float64], trees: int, sample: int, shingle: int) -> npt.NDArray[np.float64]:
+def rrcf_scores(
+    values: npt.NDArray[np.float64], trees: int, sample: int, shingle: int
+) -> npt.NDArray[np.float64]:
     # z-normalise with the first points only (no look-ahead) so boxes are well scaled
     head = values[: max(10, values.size // 10)]
     z = (values - head.mean()) / (head.std() + 1e-9)
     return _rrcf_stream(z, trees, sample, shingle, seed=0)[0]
 
 
-def rrcf_points_per_s(values: npt.NDArray[np.float64], trees: int, sample: int, shingle: int, timed: int) -> float:
-    """Steady state: time ``timed`` points after the trees are full."""
+def rrcf_points_per_s(
+    values: npt.NDArray[np.float64], trees: int, sample: int, shingle: int, timed: int
+) -> float:
+    """CPU-time throughput in steady state: ``timed`` points after the trees are full
+    (a sliding window, so every later point costs the same)."""
     n = sample + shingle + timed
     _, stamps = _rrcf_stream(values[:n], trees, sample, shingle, seed=0)
     return timed / (stamps[-1] - stamps[-timed - 1])
 
 
-def krcf_points_per_s(values: npt.NDArray[np.float64], trees: int, sample: int, shingle: int, timed: int) -> float:
+def krcf_points_per_s(
+    values: npt.NDArray[np.float64], trees: int, sample: int, shingle: int, warm: int, timed: int
+) -> float:
+    """CPU-time throughput of one krcf forest (score, then update) after ``warm`` points."""
     import krcf
 
     forest = krcf.RandomCutForest(
@@ -65,12 +73,11 @@ def krcf_points_per_s(values: npt.NDArray[np.float64], trees: int, sample: int, 
             "parallel_execution_enabled": False,
         }
     )
-    warm = 4 * sample
     for v in values[:warm]:
         forest.score([float(v)])
         forest.update([float(v)])
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for v in values[warm : warm + timed]:
         forest.score([float(v)])
         forest.update([float(v)])
-    return timed / (time.perf_counter() - t0)
+    return timed / (time.process_time() - t0)

@@ -59,8 +59,21 @@ def load_corpus(data: Path, labels: Path) -> list[Series]:
         values = np.array([float(r["value"]) for r in rows])
         windows = []
         for start, end in spec[name]:
-            i = int(np.searchsorted(np.array(stamps, dtype="datetime64[us]"), np.datetime64(_parse(start))))
-            j = int(np.searchsorted(np.array(stamps, dtype="datetime64[us]"), np.datetime64(_parse(end)), "right")) - 1
+            i = int(
+                np.searchsorted(
+                    np.array(stamps, dtype="datetime64[us]"), np.datetime64(_parse(start))
+                )
+            )
+            j = (
+                int(
+                    np.searchsorted(
+                        np.array(stamps, dtype="datetime64[us]"),
+                        np.datetime64(_parse(end)),
+                        "right",
+                    )
+                )
+                - 1
+            )
             windows.append((i, j))
         out.append(Series(name=name, values=values, windows=windows))
     return out
@@ -110,7 +123,9 @@ class FileScorer:
     def null_and_perfect(self) -> tuple[float, float]:
         return A_FN * len(self.windows), A_TP * len(self.windows)
 
-    def best_curve(self, scores: npt.NDArray[np.float64], thresholds: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def best_curve(
+        self, scores: npt.NDArray[np.float64], thresholds: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
         """Raw score for detections ``scores >= t`` at each threshold ``t``."""
         s = scores.copy()
         s[: self.probation] = -np.inf

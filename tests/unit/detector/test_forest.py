@@ -28,7 +28,9 @@ def check_trees(f: RandomCutForest) -> None:
         mass = f.mass[g * stride : (g + 1) * stride]
         seen_leaves: dict[int, int] = {}
 
-        def visit(node: int, parent: int, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        def visit(
+            node: int, parent: int, lo: np.ndarray, hi: np.ndarray
+        ) -> tuple[np.ndarray, np.ndarray, int]:
             assert int(f.parent[g * stride + node]) == parent  # noqa: B023
             if node >= s:
                 p = f.pt[g * (s + 1) + node - s]  # noqa: B023
@@ -92,7 +94,9 @@ def test_a_block_equals_point_by_point() -> None:
     one = RandomCutForest(SMALL, [9])
     step = np.concatenate([one.update([0], x[i : i + 1]).score for i in range(x.shape[0])])
     blk = RandomCutForest(SMALL, [9])
-    block = np.concatenate([blk.update([0], x[None, a : a + 37]).score[0] for a in range(0, 260, 37)])
+    block = np.concatenate(
+        [blk.update([0], x[None, a : a + 37]).score[0] for a in range(0, 260, 37)]
+    )
     np.testing.assert_array_equal(step, block)
     for field in RandomCutForest.STATE_FIELDS:
         np.testing.assert_array_equal(getattr(one, field), getattr(blk, field))

@@ -113,7 +113,7 @@ class FleetDetector:
         total = self.forest.nbytes() + self.history.nbytes
         total += sum(getattr(self.normaliser, f).nbytes for f in OnlineNormaliser.STATE_FIELDS)
         total += sum(getattr(self.thresholder, f).nbytes for f in Thresholder.STATE_FIELDS)
-        return total // self.n_series
+        return int(total) // self.n_series
 
     def process(
         self,

@@ -17,8 +17,8 @@ following the cuts to a leaf at depth ``L``:
 * leaf: ``s_L = 1 / (L + 1)`` when ``q`` differs from the leaf point, else
   ``s_L = (1 - m / 2M) / (L + log2(m + 1))`` (leaf mass ``m``, tree mass ``M``);
 * each ancestor at depth ``k``, with box ``B``:
-  ``p_k = sum_d ext_d(B, q) / sum_d range_d(B ∪ q)`` (the probability that a
-  random cut of ``B ∪ q`` separates ``q``) and ``s_k = p_k / (k + 1) + (1 - p_k) s_{k+1}``;
+  ``p_k = sum_d ext_d(B, q) / sum_d range_d(B + q)`` (``B + q``: the box grown to hold ``q``) (the probability that a
+  random cut of ``B + q`` separates ``q``) and ``s_k = p_k / (k + 1) + (1 - p_k) s_{k+1}``;
 * tree score ``s_0 * log2(1 + M)``; forest score = mean over trees.
 
 Unrolled, ``s_0 = sum_k p_k/(k+1) prod_{j<k}(1-p_j) + s_L prod_{j<L}(1-p_j)``, which
@@ -28,7 +28,7 @@ splits each term ``p_k`` into its per-dimension, per-direction parts
 ``ext_d^{high|low} / sum range``, so it sums to the score exactly.
 
 Insertion reuses the scoring path: the AWS insert draws, top-down, a random cut
-of ``B ∪ q`` at each node and stops at the first that separates ``q`` (probability
+of ``B + q`` at each node and stops at the first that separates ``q`` (probability
 ``p_k``, the same quantity as above), so one traversal serves both.
 Sampling is the AWS time-decayed reservoir: a point arriving at step ``t`` gets
 weight ``-λ t + log(-log U)``; a tree keeps the ``S`` smallest weights.
@@ -270,16 +270,18 @@ class RandomCutForest:
                         ga[ev], ev_leaf, walk.path[nq:], walk.depth[nq:],
                         path[last[where]], kstar[where], m_new[where],
                     )  # fmt: skip
-                self._record_samples(ga[acc], w_new.reshape(-1)[ta * b + nxt[acc]], new_leaf, full[acc])
+                self._record_samples(
+                    ga[acc], w_new.reshape(-1)[ta * b + nxt[acc]], new_leaf, full[acc]
+                )
             pos[act] = nxt + 1
             act = act[pos[act] < end[act]]
 
         self.steps[ser] += lens
         # Mean over trees along a contiguous axis: same rounding whatever ``b`` is.
         score_sb = np.ascontiguousarray(score.reshape(n, t_, b).transpose(0, 2, 1)).mean(axis=2)
-        attr_sb = np.ascontiguousarray(
-            attr.reshape(n, t_, b, 2 * d).transpose(0, 2, 3, 1)
-        ).mean(axis=3)
+        attr_sb = np.ascontiguousarray(attr.reshape(n, t_, b, 2 * d).transpose(0, 2, 3, 1)).mean(
+            axis=3
+        )
         attr_sb = attr_sb.reshape(n, b, 2, d)
         if single:
             return ForestOutput(score=score_sb[:, 0], attribution=attr_sb[:, 0])
@@ -360,7 +362,7 @@ class RandomCutForest:
             hi = _rows(self.hi, flat)
             eh = np.maximum(qa - hi, 0.0)
             el = np.maximum(lo - qa, 0.0)
-            ext_sum = _rowsum(eh) + _rowsum(el)
+            ext_sum = _rowsum(eh + el)
             new_range = _rowsum(hi - lo) + ext_sum
             inv = 1.0 / np.where(new_range > 0, new_range, 1.0)
             p = ext_sum * inv
@@ -536,7 +538,9 @@ class RandomCutForest:
         r1 = np.arange(one.size)
         mnode = pe1[r1, le - 1]
         fm = g1 * s + mnode
-        sib = np.where(self.child[fm, 0] == e, self.child[fm, 1], self.child[fm, 0]).astype(np.int64)
+        sib = np.where(self.child[fm, 0] == e, self.child[fm, 1], self.child[fm, 0]).astype(
+            np.int64
+        )
 
         # Siblings hanging off the path, levels 1..le, read before the splice.
         r, c = np.nonzero((pe1 >= 0) & (np.arange(width)[None, :] >= 1))
@@ -578,7 +582,9 @@ class RandomCutForest:
         self.hi[fa] = suf_hi[r, c + 1]
 
     # -------------------------------------------------------------- sampler
-    def _record_samples(self, g: IntArray, w_new: F32, leaf: IntArray, full: npt.NDArray[np.bool_]) -> None:
+    def _record_samples(
+        self, g: IntArray, w_new: F32, leaf: IntArray, full: npt.NDArray[np.bool_]
+    ) -> None:
         slot = np.where(full, self.wmax_slot[g], self.n_slots[g]).astype(np.int64)
         self.n_slots[g] += (~full).astype(np.int16)
         self.w[g, slot] = w_new

@@ -33,10 +33,13 @@ class OnlineNormaliser:
         self.count = np.zeros(n_series, np.int64)
 
     def transform_update(
-        self, series: npt.NDArray[np.int64], values: npt.NDArray[np.float64], lengths: npt.NDArray[np.int64]
+        self,
+        series: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        lengths: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.float64]:
         """Normalise ``values`` (n, B, C) in time order and learn from them; padding is left 0."""
-        n, b, _ = values.shape
+        b = values.shape[1]
         out = np.zeros_like(values)
         m, v, c = self.mean[series], self.var[series], self.count[series].copy()
         for j in range(b):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Phase", "Thresholder", "ThresholdConfig"]
+__all__ = ["Phase", "ThresholdConfig", "Thresholder"]
 
 
 class Phase(enum.IntEnum):
@@ -61,7 +61,10 @@ class Thresholder:
         self.since_end = np.full(n_series, 1 << 30, np.int64)
 
     def step(
-        self, series: npt.NDArray[np.int64], scores: npt.NDArray[np.float64], lengths: npt.NDArray[np.int64]
+        self,
+        series: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
+        lengths: npt.NDArray[np.int64],
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]:
         """Thresholds and phases (n, B) for scores (n, B), in time order."""
         cfg = self.config
