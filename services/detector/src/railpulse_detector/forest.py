@@ -320,41 +320,25 @@ class RandomCutForest:
         path_cols.append(root.copy())
         p_cols.append(np.zeros(k))
         gi = g[idx]
-        tree_mass = self.mass[gi * stride + cur].astype(np.float64)
         qa = _rows(q, idx)
-        reach = np.ones(idx.size)
-        acc = np.zeros(idx.size)
-        ah = np.zeros((idx.size, d))
-        al = np.zeros((idx.size, d))
+        # Running state per active query, one matrix so compaction is one ``take``:
+        # [high attribution (d) | low attribution (d) | reach | acc | tree mass].
+        st = np.zeros((idx.size, 2 * d + 3))
+        st[:, 2 * d] = 1.0
+        st[:, 2 * d + 2] = self.mass[gi * stride + cur]
+        done: list[tuple[IntArray, IntArray, IntArray, IntArray, FloatArray, F32]] = []
         level = 0
         while idx.size:
             leaf = cur >= s
             if leaf.any():
+                # Leaves are finished in one pass at the end; here they only leave.
                 r = np.flatnonzero(leaf)
-                rows = idx[r]
-                lp = _rows(self.pt, gi[r] * (s + 1) + cur[r] - s)
-                diff = (_rows(qa, r) - lp).astype(np.float64)
-                ext = np.stack([np.maximum(diff, 0.0), np.maximum(-diff, 0.0)], axis=1)
-                ext_sum = _rowsum(ext.reshape(r.size, 2 * d))
-                dup = ext_sum == 0
-                m = self.mass[gi[r] * stride + cur[r]].astype(np.float64)
-                tm = tree_mass[r]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    seen = (1.0 - m / (2.0 * tm)) / (level + np.log2(m + 1.0))
-                    share = np.where(
-                        dup[:, None, None], 1.0 / (2 * d), ext / ext_sum[:, None, None]
-                    )
-                s_leaf = np.where(dup, seen, 1.0 / (level + 1.0)) * reach[r]
-                norm = np.log2(1.0 + tm)
-                score[rows] = (acc[r] + s_leaf) * norm
-                att = np.stack([_rows(ah, r), _rows(al, r)], axis=1)
-                attr[rows] = (att + share * s_leaf[:, None, None]) * norm[:, None, None]
-                p_cols[level][rows] = np.where(dup, 0.0, 1.0)
-                depth[rows] = level
+                done.append(
+                    (idx[r], cur[r], gi[r], np.full(r.size, level), _rows(st, r), _rows(qa, r))
+                )
                 keep = np.flatnonzero(~leaf)
-                idx, cur, gi, qa = idx[keep], cur[keep], gi[keep], _rows(qa, keep)
-                tree_mass, reach, acc = tree_mass[keep], reach[keep], acc[keep]
-                ah, al = _rows(ah, keep), _rows(al, keep)
+                idx, cur, gi = idx[keep], cur[keep], gi[keep]
+                st, qa = _rows(st, keep), _rows(qa, keep)
                 if not idx.size:
                     break
             flat = gi * s + cur
@@ -367,12 +351,13 @@ class RandomCutForest:
             inv = 1.0 / np.where(new_range > 0, new_range, 1.0)
             p = ext_sum * inv
             p_cols[level][idx] = p
+            reach = st[:, 2 * d]
             wgt = reach / (level + 1.0)
-            acc += p * wgt
+            st[:, 2 * d + 1] += p * wgt
             f = (wgt * inv)[:, None]
-            ah += eh * f
-            al += el * f
-            reach *= 1.0 - p
+            st[:, :d] += eh * f
+            st[:, d : 2 * d] += el * f
+            st[:, 2 * d] = reach * (1.0 - p)
             coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
             right = coord > self.cut_val[flat]
             cur = _i64(self.child[flat, right.astype(np.intp)])
@@ -381,7 +366,29 @@ class RandomCutForest:
             col[idx] = cur
             path_cols.append(col)
             p_cols.append(np.zeros(k))
-        return _Walk(np.stack(path_cols, axis=1), depth, np.stack(p_cols, axis=1), score, attr)
+        path = np.stack(path_cols, axis=1)
+        p_all = np.stack(p_cols, axis=1)
+        if done:
+            rows, node, gl, lvl = (np.concatenate([x[j] for x in done]) for j in range(4))
+            state = np.concatenate([x[4] for x in done])
+            ql = np.concatenate([x[5] for x in done])
+            diff = (ql - _rows(self.pt, gl * (s + 1) + node - s)).astype(np.float64)
+            ext = np.concatenate([np.maximum(diff, 0.0), np.maximum(-diff, 0.0)], axis=1)
+            ext_sum = _rowsum(ext)
+            dup = ext_sum == 0
+            m = self.mass[gl * stride + node].astype(np.float64)
+            tm = state[:, 2 * d + 2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                seen = (1.0 - m / (2.0 * tm)) / (lvl + np.log2(m + 1.0))
+                share = np.where(dup[:, None], 1.0 / (2 * d), ext / ext_sum[:, None])
+            s_leaf = np.where(dup, seen, 1.0 / (lvl + 1.0)) * state[:, 2 * d]
+            norm = np.log2(1.0 + tm)
+            score[rows] = (state[:, 2 * d + 1] + s_leaf) * norm
+            att = (state[:, : 2 * d] + share * s_leaf[:, None]) * norm[:, None]
+            attr[rows] = att.reshape(-1, 2, d)
+            p_all[rows, lvl] = np.where(dup, 0.0, 1.0)
+            depth[rows] = lvl
+        return _Walk(path, depth, p_all, score, attr)
 
     # --------------------------------------------------------------- insert
     def _pop_internal(self, g: IntArray) -> IntArray:
