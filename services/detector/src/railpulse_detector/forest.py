@@ -323,7 +323,7 @@ class RandomCutForest:
         qa = _rows(q, idx)
         # Running state per active query, one matrix so compaction is one ``take``:
         # [high attribution (d) | low attribution (d) | reach | acc | tree mass].
-        st = np.zeros((idx.size, 2 * d + 3))
+        st = np.zeros((idx.size, 2 * d + 3), order="F")  # column updates stay contiguous
         st[:, 2 * d] = 1.0
         st[:, 2 * d + 2] = self.mass[gi * stride + cur]
         done: list[tuple[IntArray, IntArray, IntArray, IntArray, FloatArray, F32]] = []
@@ -360,7 +360,7 @@ class RandomCutForest:
             st[:, 2 * d] = reach * (1.0 - p)
             coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
             right = coord > self.cut_val[flat]
-            cur = _i64(self.child[flat, right.astype(np.intp)])
+            cur = _i64(np.take(self.child.reshape(-1), 2 * flat + right))
             level += 1
             col = np.full(k, _NIL, np.int64)
             col[idx] = cur
