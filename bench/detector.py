@@ -143,10 +143,23 @@ def speed_fleet(
     return trains * timed / (time.process_time() - t0)
 
 
+def resolve(data: Path, labels: Path | None) -> tuple[Path, Path]:
+    """Accept either the NAB root (with data/ and labels/) or its data/ folder."""
+    if (data / "data").is_dir():
+        data = data / "data"
+    if labels is None:
+        for root in (data.parent, data):
+            candidate = root / "labels" / "combined_windows.json"
+            if candidate.exists():
+                return data, candidate
+        raise SystemExit(f"no labels/combined_windows.json beside {data}; pass --labels")
+    return data, labels
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=_DEFAULT / "data")
-    ap.add_argument("--labels", type=Path, default=_DEFAULT / "labels" / "combined_windows.json")
+    ap.add_argument("--data", type=Path, default=_DEFAULT, help="NAB root or its data/ folder")
+    ap.add_argument("--labels", type=Path, default=None, help="windows JSON (default: found)")
     ap.add_argument("--quick", action="store_true", help="smaller timing runs and rrcf subset")
     ap.add_argument("--rrcf-trees", type=int, default=10, help="trees for rrcf's accuracy run")
     ap.add_argument(
@@ -157,7 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = DetectorConfig()
     quick = args.quick
 
-    corpus = load_corpus(args.data, args.labels)
+    data, labels = resolve(args.data, args.labels)
+    corpus = load_corpus(data, labels)
+    if not corpus:
+        raise SystemExit(f"no labelled series found under {data} for {labels}")
     log(f"{len(corpus)} series, {sum(s.values.size for s in corpus)} points, "
         f"{sum(len(s.windows) for s in corpus)} windows")  # fmt: skip
     t0 = time.perf_counter()

@@ -85,3 +85,17 @@ def test_channel_attribution_sums_to_the_score() -> None:
     out = FleetDetector(FAST, [2]).process([0], x[None])
     np.testing.assert_allclose(out.high.sum(axis=2) + out.low.sum(axis=2), out.score, rtol=1e-9)
     assert np.argmax(out.low[0, 250]) == 2
+
+
+def test_extending_the_fleet_keeps_existing_models_and_matches_a_fresh_one() -> None:
+    x = sensors(200)
+    det = FleetDetector(FAST, [1])
+    det.process([0], x[None, :120])
+    new = det.extend([7, 8])
+    assert new.tolist() == [1, 2]
+    out = det.process([0, 2], np.stack([x[120:], x[120:]]))
+    alone = FleetDetector(FAST, [8]).process([0], x[None, 120:])
+    np.testing.assert_array_equal(out.score[1], alone.score[0])
+    reference = FleetDetector(FAST, [1])
+    reference.process([0], x[None, :120])
+    np.testing.assert_array_equal(out.score[0], reference.process([0], x[None, 120:]).score[0])

@@ -115,6 +115,24 @@ class FleetDetector:
         total += sum(getattr(self.thresholder, f).nbytes for f in Thresholder.STATE_FIELDS)
         return int(total) // self.n_series
 
+    def extend(self, seeds: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Add fresh models for new trains; returns their series indices.
+
+        Every state array is laid out series-major, so growing the fleet is one
+        concatenation per array (amortise by adding trains in batches).
+        """
+        fresh = FleetDetector(self.config, seeds)
+        start = self.n_series
+        for mine, theirs in (
+            (self.forest, fresh.forest),
+            (self.normaliser, fresh.normaliser),
+            (self.thresholder, fresh.thresholder),
+        ):
+            for name in type(mine).STATE_FIELDS:
+                setattr(mine, name, np.concatenate([getattr(mine, name), getattr(theirs, name)]))
+        self.history = np.concatenate([self.history, fresh.history])
+        return np.arange(start, self.n_series, dtype=np.int64)
+
     def process(
         self,
         series: npt.ArrayLike,
