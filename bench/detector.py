@@ -2,6 +2,19 @@
 
 Run ``make bench-detector [BENCH_ARGS="--data DIR --labels FILE --quick"]``.
 Progress goes to stderr; the last stdout line is one JSON object.
+
+Protocol:
+* ``nab_standard``: the detector's own alerts (event starts), default config, no
+  label-fitted threshold. ``nab_standard_best_threshold``: every point whose raw
+  score clears one corpus-wide threshold chosen on the labels (NAB's published way).
+* rrcf is pure Python (~50 points/s at 50 trees), so its accuracy run covers the
+  files up to ``--rrcf-max-len`` points with ``--rrcf-trees`` trees, scored at its best
+  threshold; ``subset_*`` give this detector on the same files.
+* Throughput is CPU time (the machine is shared) at 50 trees x 256 samples x
+  shingle 4 for all, measured after the same number of points (the decayed sampler's
+  acceptance rate, hence the cost, falls as a stream ages; rrcf's sliding window does
+  not). The 1,000-train fleet is replicated from one warmed model with distinct
+  seeds and advanced 64 frames per call.
 """
 
 from __future__ import annotations
