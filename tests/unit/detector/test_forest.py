@@ -103,12 +103,15 @@ def test_a_block_equals_point_by_point() -> None:
 
 
 def test_fleet_equals_each_series_alone() -> None:
-    seeds = [11, 12, 13]
-    x = np.stack([gaussian(120, 3, seed=i) for i in range(3)])
-    lengths = np.array([120, 90, 100])
+    # 24 series x 12 trees: enough evictions per round for the separate deletion walk.
+    seeds = list(range(11, 35))
+    x = np.stack([gaussian(120, 3, seed=i) for i in range(24)])
+    lengths = np.full(24, 120)
+    lengths[1], lengths[2] = 90, 100
     fleet = RandomCutForest(SMALL, seeds)
-    out = fleet.update([0, 1, 2], x, lengths)
-    for i, seed in enumerate(seeds):
+    out = fleet.update(np.arange(24), x, lengths)
+    for i in (0, 1, 2, 23):
+        seed = seeds[i]
         alone = RandomCutForest(SMALL, [seed]).update([0], x[None, i, : lengths[i]])
         np.testing.assert_array_equal(out.score[i, : lengths[i]], alone.score[0])
         np.testing.assert_array_equal(out.attribution[i, : lengths[i]], alone.attribution[0])

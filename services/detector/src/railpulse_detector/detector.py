@@ -138,10 +138,12 @@ class FleetDetector:
         series: npt.ArrayLike,
         values: npt.ArrayLike,
         lengths: npt.ArrayLike | None = None,
+        explain: bool = True,
     ) -> DecisionBatch:
         """Advance ``series`` (n,) by frames ``values`` (n, B, channels) or (n, channels).
 
-        ``lengths`` (n,) gives how many of the B frames are real for each series.
+        ``lengths`` (n,) gives how many of the B frames are real for each series;
+        ``explain=False`` leaves ``high``/``low`` at 0 and saves about a fifth of the work.
         """
         cfg = self.config
         ser = np.asarray(series, dtype=np.int64).reshape(-1)
@@ -159,7 +161,7 @@ class FleetDetector:
             idx = lens[:, None] + np.arange(keep)[None, :]  # last real frames of seq
             self.history[ser] = seq[np.arange(n)[:, None], idx]
 
-        out = self.forest.update(ser, points, lens)
+        out = self.forest.update(ser, points, lens, explain)
         thr, phase = self.thresholder.step(ser, out.score, lens)
         # Attribution per channel: shingle dims are laid out (time, channel).
         att = out.attribution.reshape(n, b, 2, cfg.shingle, cfg.channels).sum(axis=3)
