@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["U64", "uniform"]
+__all__ = ["STREAM_CUT", "STREAM_SAMPLER", "STREAM_SEPARATE", "U64", "uniform"]
+
+# Independent random streams: sampler weights, separation tests, cut positions.
+STREAM_SAMPLER, STREAM_SEPARATE, STREAM_CUT = 0, 1, 2
 
 U64 = npt.NDArray[np.uint64]
 

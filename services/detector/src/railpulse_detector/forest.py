@@ -37,24 +37,19 @@ weight ``-λ t + log(-log U)``; a tree keeps the ``S`` smallest weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from railpulse_detector._rng import uniform
+from railpulse_detector import _mutate
+from railpulse_detector._arrays import F32, NIL, FloatArray, IntArray, i64, rowsum, take_rows
+from railpulse_detector._rng import STREAM_SAMPLER, uniform
 
 __all__ = ["FloatArray", "ForestConfig", "ForestOutput", "IntArray", "RandomCutForest"]
 
-FloatArray = npt.NDArray[np.float64]
-F32 = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
-
-_NIL = -1
-_T = TypeVar("_T", bound=np.generic)
-_REBASE_STEPS = 1 << 20
-_SEPARATE_EVICTION_WALK = 256  # from this many deletions a lean descent pays for its loop  # keeps float32 sampler weights precise on endless streams
-_STREAM_SAMPLER, _STREAM_SEPARATE, _STREAM_CUT = 0, 1, 2
+_NIL = NIL
+_REBASE_STEPS = 1 << 20  # keeps float32 sampler weights precise on endless streams
+_SEPARATE_EVICTION_WALK = 256  # from this many deletions a lean descent pays for its loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,23 +89,6 @@ class _Walk:
     p: FloatArray  # (k, W) separation probability at each level
     score: FloatArray  # (k,) normalised tree score
     attribution: FloatArray  # (k, 2, D)
-
-
-def _i64(a: npt.NDArray[np.generic]) -> IntArray:
-    return a.astype(np.int64)
-
-
-# numpy's ``a[idx]`` on 2-D arrays is ~10x slower than ``take`` and its ``sum(axis=1)``
-# over a short axis ~10x slower than adding columns: both sit on the hot path.
-def _rows(a: npt.NDArray[_T], idx: IntArray) -> npt.NDArray[_T]:
-    return np.take(a, idx, axis=0)
-
-
-def _rowsum(x: npt.NDArray[np.floating[Any]]) -> FloatArray:
-    out = x[:, 0].astype(np.float64)
-    for j in range(1, x.shape[1]):
-        out += x[:, j]
-    return out
 
 
 class RandomCutForest:
@@ -166,7 +144,7 @@ class RandomCutForest:
         return int(sum(getattr(self, f).nbytes for f in self.STATE_FIELDS))
 
     # -------------------------------------------------------------- helpers
-    def _boxes(self, g: IntArray, n: IntArray) -> tuple[F32, F32]:
+    def boxes(self, g: IntArray, n: IntArray) -> tuple[F32, F32]:
         """Bounding boxes of nodes ``n`` of trees ``g`` (a leaf's box is its point)."""
         s = self.config.sample_size
         leaf = n >= s
@@ -174,12 +152,12 @@ class RandomCutForest:
         hi = np.empty_like(lo)
         li = np.flatnonzero(leaf)
         ii = np.flatnonzero(~leaf)
-        p = _rows(self.pt, g[li] * (s + 1) + n[li] - s)
+        p = take_rows(self.pt, g[li] * (s + 1) + n[li] - s)
         lo[li] = p
         hi[li] = p
         flat = g[ii] * s + n[ii]
-        lo[ii] = _rows(self.lo, flat)
-        hi[ii] = _rows(self.hi, flat)
+        lo[ii] = take_rows(self.lo, flat)
+        hi[ii] = take_rows(self.hi, flat)
         return lo, hi
 
     # --------------------------------------------------------------- update
@@ -225,7 +203,7 @@ class RandomCutForest:
 
         # Sampler weights of every (tree, point) of the block, fixed in advance.
         steps_gb = step0[:, None] + cols[None, :]
-        u = uniform(seed[:, None], steps_gb.astype(np.uint64), local[:, None], _STREAM_SAMPLER)
+        u = uniform(seed[:, None], steps_gb.astype(np.uint64), local[:, None], STREAM_SAMPLER)
         base = self.w_base[ser][owner]
         w_new = (-cfg.decay * (steps_gb - base[:, None]) + np.log(-np.log(u))).astype(np.float32)
 
@@ -238,7 +216,7 @@ class RandomCutForest:
             ga = g[act]
             full = self.n_slots[ga] >= s
             want = (cols[None, :] >= pos[act, None]) & (cols[None, :] < end[act, None])
-            want &= ~full[:, None] | (_rows(w_new, act) < self.wmax[ga][:, None])
+            want &= ~full[:, None] | (take_rows(w_new, act) < self.wmax[ga][:, None])
             has = want.any(axis=1)
             nxt = np.where(has, np.argmax(want, axis=1), end[act] - 1)
             seg = nxt - pos[act] + 1
@@ -248,11 +226,11 @@ class RandomCutForest:
             qstep = pos[act][qi] + np.arange(qi.size) - np.repeat(np.cumsum(seg) - seg, seg)
             acc = np.flatnonzero(has)
             ev = acc[full[acc]]
-            ev_slot = _i64(self.wmax_slot[ga[ev]])
-            ev_leaf = _i64(self.slot_leaf[ga[ev], ev_slot])
-            ev_pt = _rows(self.pt, ga[ev] * (s + 1) + ev_leaf - s)
+            ev_slot = i64(self.wmax_slot[ga[ev]])
+            ev_leaf = i64(self.slot_leaf[ga[ev], ev_slot])
+            ev_pt = take_rows(self.pt, ga[ev] * (s + 1) + ev_leaf - s)
             qg = ga[qi]
-            qq = _rows(pts_flat, owner[act][qi] * b + qstep)
+            qq = take_rows(pts_flat, owner[act][qi] * b + qstep)
             nq = qi.size
             if ev.size >= _SEPARATE_EVICTION_WALK:
                 walk = self._walk(qg, qq, explain)
@@ -271,13 +249,13 @@ class RandomCutForest:
             if acc.size:
                 last = (np.cumsum(seg) - 1)[acc]  # query row of each accepted point
                 ta = act[acc]
-                new_leaf, kstar, m_new = self._insert(
-                    ga[acc], _rows(qq, last), _rows(path, last), depth[last], _rows(p_dense, last),
+                new_leaf, kstar, m_new = _mutate.insert(self,
+                    ga[acc], take_rows(qq, last), take_rows(path, last), depth[last], take_rows(p_dense, last),
                     seed[ta], (step0[ta] + nxt[acc]).astype(np.uint64), local[ta],
                 )  # fmt: skip
                 if ev.size:
                     where = np.searchsorted(acc, ev)
-                    self._delete(
+                    _mutate.delete(self,
                         ga[ev], ev_leaf, ev_path, ev_depth,
                         path[last[where]], kstar[where], m_new[where],
                     )  # fmt: skip
@@ -312,21 +290,21 @@ class RandomCutForest:
         """Paths only (k, L+1), -1 padded, and leaf depths: for the points to delete."""
         s = self.config.sample_size
         d = self.config.dimensions
-        cur = _i64(self.root[g])
+        cur = i64(self.root[g])
         cols = [cur.copy()]
         idx = np.flatnonzero((cur >= 0) & (cur < s))
-        node, qa = cur[idx], _rows(q, idx)
+        node, qa = cur[idx], take_rows(q, idx)
         child = self.child.reshape(-1)
         while idx.size:
             flat = g[idx] * s + node
             coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
-            node = _i64(np.take(child, 2 * flat + (coord > self.cut_val[flat])))
+            node = i64(np.take(child, 2 * flat + (coord > self.cut_val[flat])))
             col = np.full(g.size, _NIL, np.int64)
             col[idx] = node
             cols.append(col)
             inner = np.flatnonzero(node < s)
             if inner.size < idx.size:
-                idx, node, qa = idx[inner], node[inner], _rows(qa, inner)
+                idx, node, qa = idx[inner], node[inner], take_rows(qa, inner)
         path = np.stack(cols, axis=1)
         return path, (path >= 0).sum(axis=1) - 1
 
@@ -347,13 +325,13 @@ class RandomCutForest:
         attr = np.zeros((k, 2, d))
         depth = np.full(k, -1, np.int64)
 
-        root = _i64(self.root[g])
+        root = i64(self.root[g])
         idx = np.flatnonzero(root >= 0)
         cur = root[idx]
         path_cols.append(root.copy())
         p_cols.append(np.zeros(k))
         gi = g[idx]
-        qa = _rows(q, idx)
+        qa = take_rows(q, idx)
         # Running state per active query, one matrix so compaction is one ``take``:
         # [high attribution (d) | low attribution (d) | reach | acc | tree mass].
         st = np.zeros((idx.size, 2 * d + 3), order="F")  # column updates stay contiguous
@@ -367,20 +345,27 @@ class RandomCutForest:
                 # Leaves are finished in one pass at the end; here they only leave.
                 r = np.flatnonzero(leaf)
                 done.append(
-                    (idx[r], cur[r], gi[r], np.full(r.size, level), _rows(st, r), _rows(qa, r))
+                    (
+                        idx[r],
+                        cur[r],
+                        gi[r],
+                        np.full(r.size, level),
+                        take_rows(st, r),
+                        take_rows(qa, r),
+                    )
                 )
                 keep = np.flatnonzero(~leaf)
                 idx, cur, gi = idx[keep], cur[keep], gi[keep]
-                st, qa = _rows(st, keep), _rows(qa, keep)
+                st, qa = take_rows(st, keep), take_rows(qa, keep)
                 if not idx.size:
                     break
             flat = gi * s + cur
-            lo = _rows(self.lo, flat)
-            hi = _rows(self.hi, flat)
+            lo = take_rows(self.lo, flat)
+            hi = take_rows(self.hi, flat)
             eh = np.maximum(qa - hi, 0.0)
             el = np.maximum(lo - qa, 0.0)
-            ext_sum = _rowsum(eh + el)
-            new_range = _rowsum(hi - lo) + ext_sum
+            ext_sum = rowsum(eh + el)
+            new_range = rowsum(hi - lo) + ext_sum
             inv = 1.0 / np.where(new_range > 0, new_range, 1.0)
             p = ext_sum * inv
             p_cols[level][idx] = p
@@ -394,7 +379,7 @@ class RandomCutForest:
             st[:, 2 * d] = reach * (1.0 - p)
             coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
             right = coord > self.cut_val[flat]
-            cur = _i64(np.take(self.child.reshape(-1), 2 * flat + right))
+            cur = i64(np.take(self.child.reshape(-1), 2 * flat + right))
             level += 1
             col = np.full(k, _NIL, np.int64)
             col[idx] = cur
@@ -406,9 +391,9 @@ class RandomCutForest:
             rows, node, gl, lvl = (np.concatenate([x[j] for x in done]) for j in range(4))
             state = np.concatenate([x[4] for x in done])
             ql = np.concatenate([x[5] for x in done])
-            diff = (ql - _rows(self.pt, gl * (s + 1) + node - s)).astype(np.float64)
+            diff = (ql - take_rows(self.pt, gl * (s + 1) + node - s)).astype(np.float64)
             ext = np.concatenate([np.maximum(diff, 0.0), np.maximum(-diff, 0.0)], axis=1)
-            ext_sum = _rowsum(ext)
+            ext_sum = rowsum(ext)
             dup = ext_sum == 0
             m = self.mass[gl * stride + node].astype(np.float64)
             tm = state[:, 2 * d + 2]
@@ -424,205 +409,6 @@ class RandomCutForest:
             depth[rows] = lvl
         return _Walk(path, depth, p_all, score, attr)
 
-    # --------------------------------------------------------------- insert
-    def _pop_internal(self, g: IntArray) -> IntArray:
-        self.n_int_free[g] -= 1
-        return _i64(self.int_free[g, self.n_int_free[g]])
-
-    def _pop_leaf(self, g: IntArray) -> IntArray:
-        self.n_leaf_free[g] -= 1
-        return _i64(self.leaf_free[g, self.n_leaf_free[g]])
-
-    def _insert(
-        self,
-        g: IntArray,
-        q: F32,
-        path: IntArray,
-        depth: IntArray,
-        p: FloatArray,
-        seed: npt.NDArray[np.uint64],
-        step: npt.NDArray[np.uint64],
-        local: npt.NDArray[np.uint64],
-    ) -> tuple[IntArray, IntArray, IntArray]:
-        """Insert ``q`` into trees ``g`` along their scoring paths.
-
-        Returns the leaf now holding ``q``, the level of the new internal node
-        (-1 when none was made) and that node's id.
-        """
-        s, d = self.config.sample_size, self.config.dimensions
-        k, width = path.shape
-        stride = 2 * s + 1
-        levels = np.arange(width, dtype=np.uint64)
-        u = uniform(seed[:, None], step[:, None], local[:, None], _STREAM_SEPARATE, levels)
-        sep = (u < p) & (path >= 0)
-        has_sep = sep.any(axis=1)
-        first = np.argmax(sep, axis=1)
-        leaf_out = np.full(k, _NIL, np.int64)
-        kstar = np.full(k, _NIL, np.int64)
-        m_out = np.full(k, _NIL, np.int64)
-
-        empty = np.flatnonzero(depth < 0)
-        if empty.size:
-            ge = g[empty]
-            leaf = self._pop_leaf(ge)
-            self.pt[ge * (s + 1) + leaf - s] = _rows(q, empty)
-            self.mass[ge * stride + leaf] = 1
-            self.parent[ge * stride + leaf] = _NIL
-            self.root[ge] = leaf
-            leaf_out[empty] = leaf
-
-        dup = np.flatnonzero((depth >= 0) & ~has_sep)
-        if dup.size:
-            rows, cols = np.nonzero(path[dup] >= 0)
-            self.mass[g[dup][rows] * stride + path[dup][rows, cols]] += 1
-            leaf_out[dup] = path[dup, depth[dup]]
-
-        cut = np.flatnonzero((depth >= 0) & has_sep)
-        if cut.size:
-            gc, qc, lvl = g[cut], _rows(q, cut), first[cut]
-            nk = path[cut, lvl]
-            lo, hi = self._boxes(gc, nk)
-            ext = np.concatenate([np.maximum(qc - hi, 0), np.maximum(lo - qc, 0)], axis=1)
-            cum = np.cumsum(ext.astype(np.float64), axis=1)
-            r = uniform(seed[cut], step[cut], local[cut], _STREAM_CUT) * cum[:, -1]
-            comp = np.minimum(np.argmax(cum > r[:, None], axis=1), 2 * d - 1)
-            offset = r - np.where(comp > 0, cum[np.arange(cut.size), comp - 1], 0.0)
-            dim = comp % d
-            rows = np.arange(cut.size)
-            qd = np.take(qc.reshape(-1), rows * d + dim)
-            high_side = comp < d
-            # Cut strictly between the box and q: box on the left (<=) when q is above it.
-            edge = np.where(high_side, np.take(hi.reshape(-1), rows * d + dim), qd)
-            limit = np.where(high_side, qd, np.take(lo.reshape(-1), rows * d + dim))
-            val = (edge + offset).astype(np.float32)
-            val = np.clip(val, edge, np.nextafter(limit, np.float32(-np.inf)))
-            m = self._pop_internal(gc)
-            leaf = self._pop_leaf(gc)
-            fm = gc * s + m
-            self.pt[gc * (s + 1) + leaf - s] = qc
-            self.mass[gc * stride + leaf] = 1
-            self.parent[gc * stride + leaf] = m
-            self.cut_dim[fm] = dim
-            self.cut_val[fm] = val
-            self.child[fm, 0] = np.where(high_side, nk, leaf)
-            self.child[fm, 1] = np.where(high_side, leaf, nk)
-            self.lo[fm] = np.minimum(lo, qc)
-            self.hi[fm] = np.maximum(hi, qc)
-            self.mass[gc * stride + m] = self.mass[gc * stride + nk] + 1
-            par = _i64(self.parent[gc * stride + nk])
-            self.parent[gc * stride + m] = par
-            self.parent[gc * stride + nk] = m
-            at_root = par < 0
-            self.root[gc[at_root]] = m[at_root]
-            pi = np.flatnonzero(~at_root)
-            fp = gc[pi] * s + par[pi]
-            side = (self.child[fp, 1] == nk[pi]).astype(np.intp)
-            self.child[fp, side] = m[pi]
-            # Ancestors above the new node: grow boxes to q, add one to masses.
-            pc = path[cut]
-            rows, cols = np.nonzero((np.arange(width)[None, :] < lvl[:, None]) & (pc >= 0))
-            fa = gc[rows] * s + pc[rows, cols]
-            qa = _rows(qc, rows)
-            self.lo[fa] = np.minimum(_rows(self.lo, fa), qa)
-            self.hi[fa] = np.maximum(_rows(self.hi, fa), qa)
-            self.mass[gc[rows] * stride + pc[rows, cols]] += 1
-            leaf_out[cut] = leaf
-            kstar[cut] = lvl
-            m_out[cut] = m
-        return leaf_out, kstar, m_out
-
-    # --------------------------------------------------------------- delete
-    def _delete(
-        self,
-        g: IntArray,
-        leaf: IntArray,
-        path: IntArray,
-        depth: IntArray,
-        q_path: IntArray,
-        kstar: IntArray,
-        m_new: IntArray,
-    ) -> None:
-        """Delete one unit of mass at ``leaf`` in trees ``g``.
-
-        ``path`` was traced before the insertion; where the new node ``m_new`` was
-        put on that path (same node at level ``kstar`` on both paths) it is spliced in.
-        """
-        s = self.config.sample_size
-        stride = 2 * s + 1
-        k = g.size
-        width = max(path.shape[1], q_path.shape[1]) + 1
-        pe = np.full((k, width), _NIL, np.int64)
-        pe[:, : path.shape[1]] = path
-        qp = np.full((k, width), _NIL, np.int64)
-        qp[:, : q_path.shape[1]] = q_path
-        rows = np.arange(k)
-        ks = np.maximum(kstar, 0)
-        shifted = (kstar >= 0) & (pe[rows, ks] == qp[rows, ks]) & (pe[rows, ks] >= 0)
-        if shifted.any():
-            si = np.flatnonzero(shifted)
-            cols = np.arange(width)[None, :]
-            ksi = ks[si][:, None]
-            prev = np.concatenate([np.full((si.size, 1), _NIL), pe[si, :-1]], axis=1)
-            pe[si] = np.where(cols < ksi, pe[si], np.where(cols == ksi, m_new[si][:, None], prev))
-            depth = depth + shifted
-
-        heavy = self.mass[g * stride + leaf] > 1
-        hv = np.flatnonzero(heavy)
-        if hv.size:
-            r, c = np.nonzero(pe[hv] >= 0)
-            self.mass[g[hv][r] * stride + pe[hv][r, c]] -= 1
-
-        one = np.flatnonzero(~heavy)
-        if not one.size:
-            return
-        g1, e, pe1, le = g[one], leaf[one], pe[one], depth[one]
-        r1 = np.arange(one.size)
-        mnode = pe1[r1, le - 1]
-        fm = g1 * s + mnode
-        sib = np.where(self.child[fm, 0] == e, self.child[fm, 1], self.child[fm, 0]).astype(
-            np.int64
-        )
-
-        # Siblings hanging off the path, levels 1..le, read before the splice.
-        r, c = np.nonzero((pe1 >= 0) & (np.arange(width)[None, :] >= 1))
-        parent_nodes = pe1[r, c - 1]
-        fpn = g1[r] * s + parent_nodes
-        off = np.where(self.child[fpn, 0] == pe1[r, c], self.child[fpn, 1], self.child[fpn, 0])
-        slo, shi = self._boxes(g1[r], off.astype(np.int64))
-        d = self.config.dimensions
-        dlo = np.full((one.size, width, d), np.inf, np.float32)
-        dhi = np.full((one.size, width, d), -np.inf, np.float32)
-        dlo[r, c] = slo
-        dhi[r, c] = shi
-        # suffix[:, j] = union of sibling boxes at levels >= j
-        suf_lo = np.minimum.accumulate(dlo[:, ::-1], axis=1)[:, ::-1]
-        suf_hi = np.maximum.accumulate(dhi[:, ::-1], axis=1)[:, ::-1]
-
-        # Splice: the sibling takes the parent's place.
-        gp = np.where(le >= 2, pe1[r1, np.maximum(le - 2, 0)], _NIL)
-        self.parent[g1 * stride + sib] = gp
-        top = gp < 0
-        self.root[g1[top]] = sib[top]
-        gi = np.flatnonzero(~top)
-        fg = g1[gi] * s + gp[gi]
-        side = (self.child[fg, 1] == mnode[gi]).astype(np.intp)
-        self.child[fg, side] = sib[gi]
-        self.mass[g1 * stride + e] = 0
-        self.parent[g1 * stride + e] = _NIL
-        self.child[fm] = _NIL
-        self.leaf_free[g1, self.n_leaf_free[g1]] = e
-        self.n_leaf_free[g1] += 1
-        self.int_free[g1, self.n_int_free[g1]] = mnode
-        self.n_int_free[g1] += 1
-
-        # Ancestors (levels 0..le-2): one less mass, box = union of what hangs below.
-        r, c = np.nonzero((pe1 >= 0) & (np.arange(width)[None, :] <= (le - 2)[:, None]))
-        fa = g1[r] * s + pe1[r, c]
-        self.mass[g1[r] * stride + pe1[r, c]] -= 1
-        self.lo[fa] = suf_lo[r, c + 1]
-        self.hi[fa] = suf_hi[r, c + 1]
-
-    # -------------------------------------------------------------- sampler
     def _record_samples(
         self, g: IntArray, w_new: F32, leaf: IntArray, full: npt.NDArray[np.bool_]
     ) -> None:
@@ -630,7 +416,7 @@ class RandomCutForest:
         self.n_slots[g] += (~full).astype(np.int16)
         self.w[g, slot] = w_new
         self.slot_leaf[g, slot] = leaf
-        rows = _rows(self.w, g)
+        rows = take_rows(self.w, g)
         best = np.argmax(rows, axis=1)
         self.wmax_slot[g] = best
         self.wmax[g] = rows[np.arange(g.size), best]
