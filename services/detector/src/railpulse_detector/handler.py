@@ -1,11 +1,14 @@
 """One shard of Kinesis `telemetry`: accepted frames in → decide → anomalies out.
 
-    consume (KCL batch) → decode AcceptedFrame → rules (limits, sensor faults) → emit
-                                                                    (SQS alerts + Kinesis events)
+    consume (KCL batch) → decode AcceptedFrame → rules (limits, sensor faults)   → emit
+                                               → model (Random Cut Forest, batch)   (SQS alerts +
+                                                                                 Kinesis events)
 
 Deciding is stateful and happens once per record: if emitting fails, the decided anomalies wait
 in `_undelivered` and the retry only re-sends them, so a retry never advances a model twice.
-A record that is not an accepted frame is a bug upstream: it goes to the rejects queue with its
+The forests' state is snapshotted to S3 (`snapshot_prefix/<shard>.bin`) every
+`snapshot_interval_s` and when the shard is released, and restored when a worker takes the shard,
+so a failover does not start the fleet's models from zero. A record that is not an accepted frame is a bug upstream: it goes to the rejects queue with its
 bytes and the reason, like every other record the platform cannot use.
 """
 
@@ -14,13 +17,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import Any
 
 import msgspec
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from railpulse_detector.emit import AnomalyEmitter
+from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
 from railpulse_detector.settings import DetectorSettings
+from railpulse_detector.snapshot import SnapshotError
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
@@ -58,6 +65,21 @@ class DetectorHandler(ShardHandler):
                 reassert_ms=settings.reassert_ms,
             ),
         )
+        self.model = (
+            ModelBank(
+                load_catalogue(settings.catalogue),
+                ModelSettings(
+                    num_trees=settings.model_trees,
+                    warmup=settings.model_warmup,
+                    refractory=settings.model_warmup,
+                    reassert_ms=settings.reassert_ms,
+                ),
+            )
+            if settings.model_enabled
+            else None
+        )
+        self._s3: Any = None
+        self._last_snapshot = time.monotonic()
         self._stack = AsyncExitStack()
         self._undelivered: dict[tuple[int, int], list[Anomaly]] = {}
         self.emitter: AnomalyEmitter | None = None
@@ -73,18 +95,68 @@ class DetectorHandler(ShardHandler):
             KinesisPublisher(kinesis, self.settings.stream_events),
         )
         self.rejects = await SqsPublisher.for_queue(sqs, self.settings.queue_rejects)
+        if self.model is not None:
+            self._s3 = await self._stack.enter_async_context(clients.create("s3"))
+            await self._restore()
 
     async def stop(self) -> None:
-        await self._stack.aclose()
+        try:
+            await self._snapshot()
+        finally:
+            await self._stack.aclose()
 
-    def decide(self, frame: AcceptedFrame) -> list[Anomaly]:
-        """Everything the detector concludes from one frame (stateful: call once per frame)."""
+    def _snapshot_key(self) -> str:
+        return f"{self.settings.snapshot_prefix}/{self.shard_id}.bin"
+
+    async def _restore(self) -> None:
+        assert self.model is not None
+        try:
+            response = await self._s3.get_object(
+                Bucket=self.settings.bucket_state, Key=self._snapshot_key()
+            )
+            data = await response["Body"].read()
+        except ClientError as exc:
+            logger.info("no_model_snapshot", key=self._snapshot_key(), error=str(exc)[:200])
+            return
+        try:
+            self.model.loads(data)
+        except SnapshotError as exc:
+            logger.warning("model_snapshot_unreadable", key=self._snapshot_key(), error=str(exc))
+            return
+        logger.info("model_snapshot_restored", key=self._snapshot_key(), bytes=len(data))
+
+    async def _snapshot(self) -> None:
+        """Best effort: a missed snapshot only means a later one is restored after a failover."""
+        if self.model is None or self._s3 is None:
+            return
+        self._last_snapshot = time.monotonic()
+        data = self.model.dumps()
+        try:
+            await self._s3.put_object(
+                Bucket=self.settings.bucket_state, Key=self._snapshot_key(), Body=data
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("model_snapshot_failed", error=str(exc)[:200])
+            return
+        logger.info("model_snapshot_saved", key=self._snapshot_key(), bytes=len(data))
+
+    def decide(self, frames: Sequence[AcceptedFrame]) -> list[list[Anomaly]]:
+        """What the detector concludes from a batch, per frame, in order (stateful: once per
+        frame). The rules judge every frame; the forests see the live ones in order."""
+        by_frame = self.model.score(frames) if self.model is not None else {}
         detected = _now_ms()
-        return [msgspec.structs.replace(a, detected_ms=detected) for a in self.rules.check(frame)]
+        return [
+            [
+                msgspec.structs.replace(a, detected_ms=detected)
+                for a in [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+            ]
+            for frame in frames
+        ]
 
     async def process(self, records: Sequence[StreamRecord]) -> BatchResult[list[Anomaly]]:
         result: BatchResult[list[Anomaly]] = BatchResult()
         decided: list[tuple[StreamRecord, list[Anomaly]]] = []
+        fresh: list[tuple[StreamRecord, AcceptedFrame]] = []
         for record in records:
             key = record.position
             if key in self._undelivered:
@@ -101,9 +173,10 @@ class DetectorHandler(ShardHandler):
                 error = PermanentError(f"expected accepted.v1, got {type(event).__name__}")
                 result.failed.append(RecordFailure(record, FailureKind.POISON, str(error), error))
                 continue
-            anomalies = self.decide(event)
-            self._undelivered[key] = anomalies
-            decided.append((record, anomalies))
+            fresh.append((record, event))
+        for (record, _), found in zip(fresh, self.decide([f for _, f in fresh]), strict=True):
+            self._undelivered[record.position] = found
+            decided.append((record, found))
         assert self.emitter is not None, "start() opens the emitter"
         anomalies = [a for _, found in decided for a in found]
         try:
@@ -115,6 +188,8 @@ class DetectorHandler(ShardHandler):
         for record, found in decided:
             self._undelivered.pop(record.position, None)
             result.succeeded.append((record, found))
+        if time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s:
+            await self._snapshot()
         if self.metrics is not None:
             self.metrics.add("FramesScored", len(decided))
             self.metrics.add("AnomaliesEmitted", len(anomalies))

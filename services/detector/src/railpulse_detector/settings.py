@@ -18,3 +18,7 @@ class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     snapshot_interval_s: float = 300.0
     """How often each shard's model state is written to S3 (and at shutdown)."""
     snapshot_prefix: str = "detector/snapshots"
+    model_enabled: bool = True
+    model_trees: int = 25
+    model_warmup: int = 200
+    """Frames a train's forest sees before its scores are trusted."""
