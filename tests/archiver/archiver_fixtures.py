@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import time
 import uuid
 
 import boto3
@@ -18,18 +16,10 @@ _CREDENTIALS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout}s")
-        time.sleep(0.05)
+
+
 
 
 def ensure_credentials() -> None:

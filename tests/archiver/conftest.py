@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from archiver_fixtures import ensure_credentials, free_port, fresh_settings
+from archiver_fixtures import ensure_credentials, fresh_settings
+from waiting import free_port
 
 from railpulse_archiver.settings import ArchiverSettings
 

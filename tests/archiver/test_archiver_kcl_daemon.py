@@ -21,7 +21,8 @@ import boto3
 import msgspec
 import pyarrow.parquet as pq
 import pytest
-from archiver_fixtures import ensure_credentials, free_port, fresh_settings, wait_until
+from archiver_fixtures import ensure_credentials, fresh_settings
+from waiting import free_port, wait_until
 
 from railpulse_archiver.manifest import ShardManifest, manifest_key
 from railpulse_archiver.settings import ArchiverSettings

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any, TypeVar
 
 import boto3
 import msgspec
+from waiting import free_port, wait_until
 
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
@@ -43,22 +42,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
+
 
 
 def aws(env: dict[str, str], service: str) -> Any:

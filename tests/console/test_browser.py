@@ -12,8 +12,9 @@ import urllib.request
 import uuid
 
 import pytest
-from consolehelpers import OUTPUT, Scene, aws, now_ms, put_anomaly, wait_until
+from consolehelpers import OUTPUT, Scene, aws, now_ms, put_anomaly
 from playwright.sync_api import Page, expect
+from waiting import wait_until
 
 from railpulse_shared import codec
 from railpulse_shared.contracts import (

@@ -13,8 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,18 +21,6 @@ import boto3
 
 from railpulse_shared.codec import decode_device_message, decode_envelope
 from railpulse_shared.contracts import Frame, FrameBatch
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "") -> Any:
-    """Poll `pred` until it returns something truthy or the deadline passes (then fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or pred}")
-        time.sleep(interval)
 
 
 class TcpProxy:

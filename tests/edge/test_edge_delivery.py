@@ -19,8 +19,8 @@ from edgehelpers import (
     iot_data_client,
     reported,
     spooled_seqs,
-    wait_until,
 )
+from waiting import wait_until
 
 from railpulse_edge.spool import read_stats
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from edgehelpers import TrainStream, agent_env, spooled_seqs, wait_until
+from edgehelpers import TrainStream, agent_env, spooled_seqs
+from waiting import wait_until
 
 from railpulse_edge.spool import read_stats
 

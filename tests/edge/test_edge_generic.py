@@ -7,7 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from edgehelpers import wait_until
+from waiting import wait_until
 
 from railpulse_edge.fleet import ensure_certs, publish_generic
 from railpulse_edge.sim.generic import GENERIC_CASES

@@ -16,8 +16,8 @@ from edgehelpers import (
     agent_env,
     iot_data_client,
     reported,
-    wait_until,
 )
+from waiting import wait_until
 
 from railpulse_shared.contracts import AnomalyKind, DesiredAlerts, Severity, ShadowAlert
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from waiting import free_port
 
 from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import load_config
@@ -77,10 +78,7 @@ def test_taken_port_gives_a_clear_message(tmp_path: Path) -> None:
         assert f"port {port}" in out.stderr and "RAILPULSE_MQTT_PORT=<port>" in out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
 
 
 def test_cli_up_detaches_and_down_stops_a_half_running_stack(
@@ -91,10 +89,10 @@ def test_cli_up_detaches_and_down_stops_a_half_running_stack(
     env = {
         **os.environ,
         "RAILPULSE_STACK_DIR": str(tmp_path / "stack"),
-        "RAILPULSE_MOTO_PORT": str(_free_port()),
-        "RAILPULSE_MQTT_PORT": str(_free_port()),
-        "RAILPULSE_PG_PORT": str(_free_port()),
-        "RAILPULSE_IOT_DATA_PORT": str(_free_port()),
+        "RAILPULSE_MOTO_PORT": str(free_port()),
+        "RAILPULSE_MQTT_PORT": str(free_port()),
+        "RAILPULSE_PG_PORT": str(free_port()),
+        "RAILPULSE_IOT_DATA_PORT": str(free_port()),
         "RAILPULSE_FLEET": "train-001..train-002",
     }
     cli = [sys.executable, "-m", "railpulse_cli.main", "stack"]
