@@ -29,7 +29,7 @@ from typing import Literal
 
 from railpulse_edge.errors import SpoolError
 
-__all__ = ["Eviction", "Spool", "SpoolEntry", "SpoolStats", "read_stats"]
+__all__ = ["Eviction", "Spool", "SpoolEntry", "SpoolStats", "pending_seqs", "read_stats"]
 
 EvictReason = Literal["size", "age"]
 
@@ -336,6 +336,19 @@ class Spool:
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
+
+
+def pending_seqs(path: Path | str) -> set[int]:
+    """Sequence numbers still spooled (not yet acknowledged), read without the lock."""
+    db = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
+    try:
+        return {int(row[0]) for row in db.execute("SELECT seq FROM frames")}
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return set()
+    finally:
+        db.close()
 
 
 def read_stats(path: Path | str) -> SpoolStats:

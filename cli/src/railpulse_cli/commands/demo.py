@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = ["register"]
 
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",

@@ -211,7 +211,9 @@ def run_demo(options: DemoOptions) -> int:
                 for process in supervisor.failed():
                     if process.name not in reported:
                         reported.add(process.name)
-                        say(f"  !! {process.name} exited with {process.returncode}; see {process.log}")
+                        say(
+                            f"  !! {process.name} exited with {process.returncode}; see {process.log}"
+                        )
         except _Interrupted:
             say("\n  interrupted: stopping the fleet and reporting what arrived")
         finally:
