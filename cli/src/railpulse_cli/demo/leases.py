@@ -1,6 +1,5 @@
-"""Are the KCL consumers really consuming? `_leases_held` (in `run`) sees a lease's owner, but a
-lease left by a stopped worker still names its owner until it expires; a lease whose counter moved
-since a snapshot was renewed by a live worker."""
+"""Are the KCL consumers really consuming? A lease left by a stopped worker still names its owner
+until it expires; a lease whose counter moved since a snapshot was renewed by a live worker."""
 
 from __future__ import annotations
 

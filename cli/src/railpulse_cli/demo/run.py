@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from railpulse_cli.demo.emf import MetricsTail
+from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_cli.demo.report import Report, collect, spool_counters
 from railpulse_cli.demo.supervisor import Supervisor
 
@@ -75,24 +76,6 @@ def _service_env(base: dict[str, str], name: str, run_dir: Path) -> dict[str, st
     return env
 
 
-def _leases_held(env: dict[str, str]) -> dict[str, bool]:
-    import boto3
-    from botocore.exceptions import ClientError
-
-    ddb = boto3.client(
-        "dynamodb", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"]
-    )
-    held: dict[str, bool] = {}
-    for app in KCL_APPLICATIONS:
-        try:
-            items = ddb.scan(TableName=app).get("Items", [])
-        except ClientError:
-            held[app] = False
-            continue
-        held[app] = bool(items) and all("leaseOwner" in item for item in items)
-    return held
-
-
 def _line(tail: MetricsTail, started: float) -> str:
     t = tail.total
     lag = tail.last.get("detector", {}).get("MillisBehindLatest")
@@ -121,8 +104,19 @@ def run_demo(options: DemoOptions) -> int:
     from railpulse_devstack import stack as devstack
     from railpulse_devstack.config import load_config
     from railpulse_devstack.env import stack_env
+    from railpulse_edge.errors import ScenarioError
+    from railpulse_edge.fleet import train_names
+    from railpulse_edge.sim.scenario import ScenarioRunner, load_scenario
 
     say = print
+    try:  # a bad scenario or fleet size fails here, clearly, before anything starts
+        ScenarioRunner(load_scenario(options.scenario), train_names(options.trains))
+    except ScenarioError as exc:
+        print(
+            f"railpulse demo: {exc} (scenario {options.scenario}, --trains {options.trains})",
+            file=sys.stderr,
+        )
+        return 2
     config = load_config()
     say("railpulse demo: starting the local stack ...")
     began = time.monotonic()
@@ -149,6 +143,8 @@ def run_demo(options: DemoOptions) -> int:
     fleet_started_ms: int | None = None
     with Supervisor(run_dir / "logs") as supervisor:
         try:
+            # A lease left by an earlier run still names its owner: ready means renewed since now.
+            leases_before = lease_counters(env, KCL_APPLICATIONS)
             for name in ("ingest", "detector", "notifier", "archiver"):
                 supervisor.start(
                     name, [str(bin_dir / f"railpulse-{name}")], _service_env(env, name, run_dir)
@@ -164,13 +160,11 @@ def run_demo(options: DemoOptions) -> int:
 
             say("  waiting for the KCL consumers to take their leases ...")
             deadline = time.monotonic() + options.lease_timeout_s
-            while not all((held := _leases_held(env)).values()):
+            while not leases_renewed(env, KCL_APPLICATIONS, leases_before):
                 if supervisor.failed():
                     raise RuntimeError(f"a service exited: {[p.name for p in supervisor.failed()]}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"leases not taken in {options.lease_timeout_s:.0f} s: {held}"
-                    )
+                    raise RuntimeError(f"leases not renewed in {options.lease_timeout_s:.0f} s")
                 time.sleep(2)
             say(f"  consumers ready after {time.monotonic() - began:.0f} s")
 
