@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Running, client, lake_rows, open_alerts, running_services, wait_for
+from stackrun import Running, client, lake_rows, open_alerts, running_services, wait_for
 
 from railpulse_edge.fleet import ensure_certs, publish_generic
 from railpulse_edge.frames import build_frame

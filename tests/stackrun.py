@@ -1,5 +1,5 @@
-"""Helpers of the end-to-end suite: the four services as processes, polling with deadlines,
-the lake and the shadows."""
+"""Helpers of the suites that run the four services through the local stack (e2e, faults): the
+services as processes, polling with deadlines, the lake and the shadows."""
 
 from __future__ import annotations
 
