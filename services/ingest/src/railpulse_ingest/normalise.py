@@ -84,12 +84,16 @@ class Normaliser:
                 f"payload claims {claimed[:128]!r} but was published by {principal[:128]!r}",
             )
 
+    def time_bounds(self, now_ms: int) -> tuple[int, int]:
+        """The sensor times accepted now, inclusive (UTC epoch ms)."""
+        return self.ts_min_ms, now_ms + self.ts_max_future_ms
+
     def _check_time(self, ts_ms: int, now_ms: int) -> None:
-        if ts_ms < self.ts_min_ms or ts_ms > now_ms + self.ts_max_future_ms:
+        low, high = self.time_bounds(now_ms)
+        if not low <= ts_ms <= high:
             raise RejectError(
                 RejectReason.TIMESTAMP_OUT_OF_BOUNDS,
-                f"sensor time {ts_ms} ms is outside [{self.ts_min_ms}, "
-                f"{now_ms + self.ts_max_future_ms}]",
+                f"sensor time {ts_ms} ms is outside [{low}, {high}]",
             )
 
     def _frame(

@@ -17,6 +17,7 @@ from railpulse_ingest._kpl import MAGIC
 from railpulse_ingest.decode import deaggregate, decode_envelope, decode_payload
 from railpulse_ingest.dedup import Deduplicator
 from railpulse_ingest.errors import RejectError
+from railpulse_ingest.express import Encoded, Express
 from railpulse_ingest.forward import MAX_RECORD_BYTES
 from railpulse_ingest.normalise import Normaliser
 from railpulse_ingest.reject import RawKind, Rejection
@@ -29,8 +30,9 @@ logger = structlog.get_logger()
 _encode = msgspec.json.Encoder().encode
 
 
-@dataclass(slots=True)
-class Outgoing:
+class Outgoing(msgspec.Struct, gc=False):
+    """One frame to forward (a Struct, not a dataclass: one is made per frame, in C)."""
+
     data: bytes
     train: str
     seq: int
@@ -63,13 +65,16 @@ class Pipeline:
         self, normaliser: Normaliser, dedup: Deduplicator, *, max_payload_bytes: int
     ) -> None:
         self.normaliser = normaliser
+        self.express = Express(normaliser)
         self.dedup = dedup
         self.max_payload_bytes = max_payload_bytes
 
     def plan(self, records: Sequence[StreamRecord], now_ms: int) -> Plan:
         plan = Plan()
+        outgoing = plan.outgoing
         batch_keys: set[tuple[str, int]] = set()
         seen = self.dedup.seen
+        bounds = self.normaliser.time_bounds(now_ms)
         for origin, outer in enumerate(records):
             plan.bytes_in += len(outer.data)
             # Aggregated records are rare: test the magic bytes before any call.
@@ -77,12 +82,11 @@ class Pipeline:
             for record in users:
                 plan.user_records += 1
                 try:
-                    frames = self._accept(record, now_ms)
+                    frames = self._accept(record, now_ms, bounds)
                 except _Rejected as exc:
                     plan.rejected.append(Rejected(origin, record, exc.rejection))
                     continue
                 plan.accepted_records += 1
-                outgoing = plan.outgoing
                 for train, seq, data in frames:
                     key = (train, seq)
                     if key in batch_keys or seen(train, seq):
@@ -92,7 +96,9 @@ class Pipeline:
                     outgoing.append(Outgoing(data, train, seq, origin))
         return plan
 
-    def _accept(self, record: StreamRecord, now_ms: int) -> list[tuple[str, int, bytes]]:
+    def _accept(
+        self, record: StreamRecord, now_ms: int, bounds: tuple[int, int]
+    ) -> list[Encoded]:
         envelope: RuleEnvelope | None = None
         try:
             envelope = decode_envelope(record.data)
@@ -107,6 +113,9 @@ class Pipeline:
                 sequence_number=record.sequence_number,
                 sub_sequence_number=record.sub_sequence_number,
             )
+            express = self.express.accept(envelope, source, now_ms, bounds)
+            if express is not None:
+                return express
             accepted = self.normaliser.accept(
                 decode_payload(envelope.payload), envelope, source, now_ms
             )
@@ -126,7 +135,7 @@ class _Rejected(Exception):
         self.rejection = rejection
 
 
-def _encoded(frame: AcceptedFrame) -> tuple[str, int, bytes]:
+def _encoded(frame: AcceptedFrame) -> Encoded:
     data = _encode(frame)
     if len(data) + len(frame.train) > MAX_RECORD_BYTES:
         raise RejectError(
