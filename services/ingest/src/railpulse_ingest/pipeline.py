@@ -17,17 +17,15 @@ from railpulse_ingest._kpl import MAGIC
 from railpulse_ingest.decode import deaggregate, decode_envelope, decode_payload
 from railpulse_ingest.dedup import Deduplicator
 from railpulse_ingest.errors import RejectError
-from railpulse_ingest.express import Encoded, Express
-from railpulse_ingest.forward import MAX_RECORD_BYTES
+from railpulse_ingest.express import Encoded, Express, encoded
 from railpulse_ingest.normalise import Normaliser
 from railpulse_ingest.reject import RawKind, Rejection
 from railpulse_shared.batch import StreamRecord
-from railpulse_shared.contracts import AcceptedFrame, RejectReason, RuleEnvelope, SourcePosition
+from railpulse_shared.contracts import RejectReason, RuleEnvelope, SourcePosition
 
 __all__ = ["Outgoing", "Pipeline", "Plan", "Rejected"]
 
 logger = structlog.get_logger()
-_encode = msgspec.json.Encoder().encode
 
 
 class Outgoing(msgspec.Struct, gc=False):
@@ -96,9 +94,7 @@ class Pipeline:
                     outgoing.append(Outgoing(data, train, seq, origin))
         return plan
 
-    def _accept(
-        self, record: StreamRecord, now_ms: int, bounds: tuple[int, int]
-    ) -> list[Encoded]:
+    def _accept(self, record: StreamRecord, now_ms: int, bounds: tuple[int, int]) -> list[Encoded]:
         envelope: RuleEnvelope | None = None
         try:
             envelope = decode_envelope(record.data)
@@ -119,7 +115,7 @@ class Pipeline:
             accepted = self.normaliser.accept(
                 decode_payload(envelope.payload), envelope, source, now_ms
             )
-            return [_encoded(frame) for frame in accepted]
+            return [encoded(frame) for frame in accepted]
         except RejectError as exc:
             raise _Rejected(_rejection(record, envelope, exc.reason, exc.detail)) from exc
         except Exception as exc:  # a bug must not lose the record: dead-letter it, loudly
@@ -133,15 +129,6 @@ class Pipeline:
 class _Rejected(Exception):
     def __init__(self, rejection: Rejection) -> None:
         self.rejection = rejection
-
-
-def _encoded(frame: AcceptedFrame) -> Encoded:
-    data = _encode(frame)
-    if len(data) + len(frame.train) > MAX_RECORD_BYTES:
-        raise RejectError(
-            RejectReason.OVERSIZED, f"accepted frame {frame.seq} is {len(data)} bytes encoded"
-        )
-    return frame.train, frame.seq, data
 
 
 def _user_records(record: StreamRecord) -> Sequence[StreamRecord]:
