@@ -50,6 +50,7 @@ class ModelSettings:
     shingle: int = 1
     warmup: int = 200
     refractory: int = 200
+    z_enter: float = 8.0
     reassert_ms: int = 10_000
     top_channels: int = 3
 
@@ -101,7 +102,7 @@ class _Kind:
 class ModelBank:
     def __init__(self, catalogue: Catalogue, settings: ModelSettings | None = None) -> None:
         self.settings = s = settings or ModelSettings()
-        threshold = ThresholdConfig(warmup=s.warmup, refractory=s.refractory)
+        threshold = ThresholdConfig(warmup=s.warmup, refractory=s.refractory, z_enter=s.z_enter)
         self.kinds = {
             kind: _Kind(
                 features,
