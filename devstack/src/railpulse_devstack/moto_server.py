@@ -14,6 +14,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from railpulse_devstack import _kinesis_reshard
+
 __all__ = ["main"]
 
 
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 200
     _fast_clock()
+    _kinesis_reshard.install()  # parent and child shards as in Kinesis, for the KCL
     app = _never_empty(DomainDispatcherApplication(create_backend_app))
 
     async def run() -> None:
