@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stackrun import Running, client, lake_rows, open_alerts, running_services, wait_for
+from stackrun import Running, client, lake_rows, mqtt_links, open_alerts, running_services, wait_for
 
 from railpulse_edge.fleet import ensure_certs, publish_generic
 from railpulse_edge.frames import build_frame
-from railpulse_edge.link import LinkConfig, MqttLink
 from railpulse_edge.sim.generic import GENERIC_CASES
 from railpulse_shared.codec import decode_wire
 from railpulse_shared.contracts import RejectedRecord
@@ -125,21 +124,10 @@ def generic_sent(services: Running) -> GenericRun:
 
 
 async def _publish_train(env: dict[str, str], train: str, start_ms: int) -> None:
-    certs = Path(env["RAILPULSE_CERTS_DIR"])
-    link = MqttLink(LinkConfig(thing=train, host=env["RAILPULSE_MQTT_HOST"],
-                               port=int(env["RAILPULSE_MQTT_PORT"]), ca_file=Path(env["RAILPULSE_CA_FILE"]),
-                               cert_file=certs / f"{train}.crt", key_file=certs / f"{train}.key",
-                               client_id=train))
-    stop = asyncio.Event()
-    task = asyncio.create_task(link.run(stop))
-    try:
-        await asyncio.wait_for(link.connected.wait(), 15)
+    async with mqtt_links(env, [train]) as links:
         for seq in range(1, FRAMES + 1):
             body = build_frame(train, seq, start_ms + seq * 1000, _readings(train, seq))
-            await asyncio.wait_for(link.publish(f"trains/{train}/telemetry", body).done, 15)
-    finally:
-        stop.set()
-        await task
+            await asyncio.wait_for(links[train].publish(f"trains/{train}/telemetry", body).done, 15)
 
 
 @pytest.fixture(scope="module")

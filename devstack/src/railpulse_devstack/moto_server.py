@@ -14,7 +14,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from railpulse_devstack import _kinesis_reshard
+from railpulse_devstack import _moto_kinesis
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 200
     _fast_clock()
-    _kinesis_reshard.install()  # parent and child shards as in Kinesis, for the KCL
+    _moto_kinesis.install()  # concurrent puts and resharding as in Kinesis
     app = _never_empty(DomainDispatcherApplication(create_backend_app))
 
     async def run() -> None:

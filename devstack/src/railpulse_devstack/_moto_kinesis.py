@@ -1,24 +1,28 @@
-"""Kinesis resharding in moto as AWS does it, so the KCL can follow a parent shard into its children.
+"""moto's Kinesis made faithful where the KCL and the local stack depend on it (moto 5.2.5).
 
-moto 5.2's SplitShard/MergeShards (and so UpdateShardCount) differ from Kinesis in ways that break
-a consumer (checked against moto 5.2.5):
-
-- a split moves the parent's records into the stream again, and records keep landing in the
-  closed parent (its hash range is searched first), with sequence numbers that restart: a
-  consumer's checkpoint then skips records or sees them twice. In Kinesis a closed parent keeps
-  its records, readable until they expire, and new records go to the open children only;
-- GetRecords never ends a closed shard. In Kinesis, once a reader is past a closed shard's last
-  record, NextShardIterator is null and ChildShards names the children; the KCL marks the parent
-  SHARD_END there and only then starts the children (parents first keeps each key's order).
-  Without it the parent is read forever and the children never start.
+1. **Concurrent puts.** moto's `Shard.put_record` is "not safe for concurrency" (its own comment):
+   two puts into one shard at once take the same sequence number and one record silently replaces
+   the other. hypercorn serves requests from several threads, so the local stack lost records
+   whenever producers wrote to one shard at once (ingest's shard processors all write to
+   `telemetry`). Reads iterating a shard's records while a put lands failed with a 500. Each
+   shard's records are now read and written under a lock of their own.
+2. **Resharding.** A split moved the parent's records into the stream again and records kept
+   landing in the closed parent (its hash range is searched first), with sequence numbers that
+   restart: a consumer's checkpoint then skips records or sees them twice. In Kinesis a closed
+   parent keeps its records, readable until they expire, and new records go to the open children
+   only. GetRecords never ended a closed shard either: in Kinesis, once a reader is past a closed
+   shard's last record, NextShardIterator is null and ChildShards names the children; the KCL
+   marks the parent SHARD_END there and only then starts the children (parents first keeps each
+   key's order). Without it the parent is read forever and the children never start.
 
 `install()` replaces those functions in the moto server process (see `moto_server`). The
-replacements change `Stream.shards` by rebinding a new dict, never in place, because hypercorn
-serves requests from several threads and a put may be looking a shard up meanwhile.
+replacements change `Stream.shards` by rebinding a new dict, never in place, because a put may be
+looking a shard up meanwhile.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -127,10 +131,31 @@ def _ending_closed_shards(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_records
 
 
+def _with_lock(init: Callable[..., None]) -> Callable[..., None]:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.records_lock = threading.Lock()
+
+    return __init__
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.records_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 def patches() -> list[tuple[object, str, Callable[..., Any]]]:
     """(owner, attribute, replacement) of each function replaced."""
-    stream = kinesis_models.Stream
+    shard, stream = kinesis_models.Shard, kinesis_models.Stream
     return [
+        (shard, "__init__", _with_lock(shard.__init__)),
+        *(
+            (shard, name, _locked(getattr(shard, name)))
+            for name in ("put_record", "get_records", "get_sequence_number_at")
+        ),
         (stream, "get_shard_for_key", _get_shard_for_key),
         (stream, "split_shard", _split_shard),
         (stream, "merge_shards", _merge_shards),

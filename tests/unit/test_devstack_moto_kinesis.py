@@ -1,9 +1,12 @@
-"""moto's resharding made faithful to Kinesis (`railpulse_devstack._kinesis_reshard`), in-process:
-a closed parent keeps its records, new records go to the children only, and a reader past a
-closed parent's last record gets no next iterator and the children's names."""
+"""moto's Kinesis made faithful (`railpulse_devstack._moto_kinesis`), in-process: puts from many
+threads into one shard all land; after a reshard a closed parent keeps its records, new records
+go to the children only, and a reader past a closed parent's last record gets no next iterator
+and the children's names."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from railpulse_devstack._kinesis_reshard import patches
+from railpulse_devstack._moto_kinesis import patches
 
 
 @pytest.fixture
@@ -83,3 +86,23 @@ def test_a_merge_closes_both_parents_and_starts_empty(kinesis: Any) -> None:
         assert data == [f"before-{k}".encode() for k in keys if before[k] == parent]
         assert [c["ShardId"] for c in end["ChildShards"]] == [merged]
     assert read(kinesis, merged)[0] == [f"after-{k}".encode() for k in keys]
+
+
+def test_puts_from_many_threads_into_one_shard_all_land(kinesis: Any) -> None:
+    import moto.kinesis.models as models
+
+    stream = models.kinesis_backends["123456789012"]["us-east-1"].streams["s"]
+    threads = [threading.Thread(target=lambda i=i: [stream.put_record("pk", None, f"{i}-{j}")
+                                                    for j in range(300)]) for i in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: unlocked, about one put in 200 is lost
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    shard = stream.get_shard_for_key("pk", None)
+    assert len(shard.records) == 8 * 300
+    assert list(shard.records) == list(range(1, 8 * 300 + 1))
