@@ -280,7 +280,7 @@ def test_killing_a_detector_worker_restores_its_models_and_scores_every_frame(
                        for s, ts in by_shard.items() for t in ts)
 
         wait_for(lambda: learned(WARMUP + 30), 120, "every model past its warm-up, saved",
-                 supervisor=services.supervisor)
+                 every=2.0, supervisor=services.supervisor)
         while True:  # caught with frames learned that its last snapshot lacks
             freeze(victim)
             saved = model_state(env, shard)
@@ -313,9 +313,15 @@ def test_killing_a_detector_worker_restores_its_models_and_scores_every_frame(
         return [a for a in open_alerts(env, hot) if a["alert_key"] == "model:bearing_temp_3"]
 
     wait_for(alarmed, 90, f"the model alarm in {hot}'s shadow", supervisor=services.supervisor)
-    wait_for(lambda: all(model_state(env, s).get(t) == (last + 1, last + 1)
-                         for s, ts in by_shard.items() for t in ts), 60,
-             "every model to have learned every frame once", supervisor=services.supervisor)
+
+    def models() -> dict[str, tuple[int, int]] | None:
+        state = {t: model_state(env, s).get(t, (0, 0)) for s, ts in by_shard.items() for t in ts}
+        return state if all(seq == last + 1 for seq, _ in state.values()) else None
+
+    state = wait_for(models, 60, "every model saved after the last frame", every=2.0,
+                     supervisor=services.supervisor)
+    assert {t: n for t, (_, n) in state.items()} == dict.fromkeys(trains, last + 1), (
+        f"frames learned per train, of {last + 1} sent")
     assert min(saved[t][1] for t in by_shard[shard]) >= WARMUP + 30, saved  # not from zero
     for train in trains:
         if train != hot:
