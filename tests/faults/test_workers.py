@@ -20,6 +20,7 @@ runs.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 import uuid
@@ -108,10 +109,16 @@ def services(stack: dict[str, str]) -> Iterator[Running]:
                     wait_for(lambda app=app, pair=pair: shared_by(env, app, pair), 150,
                              f"each {app} worker consuming a shard", every=1.0,
                              supervisor=running.supervisor)
+                reshard = process(running, "ingest-reshard")
+                wait_for(lambda: shared_by(env, RESHARD_APP, {"ingest-reshard": reshard}, 2), 150,
+                         "the resharding test's worker consuming both shards", every=1.0,
+                         supervisor=running.supervisor)
                 yield running
     finally:
         kinesis.delete_stream(StreamName=RESHARD_STREAM, EnforceConsumerDeletion=True)
-        client(env, "dynamodb").delete_table(TableName=RESHARD_APP)
+        dynamodb = client(env, "dynamodb")
+        with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
+            dynamodb.delete_table(TableName=RESHARD_APP)  # the KCL made it, if it started
 
 
 def test_poison_records_are_rejected_with_their_bytes_and_the_shards_move_on(
@@ -127,7 +134,7 @@ def test_poison_records_are_rejected_with_their_bytes_and_the_shards_move_on(
     trains = [t for ts in by_shard.values() for t in ts]
     start_ms = int(time.time() * 1000) - 60_000
     spoofed = f"victim-{RUN}"
-    poison_by_train = {  # (expected reason, raw bytes as the reject must carry them, record)
+    poison_by_train = {  # (the reason expected, the raw bytes the reject must carry)
         train: [
             ("malformed_json", b'{"kind": "frame.v1", "train": "' + train.encode() + b'", "seq":'),
             ("schema_violation", negative_seq(frame(train, 3, start_ms)[2])),
@@ -153,7 +160,7 @@ def test_poison_records_are_rejected_with_their_bytes_and_the_shards_move_on(
     positions = put_records(env, env["RAILPULSE_STREAM_RAW"], records)
     poison = {pos: exp for pos, exp in zip(positions, expected, strict=True) if exp[0]}
 
-    rejects = take_rejects(env, set(poison), timeout=90)
+    rejects = take_rejects(env, env["RAILPULSE_STREAM_RAW"], set(poison), timeout=90)
     for pos, (reason, raw, train) in poison.items():
         record, attributes = rejects[pos]
         assert record.reason.value == reason, (pos, record.reason, record.detail)
@@ -192,6 +199,12 @@ def process(running: Running, name: str) -> Process:
     return next(p for p in running.supervisor.processes if p.name == name)
 
 
+def _after(event: dict[str, object], moment: float) -> bool:
+    """Whether a log event was written at or after `moment` (epoch seconds)."""
+    stamp = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
+    return stamp.timestamp() >= moment
+
+
 def replayed_from(env: dict[str, str], since: datetime, trains: list[str], shard: str) -> set[
         tuple[str, int]]:
     """The frames of `trains` forwarded from `shard` of `telemetry-raw` past its checkpoint: what
@@ -223,14 +236,20 @@ def test_killing_an_ingest_worker_mid_batch_loses_nothing_and_duplicates_nothing
     since = since_now()
     feeder = Feeder(trains, MqttSink(env, trains), rate_hz=5).start()
     try:
-        while True:  # caught mid-batch: frozen while frames it forwarded are past its checkpoint
-            wait_for(lambda: replayed_from(env, since, trains, shard), 60,
-                     f"{victim_id} forwarding past its checkpoint", supervisor=services.supervisor)
+        def caught() -> set[tuple[str, int]] | None:
+            """Mid-batch: frozen while frames it forwarded are past its checkpoint (frozen, it
+            cannot checkpoint them any more: they will be replayed)."""
+            if not replayed_from(env, since, trains, shard):
+                return None
             freeze(victim)
             replayed = replayed_from(env, since, trains, shard)
-            if replayed:
-                break
-            thaw(victim)  # it checkpointed in between: try again
+            if not replayed:
+                thaw(victim)  # it checkpointed in between: try again
+            return replayed or None
+
+        replayed = wait_for(caught, 60, f"{victim_id} forwarding past its checkpoint",
+                            supervisor=services.supervisor)
+        killed_at = time.time()
         services.supervisor.stop(victim, signal.SIGKILL)
         wait_for(lambda: owners(env, INGEST_APP) == {survivor_id: {*held[victim_id],
                                                                    *held[survivor_id]}},
@@ -247,10 +266,11 @@ def test_killing_an_ingest_worker_mid_batch_loses_nothing_and_duplicates_nothing
     assert set(counts) == set(feeder.sent)
     # The survivor learned what the victim had forwarded, then was replayed those frames and
     # dropped each of them.
-    recovered = [e for e in log_events(survivor, "dedup_recovered") if e["shard_id"] == shard]
-    assert recovered and recovered[-1]["frames"] >= len(replayed), recovered
-    dropped = sum(e["count"] for e in log_events(survivor, "duplicates_dropped")
-                  if e["shard_id"] == shard)
+    since_kill = [e for e in log_events(survivor, "dedup_recovered", "duplicates_dropped")
+                  if e["shard_id"] == shard and _after(e, killed_at)]
+    recovered = [e["frames"] for e in since_kill if e["event"] == "dedup_recovered"]
+    assert recovered and recovered[-1] >= len(replayed), (recovered, len(replayed))
+    dropped = sum(e["count"] for e in since_kill if e["event"] == "duplicates_dropped")
     assert dropped >= len(replayed), (dropped, len(replayed))
 
 
@@ -281,13 +301,18 @@ def test_killing_a_detector_worker_restores_its_models_and_scores_every_frame(
 
         wait_for(lambda: learned(WARMUP + 30), 120, "every model past its warm-up, saved",
                  every=2.0, supervisor=services.supervisor)
-        while True:  # caught with frames learned that its last snapshot lacks
+        def caught() -> dict[str, tuple[int, int]] | None:
+            """Frozen with frames learned that its last snapshot lacks (a second of frames and
+            more since the snapshot: processed, at 200 ms polls)."""
             freeze(victim)
             saved = model_state(env, shard)
             if min(saved[t][0] for t in by_shard[shard]) < feeder.last_seq - 8:
-                break
+                return saved
             thaw(victim)
-            time.sleep(0.5)
+            return None
+
+        saved = wait_for(caught, 60, f"{victim_id} ahead of its snapshot",
+                         supervisor=services.supervisor)
         killed_at = time.time()
         services.supervisor.stop(victim, signal.SIGKILL)
         wait_for(lambda: owners(env, DETECTOR_APP) == {survivor_id: {*held[victim_id],
@@ -326,11 +351,6 @@ def test_killing_a_detector_worker_restores_its_models_and_scores_every_frame(
     for train in trains:
         if train != hot:
             assert [a for a in open_alerts(env, train) if a["category"] == "model"] == [], train
-
-
-def _after(event: dict[str, object], moment: float) -> bool:
-    stamp = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
-    return stamp.timestamp() >= moment
 
 
 def test_resharding_the_raw_stream_while_consuming_keeps_every_frame_once_and_in_order(
