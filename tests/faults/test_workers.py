@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -199,6 +200,41 @@ def process(running: Running, name: str) -> Process:
     return next(p for p in running.supervisor.processes if p.name == name)
 
 
+@dataclass
+class Takeover:
+    """Two workers of one application, one shard each: the victim's shard moves to the survivor."""
+
+    running: Running
+    application: str
+    victim_id: str
+    survivor_id: str
+    shard: str
+    """The victim's shard."""
+    victim: Process
+    survivor: Process
+    killed_at: float = 0.0
+
+    @classmethod
+    def of(cls, running: Running, application: str) -> Takeover:
+        held = owners(running.env, application)
+        assert set(held) == set(PAIRS[application]), held
+        victim_id, survivor_id = sorted(held)
+        (shard,) = held[victim_id]
+        names = PAIRS[application]
+        return cls(running, application, victim_id, survivor_id, shard,
+                   process(running, names[victim_id]), process(running, names[survivor_id]))
+
+    def kill(self) -> None:
+        """SIGKILL the victim; return once the survivor owns every lease (the lease table)."""
+        everything = {s for shards in owners(self.running.env, self.application).values()
+                      for s in shards}
+        self.killed_at = time.time()
+        self.running.supervisor.stop(self.victim, signal.SIGKILL)
+        wait_for(lambda: owners(self.running.env, self.application) == {
+            self.survivor_id: everything}, 90, f"{self.survivor_id} to own every lease",
+            supervisor=self.running.supervisor)
+
+
 def _after(event: dict[str, object], moment: float) -> bool:
     """Whether a log event was written at or after `moment` (epoch seconds)."""
     stamp = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
@@ -228,11 +264,8 @@ def test_killing_an_ingest_worker_mid_batch_loses_nothing_and_duplicates_nothing
     trains = [t for ts in trains_by_shard(env, env["RAILPULSE_STREAM_RAW"], 2,
                                           f"ingest-kill-{RUN}").values() for t in ts]
     ensure_certs(trains, Path(env["RAILPULSE_CERTS_DIR"]), env["AWS_ENDPOINT_URL"])
-    held = owners(env, INGEST_APP)
-    assert set(held) == set(PAIRS[INGEST_APP]), held
-    victim_id, survivor_id = sorted(held)
-    (shard,) = held[victim_id]
-    victim, survivor = (process(services, PAIRS[INGEST_APP][w]) for w in (victim_id, survivor_id))
+    takeover = Takeover.of(services, INGEST_APP)
+    shard, survivor = takeover.shard, takeover.survivor
     since = since_now()
     feeder = Feeder(trains, MqttSink(env, trains), rate_hz=5).start()
     try:
@@ -241,21 +274,17 @@ def test_killing_an_ingest_worker_mid_batch_loses_nothing_and_duplicates_nothing
             cannot checkpoint them any more: they will be replayed)."""
             if not replayed_from(env, since, trains, shard):
                 return None
-            freeze(victim)
+            freeze(takeover.victim)
             replayed = replayed_from(env, since, trains, shard)
             if not replayed:
-                thaw(victim)  # it checkpointed in between: try again
+                thaw(takeover.victim)  # it checkpointed in between: try again
             return replayed or None
 
-        replayed = wait_for(caught, 60, f"{victim_id} forwarding past its checkpoint",
+        replayed = wait_for(caught, 60, f"{takeover.victim_id} forwarding past its checkpoint",
                             supervisor=services.supervisor)
-        killed_at = time.time()
-        services.supervisor.stop(victim, signal.SIGKILL)
-        wait_for(lambda: owners(env, INGEST_APP) == {survivor_id: {*held[victim_id],
-                                                                   *held[survivor_id]}},
-                 90, f"{survivor_id} to own every lease", supervisor=services.supervisor)
-        wait_for(lambda: consuming(survivor, shard), 60, f"{survivor_id} consuming {shard}",
-                 supervisor=services.supervisor)
+        takeover.kill()
+        wait_for(lambda: consuming(survivor, shard), 60, f"{takeover.survivor_id} consuming "
+                 f"{shard}", supervisor=services.supervisor)
         feeder.wait_seq(feeder.last_seq + 10)  # frames keep flowing through the survivor
     finally:
         feeder.stop()
@@ -267,7 +296,7 @@ def test_killing_an_ingest_worker_mid_batch_loses_nothing_and_duplicates_nothing
     # The survivor learned what the victim had forwarded, then was replayed those frames and
     # dropped each of them.
     since_kill = [e for e in log_events(survivor, "dedup_recovered", "duplicates_dropped")
-                  if e["shard_id"] == shard and _after(e, killed_at)]
+                  if e["shard_id"] == shard and _after(e, takeover.killed_at)]
     recovered = [e["frames"] for e in since_kill if e["event"] == "dedup_recovered"]
     assert recovered and recovered[-1] >= len(replayed), (recovered, len(replayed))
     dropped = sum(e["count"] for e in since_kill if e["event"] == "duplicates_dropped")
@@ -288,11 +317,8 @@ def test_killing_a_detector_worker_restores_its_models_and_scores_every_frame(
     by_shard = trains_by_shard(env, env["RAILPULSE_STREAM_TELEMETRY"], 2, f"detector-kill-{RUN}")
     trains = [t for ts in by_shard.values() for t in ts]
     ensure_certs(trains, Path(env["RAILPULSE_CERTS_DIR"]), env["AWS_ENDPOINT_URL"])  # shadows
-    held = owners(env, DETECTOR_APP)
-    assert set(held) == set(PAIRS[DETECTOR_APP]), held
-    victim_id, survivor_id = sorted(held)
-    (shard,) = held[victim_id]
-    victim, survivor = (process(services, PAIRS[DETECTOR_APP][w]) for w in (victim_id, survivor_id))
+    takeover = Takeover.of(services, DETECTOR_APP)
+    shard = takeover.shard
     feeder = Feeder(trains, KinesisSink(env, env["RAILPULSE_STREAM_RAW"]), rate_hz=8).start()
     try:
         def learned(least: int) -> bool:
@@ -304,26 +330,22 @@ def test_killing_a_detector_worker_restores_its_models_and_scores_every_frame(
         def caught() -> dict[str, tuple[int, int]] | None:
             """Frozen with frames learned that its last snapshot lacks (a second of frames and
             more since the snapshot: processed, at 200 ms polls)."""
-            freeze(victim)
+            freeze(takeover.victim)
             saved = model_state(env, shard)
             if min(saved[t][0] for t in by_shard[shard]) < feeder.last_seq - 8:
                 return saved
-            thaw(victim)
+            thaw(takeover.victim)
             return None
 
-        saved = wait_for(caught, 60, f"{victim_id} ahead of its snapshot",
+        saved = wait_for(caught, 60, f"{takeover.victim_id} ahead of its snapshot",
                          supervisor=services.supervisor)
-        killed_at = time.time()
-        services.supervisor.stop(victim, signal.SIGKILL)
-        wait_for(lambda: owners(env, DETECTOR_APP) == {survivor_id: {*held[victim_id],
-                                                                     *held[survivor_id]}},
-                 90, f"{survivor_id} to own every lease", supervisor=services.supervisor)
+        takeover.kill()
 
         def restored() -> list[dict[str, object]]:
-            return [e for e in log_events(survivor, "model_snapshot_restored")
-                    if str(e["key"]).endswith(f"/{shard}.bin") and _after(e, killed_at)]
+            return [e for e in log_events(takeover.survivor, "model_snapshot_restored")
+                    if str(e["key"]).endswith(f"/{shard}.bin") and _after(e, takeover.killed_at)]
 
-        wait_for(restored, 60, f"{survivor_id} to restore {shard}'s models",
+        wait_for(restored, 60, f"{takeover.survivor_id} to restore {shard}'s models",
                  supervisor=services.supervisor)
         feeder.wait_seq(feeder.last_seq + 10)
     finally:

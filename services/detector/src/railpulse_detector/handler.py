@@ -167,7 +167,10 @@ class DetectorHandler(ShardHandler):
                 Bucket=self.settings.bucket_state, Key=self._snapshot_key(), Body=data
             )
         except (ClientError, BotoCoreError) as exc:
-            logger.warning("model_snapshot_failed", error=str(exc)[:200])
+            # The checkpoint waits for the next snapshot that lands: alarm on SnapshotsFailed.
+            logger.warning("model_snapshot_failed", error=str(exc)[:200], bytes=len(data))
+            if self.metrics is not None:
+                self.metrics.add("SnapshotsFailed", 1)
             return
         self._saved, self._dirty = position, False
         logger.info(
