@@ -3,12 +3,13 @@ services as processes, polling with deadlines, the lake and the shadows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,26 +56,49 @@ class Running:
     supervisor: Supervisor
 
 
+@dataclass(frozen=True)
+class Worker:
+    """One more process of a service (another KCL worker): its own name, which is also its KCL
+    worker id, log, state and metrics file; `env` on top of the service's environment."""
+
+    name: str
+    service: str
+    env: dict[str, str] = field(default_factory=dict)
+    application: str | None = None
+    """A KCL application of its own (its own stream) to wait for, besides the services' ones."""
+
+
 @contextmanager
 def running_services(
     env: dict[str, str], run_dir: Path, overrides: dict[str, dict[str, str]] | None = None,
-    lease_timeout_s: float = 180.0,
+    lease_timeout_s: float = 180.0, workers: Sequence[Worker] = (),
 ) -> Iterator[Running]:
-    """The four services as separate processes, started like the demo starts them; yields once
-    every KCL consumer renews its leases (a lease left by an earlier run still names its owner,
-    so 'held' alone is not enough: its counter must move after this start)."""
+    """The four services as separate processes, started like the demo starts them, and any
+    further `workers`; yields once every KCL consumer renews its leases (a lease left by an
+    earlier run still names its owner, so 'held' alone is not enough: its counter must move
+    after this start)."""
     overrides = overrides or {}
     (run_dir / "metrics").mkdir(parents=True, exist_ok=True)  # the services' EMF files go here
     bin_dir = Path(sys.executable).parent
-    before = lease_counters(env, KCL_APPLICATIONS)
+    applications = [*KCL_APPLICATIONS, *(w.application for w in workers if w.application)]
+    before = lease_counters(env, applications)
     with Supervisor(run_dir / "logs") as supervisor:
         for name in SERVICES:
             service_env = _service_env(env, name, run_dir)
             service_env.update(overrides.get(name, {}))
             supervisor.start(name, [str(bin_dir / f"railpulse-{name}")], service_env)
+        for worker in workers:
+            worker_env = {
+                **_service_env(env, worker.service, run_dir), **overrides.get(worker.service, {}),
+                "RAILPULSE_KCL_WORKER_ID": worker.name,
+                "RAILPULSE_KCL_STATE_DIR": str(run_dir / "kcl" / worker.name),
+                "RAILPULSE_METRICS_SINK": f"file://{run_dir / 'metrics' / f'{worker.name}.emf'}",
+                **worker.env,
+            }
+            supervisor.start(worker.name, [str(bin_dir / f"railpulse-{worker.service}")], worker_env)
 
         def ready() -> bool:
-            return leases_renewed(env, KCL_APPLICATIONS, before)
+            return leases_renewed(env, applications, before)
 
         wait_for(ready, lease_timeout_s, "the KCL consumers to take their leases", every=1.0,
                  supervisor=supervisor)
@@ -105,3 +129,28 @@ def open_alerts(env: dict[str, str], thing: str) -> list[dict[str, Any]]:
         raise
     alerts = ((doc.get("state") or {}).get("desired") or {}).get("alerts") or {}
     return list(alerts.get("open") or [])
+
+
+@asynccontextmanager
+async def mqtt_links(env: dict[str, str], trains: Sequence[str]) -> AsyncIterator[dict[str, Any]]:
+    """A connected MQTT link (`railpulse_edge.link.MqttLink`) per train, each with the train's
+    own certificate (see `railpulse_edge.fleet.ensure_certs`); closed on exit."""
+    from railpulse_edge.link import LinkConfig, MqttLink
+
+    certs = Path(env["RAILPULSE_CERTS_DIR"])
+    links = {
+        train: MqttLink(LinkConfig(
+            thing=train, host=env["RAILPULSE_MQTT_HOST"], port=int(env["RAILPULSE_MQTT_PORT"]),
+            ca_file=Path(env["RAILPULSE_CA_FILE"]), cert_file=certs / f"{train}.crt",
+            key_file=certs / f"{train}.key", client_id=train))
+        for train in trains
+    }
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(link.run(stop)) for link in links.values()]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(link.connected.wait() for link in links.values())),
+                               15)
+        yield links
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)

@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from stackrun import Running, client, lake_rows, open_alerts, running_services, wait_for
+from stackrun import Running, client, lake_rows, mqtt_links, open_alerts, running_services, wait_for
 
 from railpulse_edge.fleet import ensure_certs, publish_generic
 from railpulse_edge.frames import build_frame
-from railpulse_edge.link import LinkConfig, MqttLink
 from railpulse_edge.sim.generic import GENERIC_CASES
 from railpulse_edge.sim.model import CHANNELS as SIM_CHANNELS
 from railpulse_edge.sim.model import FleetModel
@@ -136,20 +135,9 @@ def generic_sent(services: Running) -> GenericRun:
 
 async def _publish(env: dict[str, str], train: str, frames: list[bytes]) -> None:
     """Publish `frames` in order as `train` (its own certificate), each acknowledged (QoS 1)."""
-    certs = Path(env["RAILPULSE_CERTS_DIR"])
-    link = MqttLink(LinkConfig(thing=train, host=env["RAILPULSE_MQTT_HOST"],
-                               port=int(env["RAILPULSE_MQTT_PORT"]), ca_file=Path(env["RAILPULSE_CA_FILE"]),
-                               cert_file=certs / f"{train}.crt", key_file=certs / f"{train}.key",
-                               client_id=train))
-    stop = asyncio.Event()
-    task = asyncio.create_task(link.run(stop))
-    try:
-        await asyncio.wait_for(link.connected.wait(), 15)
+    async with mqtt_links(env, [train]) as links:
         for body in frames:
-            await asyncio.wait_for(link.publish(f"trains/{train}/telemetry", body).done, 15)
-    finally:
-        stop.set()
-        await task
+            await asyncio.wait_for(links[train].publish(f"trains/{train}/telemetry", body).done, 15)
 
 
 async def _publish_train(env: dict[str, str], train: str, start_ms: int) -> None:

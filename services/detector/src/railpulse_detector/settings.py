@@ -16,7 +16,8 @@ class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     dropout_frames: int = 5
     reassert_ms: int = 10_000
     snapshot_interval_s: float = 300.0
-    """How often each shard's model state is written to S3 (and at shutdown)."""
+    """How often each shard's model state is written to S3 (and at a clean hand-over). The
+    checkpoint follows the snapshots, so this also bounds what a new owner replays after a crash."""
     snapshot_prefix: str = "detector/snapshots"
     model_enabled: bool = True
     model_trees: int = 25
