@@ -49,6 +49,10 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     iot_data_endpoint: str | None = None
     catalogue: str | None = None
     """Path of a channel catalogue replacing the built-in one."""
+    clock_skew_tolerance_ms: int = 30_000
+    """How far a live reading's sensor time may be from its IoT receipt time before its device's
+    clock counts as skewed: ingest then counts and logs it, the notifier measures latency from
+    the receipt time instead."""
 
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint of one AWS service (None: botocore's regional default)."""
