@@ -10,15 +10,37 @@ its docstring.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from infra_support import CHANNELS, LakeFrame, S3FaultProxy, SteadySource, Trains, kill_broker, lake_frames
-from stackrun import SERVICES, Running, suite_services, wait_for
+from infra_support import (
+    CHANNELS,
+    LakeFrame,
+    S3FaultProxy,
+    SteadySource,
+    Trains,
+    kill_broker,
+    lake_frames,
+)
+from stackrun import (
+    SERVICES,
+    Running,
+    client,
+    kill_service,
+    lake_rows,
+    open_alerts,
+    start_service,
+    suite_services,
+    wait_for,
+)
+from tunnel import TcpProxy
 
 from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import StackConfig, load_config
@@ -33,7 +55,11 @@ def _names(kind: str, n: int) -> list[str]:
 
 
 BROKER_TRAINS = _names("broker", 3)
-DEVICES = [*BROKER_TRAINS]
+TUNNEL_TRAIN = _names("tunnel", 1)[0]
+S3_TRAINS = _names("s3", 2)
+KILL_TRAINS = _names("commit", 2)
+WAREHOUSE_TRAINS = _names("warehouse", 2)
+DEVICES = [*BROKER_TRAINS, TUNNEL_TRAIN, *S3_TRAINS, *KILL_TRAINS, *WAREHOUSE_TRAINS]
 
 
 @dataclass
@@ -121,3 +147,262 @@ def test_broker_restart_while_trains_publish_loses_nothing(infra: Infra) -> None
         assert backfilled, f"{train}: nothing was spooled during the outage"
     print(f"reconnected {reconnected_s:.1f} s after the broker restart; "
           f"frames per train {[len(s) for s in want.values()]}")
+
+
+# Time is compressed as in tests/edge: the tunnel train samples at 20 Hz, so its 20 s in the
+# tunnel stand for ~7 minutes of frames at 1 Hz, and its forest (warm-up: 200 frames) is warm
+# before it enters.
+TUNNEL_HZ = 20.0
+WARM_FRAMES = 260
+TUNNEL_FRAMES = 400
+LIVE_LATENCY_MAX_MS = 5_000
+"""Sensor time to ingest for a live frame while the backfill drains (a loaded 2-core machine)."""
+ALERT_LATENCY_MAX_MS = 10_000
+"""Sensor time of a live critical reading to its alert in the train's shadow, during the drain."""
+
+
+def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: Infra) -> None:
+    """Pass: a train's link is cut (a TCP proxy drops it) for 400 frames at 20 Hz (~7 minutes at
+    1 Hz) while it keeps sampling into its spool, in a regime its warm forest has never
+    seen (one bearing 20 degC above its peers, inside every limit). On reconnect it backfills
+    oldest first while live frames flow: every frame is in the lake exactly once, the backfill
+    lane in sequence order; no alert is raised on a backfilled frame (the detector scores only
+    live frames with its forest; the same frames scored as live do raise one, checked in
+    process); live frames sampled during the drain reach ingest within LIVE_LATENCY_MAX_MS, and a
+    critical reading sampled during the drain reaches the shadow within ALERT_LATENCY_MAX_MS
+    and ahead of the backfill's end."""
+    env = infra.env
+    tunnel = TcpProxy((env["RAILPULSE_MQTT_HOST"], int(env["RAILPULSE_MQTT_PORT"])))
+    trains = Trains(env, infra.spool_dir)
+    source = SteadySource(TUNNEL_TRAIN)
+    try:
+        # A slow backfill (2 batches of ~10 KiB a second) keeps the drain going for ~10 s.
+        agent = trains.add(TUNNEL_TRAIN, source, rate_hz=TUNNEL_HZ, port=tunnel.port,
+                           backfill_rate=2.0, backfill_max_bytes=10 * 1024)
+        wait_for(lambda: len(trains.generated(TUNNEL_TRAIN)) >= WARM_FRAMES, 60,
+                 "the forest's warm-up frames")
+        tunnel.cut()
+        source.offsets["bearing_temp_3"] = 20.0
+        entered = len(trains.generated(TUNNEL_TRAIN))
+        wait_for(lambda: len(trains.generated(TUNNEL_TRAIN)) >= entered + TUNNEL_FRAMES, 60,
+                 "the frames sampled in the tunnel")
+        source.offsets.clear()
+        left = len(trains.generated(TUNNEL_TRAIN))
+        tunnel.restore()
+        wait_for(lambda: agent.link.connects >= 2, 30, "the train to reconnect")
+        wait_for(lambda: agent.counters.backfill_messages >= 2, 30, "the backfill to start")
+        hot_at_ms = int(time.time() * 1000)
+        source.once("bearing_temp_5", 130.0)  # past the critical limit (120 degC), sampled live
+        raised = wait_for(lambda: [a for a in open_alerts(env, TUNNEL_TRAIN)
+                                   if a["alert_key"] == "limit:bearing_temp_5"], 60,
+                          "the live critical alert in the shadow", every=0.1)
+        alert_latency_ms = int(time.time() * 1000) - hot_at_ms
+        trains.stop_sampling()
+        trains.wait_drained([TUNNEL_TRAIN], 90)
+        want = trains.generated(TUNNEL_TRAIN)
+    finally:
+        trains.close()
+        tunnel.close()
+    assert raised[0]["severity"] == 3
+    found = wait_for(lambda: _complete(env, {TUNNEL_TRAIN: want}), 120, "every frame in the lake",
+                     supervisor=infra.running.supervisor)
+    _assert_exactly_once(found, {TUNNEL_TRAIN: want})
+    frames = found[TUNNEL_TRAIN]
+    _assert_lanes_in_order(frames)
+    backfilled = {s for s, f in frames.items() if f.backfill}
+    assert set(range(entered + 1, left - 1)) <= backfilled, "the tunnel's frames came as backfill"
+    # The live frames of the drain: sampled after the reconnect, before the last backfilled frame
+    # reached ingest.
+    drain_end_ms = max(frames[s].ingested_ms for s in backfilled)
+    during = [f for s, f in frames.items() if s >= left and not f.backfill
+              and f.ts_ms <= drain_end_ms]
+    assert len(during) >= 20, "live frames flowed while the backfill drained"
+    worst = max(f.ingested_ms - f.ts_ms for f in during)
+    assert worst <= LIVE_LATENCY_MAX_MS, f"live sensor-to-ingest latency {worst} ms during the drain"
+    assert alert_latency_ms <= ALERT_LATENCY_MAX_MS, alert_latency_ms
+    [(hot,)] = lake_rows(env, "SELECT seq FROM telemetry WHERE train = ? AND channel = "
+                              "'bearing_temp_5' AND value = 130", [TUNNEL_TRAIN])
+    assert not frames[hot].backfill and frames[hot].ingested_ms < drain_end_ms, "the critical frame overtook the backfill"
+
+    # No alert of any kind on a backfilled frame; the same frames as live would have raised one.
+    alerts = wait_for(lambda: lake_rows(env, "SELECT frame_seq, alert_key FROM alerts WHERE train = ?",
+                                        [TUNNEL_TRAIN]), 60, "the train's alerts in the lake")
+    assert ("limit:bearing_temp_5" in {k for _, k in alerts})
+    assert not [a for a in alerts if a[0] in backfilled], alerts
+    assert set(_scored_as_live(env, TUNNEL_TRAIN, left)) & backfilled, \
+        "the tunnel's regime would alert if the backfill were scored live: the check has teeth"
+    print(f"backfilled {len(backfilled)} frames; live during the drain {len(during)}, worst "
+          f"sensor-to-ingest {worst} ms; critical reading to shadow {alert_latency_ms} ms")
+
+
+def _scored_as_live(env: dict[str, str], train: str, upto: int) -> list[int]:
+    """The frames a warm forest flags when the lake's frames up to `upto` are fed to it live, in
+    sequence order (the detector's own model and settings, in process)."""
+    from railpulse_detector.model import ModelBank, ModelSettings
+    from railpulse_detector.settings import DetectorSettings
+    from railpulse_shared.catalogue import load_catalogue
+    from railpulse_shared.contracts import AcceptedFrame, Reading
+
+    rows = lake_rows(env, "SELECT seq, epoch_ms(any_value(ts)), map(list(channel), list(value)) "
+                          "FROM telemetry WHERE train = ? AND seq < ? GROUP BY seq ORDER BY seq",
+                     [train, upto])
+    settings = DetectorSettings()
+    bank = ModelBank(load_catalogue(None), ModelSettings(
+        num_trees=settings.model_trees, warmup=settings.model_warmup,
+        refractory=settings.model_warmup, reassert_ms=settings.reassert_ms))
+    flagged: list[int] = []
+    for seq, ts, readings in rows:
+        frame = AcceptedFrame(train=train, seq=seq, ts_ms=ts, speed_kmh=80.0,
+                              readings={c: Reading(v) for c, v in readings.items()})
+        flagged += [s for _, s in bank.score([frame])]
+    return flagged
+
+
+def _publish(infra: Infra, names: list[str], frames: int, during: Callable[[], None] | None = None,
+             ) -> dict[str, set[int]]:
+    """Trains sample at 10 Hz until each has `frames` frames; `during()` runs meanwhile (the fault).
+    Returns every frame each generated, once all are acknowledged."""
+    trains = Trains(infra.env, infra.spool_dir)
+    try:
+        for name in names:
+            trains.add(name, SteadySource(name), rate_hz=10.0)
+        if during is not None:
+            during()
+        wait_for(lambda: all(len(trains.generated(n)) >= frames for n in names), 120,
+                 f"{frames} frames from each train")
+        trains.stop_sampling()
+        trains.wait_drained(names, 60)
+        return {n: trains.generated(n) for n in names}
+    finally:
+        trains.close()
+
+
+def _glue_partitions(env: dict[str, str], frames: dict[str, dict[int, LakeFrame]]) -> set[tuple[str, str]]:
+    """The (dt, hour) partitions of the frames' sensor times that Glue does not have."""
+    glue = client(env, "glue")
+    wanted = {time.strftime("%Y-%m-%d/%H", time.gmtime(f.ts_ms / 1000))
+              for by_seq in frames.values() for f in by_seq.values()}
+    missing = set()
+    for dt, hour in (w.split("/") for w in wanted):
+        try:
+            glue.get_partition(DatabaseName=env["RAILPULSE_GLUE_DATABASE"], TableName="telemetry",
+                               PartitionValues=[dt, hour])
+        except glue.exceptions.EntityNotFoundException:
+            missing.add((dt, hour))
+    return missing
+
+
+def test_s3_write_failures_during_flushes_lose_and_duplicate_nothing(infra: Infra) -> None:
+    """Pass: while two trains publish, every write of a telemetry object to S3 fails (S3's 500
+    InternalError) until at least 30 writes have failed, i.e. several flushes on each retry
+    budget (manifest writes pass, so each flush is recorded as pending before its objects fail).
+    After recovery the lake holds every frame exactly once, Glue has the frames' partitions, and
+    the archiver never exited (its flush retries absorbed the outage)."""
+    env, s3 = infra.env, infra.s3
+    failed_before = s3.counts["failed"]
+
+    def outage() -> None:
+        s3.fail_writes("telemetry/")
+        try:
+            wait_for(lambda: s3.counts["failed"] >= failed_before + 30, 120,
+                     "30 failed telemetry writes", supervisor=infra.running.supervisor)
+        finally:
+            s3.heal()
+
+    want = _publish(infra, S3_TRAINS, 150, outage)
+    found = wait_for(lambda: _complete(env, want), 120, "every frame in the lake",
+                     supervisor=infra.running.supervisor)
+    _assert_exactly_once(found, want)
+    assert _glue_partitions(env, found) == set()
+    assert all(p.name != "archiver" for p in infra.running.supervisor.failed())
+
+
+def test_archiver_killed_between_upload_and_commit_redoes_the_flush_once(infra: Infra) -> None:
+    """Pass: a flush uploads its objects, its commit (the shard manifest's update) is held at the
+    S3 proxy, and the whole archiver task is killed (SIGKILL to it, its KCL daemons and their
+    record processors) and started again, as ECS replaces a dead task. The new task redoes the
+    pending flush with the same boundaries: the lake holds every frame exactly once."""
+    env, s3 = infra.env, infra.s3
+    held_before = s3.counts["held"]
+
+    def crash() -> None:
+        s3.hold_commits("telemetry")
+        try:
+            wait_for(lambda: s3.counts["held"] > held_before, 60, "a flush's commit at the proxy",
+                     supervisor=infra.running.supervisor)
+            kill_service(infra.running, "archiver")
+        finally:
+            s3.release()
+        start_service(infra.running, "archiver")
+
+    want = _publish(infra, KILL_TRAINS, 150, crash)
+    found = wait_for(lambda: _complete(env, want), 120, "every frame in the lake",
+                     supervisor=infra.running.supervisor)
+    _assert_exactly_once(found, want)
+    assert _glue_partitions(env, found) == set()
+
+
+def _warehouse_frames(env: dict[str, str], trains: list[str]) -> dict[tuple[str, int, str], int]:
+    """(train, seq, channel) -> how many rows the warehouse holds of that reading."""
+    import psycopg
+
+    with psycopg.connect(env["RAILPULSE_PG_DSN"], autocommit=True) as conn:
+        rows = conn.execute("SELECT train, seq, channel, count(*) FROM telemetry "
+                            "WHERE train = ANY(%s) GROUP BY 1, 2, 3", [trains]).fetchall()
+    return {(t, s, c): n for t, s, c, n in rows}
+
+
+def _archiver_log_count(infra: Infra, event: str) -> int:
+    logs = infra.running.run_dir / "logs" / "archiver.log"
+    return sum(1 for line in logs.open(errors="replace")
+               if line.startswith("{") and f'"event": "{event}"' in line)
+
+
+def test_warehouse_crash_during_a_load_loads_every_reading_once(infra: Infra) -> None:
+    """Pass: the archiver's periodic warehouse load is caught inside its COPY into `telemetry`
+    (a SHARE lock the test holds makes it wait there, after its ledger row is written in the same
+    transaction), and PostgreSQL is then stopped hard (immediate shutdown: the load's
+    transaction dies mid-COPY); loads fail while it is down; devstack starts it again. After
+    recovery the warehouse holds every reading of the trains' frames exactly once, the same
+    readings as the lake (no object loaded twice: the ledger; none skipped)."""
+    import psycopg
+
+    from railpulse_devstack import postgres
+
+    env, config = infra.env, infra.config
+    # Taken before the trains publish, so the first load of their objects waits on it.
+    locker = psycopg.connect(env["RAILPULSE_PG_DSN"])
+    try:
+        locker.execute("LOCK TABLE telemetry IN SHARE MODE")
+        want = _publish(infra, WAREHOUSE_TRAINS, 100)
+        found = wait_for(lambda: _complete(env, want), 120, "every frame in the lake",
+                         supervisor=infra.running.supervisor)
+        _assert_exactly_once(found, want)
+
+        def copy_waiting() -> bool:
+            with psycopg.connect(env["RAILPULSE_PG_DSN"], autocommit=True) as probe:
+                row = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type "
+                                    "= 'Lock' AND query LIKE 'COPY \"telemetry\"%%'").fetchone()
+            return bool(row and row[0])
+
+        wait_for(copy_waiting, 60, "a load waiting inside its COPY into telemetry",
+                 supervisor=infra.running.supervisor)
+        failures = _archiver_log_count(infra, "warehouse_load_failed")
+        pid = postgres.pid(config)
+        assert pid is not None
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown: no checkpoint, every session cut
+        wait_for(lambda: postgres.pid(config) is None, 30, "PostgreSQL to stop")
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            locker.close()
+    # The interrupted load and at least one more fail before the warehouse is back.
+    wait_for(lambda: _archiver_log_count(infra, "warehouse_load_failed") >= failures + 2, 60,
+             "loads to fail while the warehouse is down", supervisor=infra.running.supervisor)
+    postgres.start(config)
+    readings = set(lake_rows(env, "SELECT train, seq, channel FROM telemetry "
+                                  "WHERE train IN (SELECT unnest(?))", [WAREHOUSE_TRAINS]))
+    assert len(readings) == sum(len(seqs) for seqs in want.values()) * CHANNELS
+    got = wait_for(lambda: (w := _warehouse_frames(env, WAREHOUSE_TRAINS)) and set(w) >= readings
+                   and w, 120, "every reading in the warehouse", supervisor=infra.running.supervisor)
+    assert set(got) == readings
+    assert set(got.values()) == {1}, "a reading loaded twice"
