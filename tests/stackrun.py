@@ -26,13 +26,13 @@ T = TypeVar("T")
 
 
 def wait_for(
-    check: Callable[[], T], timeout: float, what: str, *, every: float = 0.5,
+    check: Callable[[], T | None], timeout: float, what: str, *, every: float = 0.5,
     supervisor: Supervisor | None = None,
 ) -> T:
     """Poll `check` until it returns something truthy; fail at the deadline (or when a service
     died), saying what was awaited and the last value seen."""
     deadline = time.monotonic() + timeout
-    last: T = check()
+    last = check()
     while not last:
         if supervisor is not None and supervisor.failed():
             dead = [(p.name, p.returncode, str(p.log)) for p in supervisor.failed()]

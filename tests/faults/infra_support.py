@@ -11,7 +11,6 @@
 - `S3FaultProxy`: an HTTP reverse proxy in front of moto, for the archiver's S3 traffic only
   (`AWS_ENDPOINT_URL_S3`): it fails the lake's object writes for a window, or holds a flush's
   commit so the test can kill the archiver between upload and commit.
-- Judging: per frame, what the lake holds (rows, distinct channels, lane, Kinesis position).
 """
 
 from __future__ import annotations
@@ -27,14 +26,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
-from stackrun import lake_rows, wait_for
+from stackrun import wait_for
 
 from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import StackConfig
@@ -46,12 +44,10 @@ from railpulse_edge.spool import Spool
 
 __all__ = [
     "CHANNELS",
-    "LakeFrame",
     "S3FaultProxy",
     "SteadySource",
     "Trains",
     "kill_broker",
-    "lake_frames",
 ]
 
 logger = structlog.get_logger()
@@ -197,41 +193,6 @@ def kill_broker(config: StackConfig) -> int:
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not alive(pid), 10, "mosquitto to die")
     return pid
-
-
-@dataclass(frozen=True)
-class LakeFrame:
-    """What the lake holds of one frame."""
-
-    rows: int
-    channels: int
-    """Distinct channels among `rows`: equal to it when no reading is there twice."""
-    copies: int
-    """Distinct Kinesis records the rows came from (1 unless a duplicate got through)."""
-    backfill: bool
-    ts_ms: int
-    received_ms: int
-    ingested_ms: int
-    shard: str
-    position: int
-    """The frame's Kinesis sequence number on `telemetry` (its order on its shard)."""
-
-
-def lake_frames(env: dict[str, str], trains: Iterable[str]) -> dict[str, dict[int, LakeFrame]]:
-    """train -> seq -> what the lake holds of that frame."""
-    rows = lake_rows(
-        env,
-        "SELECT train, seq, count(*), count(DISTINCT channel), "
-        "count(DISTINCT (source_shard, source_seq)), bool_or(backfill), min(epoch_ms(ts)), "
-        "min(received_ms), min(ingested_ms), min(source_shard), min(CAST(source_seq AS HUGEINT)) "
-        "FROM telemetry WHERE train IN (SELECT unnest(?)) GROUP BY train, seq",
-        [list(trains)])
-    out: dict[str, dict[int, LakeFrame]] = {}
-    for train, seq, *rest in rows:
-        n, channels, copies, backfill, ts, received, ingested, shard, position = rest
-        out.setdefault(train, {})[seq] = LakeFrame(
-            n, channels, copies, bool(backfill), ts, received, ingested, shard, int(position))
-    return out
 
 
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",

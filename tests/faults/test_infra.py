@@ -11,30 +11,33 @@ its docstring.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
-from infra_support import (
-    CHANNELS,
-    LakeFrame,
-    S3FaultProxy,
-    SteadySource,
-    Trains,
-    kill_broker,
+from infra_judge import (
+    alarm_lifetimes_s,
+    assert_exactly_once,
+    assert_lanes_in_order,
+    assert_warehouse_equals_lake,
+    complete,
+    emf_docs,
+    emf_values,
     lake_frames,
+    missing_glue_partitions,
+    rejected_frames,
+    score_over_threshold_as_live,
 )
+from infra_support import S3FaultProxy, SteadySource, Trains, kill_broker
 from stackrun import (
     SERVICES,
     Running,
-    client,
     kill_service,
     lake_rows,
     open_alerts,
@@ -95,29 +98,6 @@ def infra(stack: dict[str, str]) -> Iterator[Infra]:
         proxy.close()
 
 
-def _complete(env: dict[str, str], want: dict[str, set[int]]) -> dict[str, dict[int, LakeFrame]] | None:
-    found = lake_frames(env, want)
-    return found if all(set(found.get(t, {})) >= seqs for t, seqs in want.items()) else None
-
-
-def _assert_exactly_once(found: dict[str, dict[int, LakeFrame]], want: dict[str, set[int]]) -> None:
-    """Every generated frame, nothing else, each reading once, from one Kinesis record."""
-    for train, seqs in want.items():
-        frames = found[train]
-        assert set(frames) == seqs, (train, sorted(set(frames) ^ seqs))
-        bad = {s: f for s, f in frames.items() if (f.rows, f.channels, f.copies) != (CHANNELS, CHANNELS, 1)}
-        assert not bad, (train, bad)
-
-
-def _assert_lanes_in_order(frames: dict[int, LakeFrame]) -> None:
-    """A train's frames reach `telemetry` on one shard, and each lane in sequence order: live
-    frames as they were sampled, backfilled ones oldest first."""
-    assert len({f.shard for f in frames.values()}) == 1
-    for lane in (False, True):
-        positions = [f.position for _, f in sorted(frames.items()) if f.backfill is lane]
-        assert positions == sorted(positions), f"{'backfill' if lane else 'live'} lane out of order"
-
-
 def test_broker_restart_while_trains_publish_loses_nothing(infra: Infra) -> None:
     """Pass: mosquitto is killed (SIGKILL) while three trains publish at 1 Hz and is started again
     by devstack's own `up` (same configuration and TLS). Every frame the trains generated before,
@@ -147,11 +127,11 @@ def test_broker_restart_while_trains_publish_loses_nothing(infra: Infra) -> None
         want = {n: trains.generated(n) for n in agents}
     finally:
         trains.close()
-    found = wait_for(lambda: _complete(infra.env, want), 120, "every frame in the lake",
+    found = wait_for(lambda: complete(infra.env, want), 120, "every frame in the lake",
                      supervisor=infra.running.supervisor)
-    _assert_exactly_once(found, want)
+    assert_exactly_once(found, want)
     for train in want:
-        _assert_lanes_in_order(found[train])
+        assert_lanes_in_order(found[train])
         backfilled = {s for s, f in found[train].items() if f.backfill}
         assert backfilled, f"{train}: nothing was spooled during the outage"
     print(f"reconnected {reconnected_s:.1f} s after the broker restart; "
@@ -216,11 +196,11 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
         trains.close()
         tunnel.close()
     assert raised[0]["severity"] == 3
-    found = wait_for(lambda: _complete(env, {TUNNEL_TRAIN: want}), 120, "every frame in the lake",
+    found = wait_for(lambda: complete(env, {TUNNEL_TRAIN: want}), 120, "every frame in the lake",
                      supervisor=infra.running.supervisor)
-    _assert_exactly_once(found, {TUNNEL_TRAIN: want})
+    assert_exactly_once(found, {TUNNEL_TRAIN: want})
     frames = found[TUNNEL_TRAIN]
-    _assert_lanes_in_order(frames)
+    assert_lanes_in_order(frames)
     backfilled = {s for s, f in frames.items() if f.backfill}
     assert set(range(entered + 1, left - 1)) <= backfilled, "the tunnel's frames came as backfill"
     # The live frames of the drain: sampled after the reconnect, before the last backfilled frame
@@ -234,47 +214,18 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
     assert alert_latency_ms <= ALERT_LATENCY_MAX_MS, alert_latency_ms
     [(hot,)] = lake_rows(env, "SELECT seq FROM telemetry WHERE train = ? AND channel = "
                               "'bearing_temp_5' AND value = 130", [TUNNEL_TRAIN])
-    assert not frames[hot].backfill and frames[hot].ingested_ms < drain_end_ms, "the critical frame overtook the backfill"
+    assert not frames[hot].backfill
+    assert frames[hot].ingested_ms < drain_end_ms, "the critical frame overtook the backfill"
 
     # No alert of any kind on a backfilled frame; the same frames as live would have raised one.
     alerts = wait_for(lambda: lake_rows(env, "SELECT frame_seq, alert_key FROM alerts WHERE train = ?",
                                         [TUNNEL_TRAIN]), 60, "the train's alerts in the lake")
     assert ("limit:bearing_temp_5" in {k for _, k in alerts})
     assert not [a for a in alerts if a[0] in backfilled], alerts
-    ratio = _score_over_threshold_as_live(env, TUNNEL_TRAIN, entered)
+    ratio = score_over_threshold_as_live(env, TUNNEL_TRAIN, entered)
     assert ratio >= 2, f"scored live, the tunnel's regime is anomalous (the check has teeth): {ratio}"
     print(f"backfilled {len(backfilled)} frames; live during the drain {len(during)}, worst "
           f"sensor-to-ingest {worst} ms; critical reading to shadow {alert_latency_ms} ms")
-
-
-def _score_over_threshold_as_live(env: dict[str, str], train: str, entered: int, n: int = 20) -> float:
-    """The highest score / threshold of the first `n` tunnel frames when fed live to the train's
-    forest after the live frames before the tunnel: the detector's own model and settings, in
-    process. (Scores, not alerts: an earlier false alarm on noise would hold a new alert back for
-    its refractory period. Noise scores near or below 1.)"""
-    import numpy as np
-
-    from railpulse_detector.model import ModelBank, ModelSettings
-    from railpulse_detector.settings import DetectorSettings
-    from railpulse_shared.catalogue import load_catalogue
-    from railpulse_shared.contracts import AcceptedFrame, DeviceKind, Reading
-
-    rows = lake_rows(env, "SELECT seq, epoch_ms(any_value(ts)), map(list(channel), list(value)) "
-                          "FROM telemetry WHERE train = ? AND seq < ? GROUP BY seq ORDER BY seq",
-                     [train, entered + n])
-    frames = [AcceptedFrame(train=train, seq=seq, ts_ms=ts, speed_kmh=80.0,
-                            readings={c: Reading(v) for c, v in readings.items()})
-              for seq, ts, readings in rows]
-    settings = DetectorSettings()
-    bank = ModelBank(load_catalogue(None), ModelSettings(
-        num_trees=settings.model_trees, warmup=settings.model_warmup,
-        refractory=settings.model_warmup, reassert_ms=settings.reassert_ms))
-    bank.score([f for f in frames if f.seq < entered])
-    kind = bank.kinds[DeviceKind.TRAIN]
-    assert kind.fleet is not None
-    tunnel = [kind.features.extract(f, kind.carry[train])[0] for f in frames if f.seq >= entered]
-    batch = kind.fleet.process([kind.index[train]], np.array(tunnel)[None], explain=False)
-    return float((batch.score[0] / batch.threshold[0]).max())
 
 
 def _publish(infra: Infra, names: list[str], frames: int, during: Callable[[], None] | None = None,
@@ -296,27 +247,13 @@ def _publish(infra: Infra, names: list[str], frames: int, during: Callable[[], N
         trains.close()
 
 
-def _glue_partitions(env: dict[str, str], frames: dict[str, dict[int, LakeFrame]]) -> set[tuple[str, str]]:
-    """The (dt, hour) partitions of the frames' sensor times that Glue does not have."""
-    glue = client(env, "glue")
-    wanted = {time.strftime("%Y-%m-%d/%H", time.gmtime(f.ts_ms / 1000))
-              for by_seq in frames.values() for f in by_seq.values()}
-    missing = set()
-    for dt, hour in (w.split("/") for w in wanted):
-        try:
-            glue.get_partition(DatabaseName=env["RAILPULSE_GLUE_DATABASE"], TableName="telemetry",
-                               PartitionValues=[dt, hour])
-        except glue.exceptions.EntityNotFoundException:
-            missing.add((dt, hour))
-    return missing
-
-
 def test_s3_write_failures_during_flushes_lose_and_duplicate_nothing(infra: Infra) -> None:
     """Pass: while two trains publish, every write of a telemetry object to S3 fails (S3's 500
     InternalError) until at least 30 writes have failed, i.e. several flushes on each retry
     budget (manifest writes pass, so each flush is recorded as pending before its objects fail).
-    After recovery the lake holds every frame exactly once, Glue has the frames' partitions, and
-    the archiver never exited (its flush retries absorbed the outage)."""
+    After recovery the lake holds every frame exactly once, Glue has the frames' partitions, the
+    warehouse holds the same readings once each, and the archiver never exited (its flush retries
+    absorbed the outage)."""
     env, s3 = infra.env, infra.s3
     failed_before = s3.counts["failed"]
 
@@ -329,18 +266,20 @@ def test_s3_write_failures_during_flushes_lose_and_duplicate_nothing(infra: Infr
             s3.heal()
 
     want = _publish(infra, S3_TRAINS, 150, outage)
-    found = wait_for(lambda: _complete(env, want), 120, "every frame in the lake",
+    found = wait_for(lambda: complete(env, want), 120, "every frame in the lake",
                      supervisor=infra.running.supervisor)
-    _assert_exactly_once(found, want)
-    assert _glue_partitions(env, found) == set()
+    assert_exactly_once(found, want)
+    assert missing_glue_partitions(env, found) == set()
     assert all(p.name != "archiver" for p in infra.running.supervisor.failed())
+    assert_warehouse_equals_lake(infra.running, want)
 
 
 def test_archiver_killed_between_upload_and_commit_redoes_the_flush_once(infra: Infra) -> None:
     """Pass: a flush uploads its objects, its commit (the shard manifest's update) is held at the
     S3 proxy, and the whole archiver task is killed (SIGKILL to it, its KCL daemons and their
     record processors) and started again, as ECS replaces a dead task. The new task redoes the
-    pending flush with the same boundaries: the lake holds every frame exactly once."""
+    pending flush with the same boundaries: the lake holds every frame exactly once, Glue has the
+    frames' partitions, and the warehouse holds the same readings once each."""
     env, s3 = infra.env, infra.s3
     held_before = s3.counts["held"]
 
@@ -355,20 +294,11 @@ def test_archiver_killed_between_upload_and_commit_redoes_the_flush_once(infra: 
         start_service(infra.running, "archiver")
 
     want = _publish(infra, KILL_TRAINS, 150, crash)
-    found = wait_for(lambda: _complete(env, want), 120, "every frame in the lake",
+    found = wait_for(lambda: complete(env, want), 120, "every frame in the lake",
                      supervisor=infra.running.supervisor)
-    _assert_exactly_once(found, want)
-    assert _glue_partitions(env, found) == set()
-
-
-def _warehouse_frames(env: dict[str, str], trains: list[str]) -> dict[tuple[str, int, str], int]:
-    """(train, seq, channel) -> how many rows the warehouse holds of that reading."""
-    import psycopg
-
-    with psycopg.connect(env["RAILPULSE_PG_DSN"], autocommit=True) as conn:
-        rows = conn.execute("SELECT train, seq, channel, count(*) FROM telemetry "
-                            "WHERE train = ANY(%s) GROUP BY 1, 2, 3", [trains]).fetchall()
-    return {(t, s, c): n for t, s, c, n in rows}
+    assert_exactly_once(found, want)
+    assert missing_glue_partitions(env, found) == set()
+    assert_warehouse_equals_lake(infra.running, want)
 
 
 def _archiver_log_count(infra: Infra, event: str) -> int:
@@ -394,9 +324,9 @@ def test_warehouse_crash_during_a_load_loads_every_reading_once(infra: Infra) ->
     try:
         locker.execute("LOCK TABLE telemetry IN SHARE MODE")
         want = _publish(infra, WAREHOUSE_TRAINS, 100)
-        found = wait_for(lambda: _complete(env, want), 120, "every frame in the lake",
+        found = wait_for(lambda: complete(env, want), 120, "every frame in the lake",
                          supervisor=infra.running.supervisor)
-        _assert_exactly_once(found, want)
+        assert_exactly_once(found, want)
 
         def copy_waiting() -> bool:
             with psycopg.connect(env["RAILPULSE_PG_DSN"], autocommit=True) as probe:
@@ -418,51 +348,19 @@ def test_warehouse_crash_during_a_load_loads_every_reading_once(infra: Infra) ->
     wait_for(lambda: _archiver_log_count(infra, "warehouse_load_failed") >= failures + 2, 60,
              "loads to fail while the warehouse is down", supervisor=infra.running.supervisor)
     postgres.start(config)
-    readings = set(lake_rows(env, "SELECT train, seq, channel FROM telemetry "
-                                  "WHERE train IN (SELECT unnest(?))", [WAREHOUSE_TRAINS]))
-    assert len(readings) == sum(len(seqs) for seqs in want.values()) * CHANNELS
-    got = wait_for(lambda: (w := _warehouse_frames(env, WAREHOUSE_TRAINS)) and set(w) >= readings
-                   and w, 120, "every reading in the warehouse", supervisor=infra.running.supervisor)
-    assert set(got) == readings
-    assert set(got.values()) == {1}, "a reading loaded twice"
+    assert_warehouse_equals_lake(infra.running, want)
 
 
-def _rejected_frames(env: dict[str, str], device: str, want: set[int]) -> dict[int, str]:
-    """seq -> reject reason of the device's frames on the rejects queue (taken off it), once all
-    of `want` are there."""
-    from railpulse_shared.codec import decode_device_message, decode_wire
-    from railpulse_shared.contracts import FrameBatch, RejectedRecord
-
-    sqs, url = client(env, "sqs"), env["RAILPULSE_QUEUE_REJECTS_URL"]
-    found: dict[int, str] = {}
-
-    def take() -> dict[int, str] | None:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                       VisibilityTimeout=5).get("Messages", [])
-        for message in messages:
-            record = decode_wire(message["Body"].encode(), RejectedRecord)
-            if record.device != device:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                              VisibilityTimeout=0)
-                continue
-            body = decode_device_message(record.raw)
-            for f in body.frames if isinstance(body, FrameBatch) else [body]:
-                found[f.seq] = record.reason.value
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return found if set(found) >= want else None
-
-    return wait_for(take, 90, f"{device}'s frames on the rejects queue", every=0.1)
+def _clock_off_by(seconds: float) -> Callable[[], float]:
+    return lambda: time.time() + seconds
 
 
-def _emf(infra: Infra, service: str, since_ms: int) -> list[dict[str, Any]]:
-    path = infra.running.run_dir / "metrics" / f"{service}.emf"
-    docs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [d for d in docs if d["_aws"]["Timestamp"] >= since_ms]
+def _alerted(env: dict[str, str], train: str, key: str) -> bool:
+    return any(a["alert_key"] == key for a in open_alerts(env, train))
 
 
-def _values(doc: dict[str, Any], name: str) -> list[float]:
-    value = doc.get(name, [])
-    return value if isinstance(value, list) else [value]
+def _quiet(env: dict[str, str], train: str) -> bool:
+    return not open_alerts(env, train)
 
 
 def test_skewed_train_clocks_lose_nothing_and_alert_on_wall_time(infra: Infra) -> None:
@@ -480,8 +378,7 @@ def test_skewed_train_clocks_lose_nothing_and_alert_on_wall_time(infra: Infra) -
     sources = {kind: SteadySource(name) for kind, name in SKEW_TRAINS.items()}
     try:
         for kind, name in SKEW_TRAINS.items():
-            trains.add(name, sources[kind], rate_hz=5.0,
-                       clock=lambda skew=SKEWS_S[kind]: time.time() + skew)
+            trains.add(name, sources[kind], rate_hz=5.0, clock=_clock_off_by(SKEWS_S[kind]))
         wait_for(lambda: all(len(trains.generated(n)) >= 10 for n in SKEW_TRAINS.values()), 60,
                  "the skewed trains' first frames")
         for source in sources.values():
@@ -496,38 +393,39 @@ def test_skewed_train_clocks_lose_nothing_and_alert_on_wall_time(infra: Infra) -
     kept = {SKEW_TRAINS[k]: want[SKEW_TRAINS[k]] for k in ("ahead", "behind")}
     beyond = SKEW_TRAINS["beyond"]
 
-    # Alerts: in each skewed train's shadow; then cleared on wall time.
-    raised_at = {}
+    # Alerts: in each skewed train's shadow, then gone after the quiet period of wall time.
     for train in kept:
-        wait_for(lambda t=train: [a for a in open_alerts(env, t) if a["alert_key"] == "limit:bearing_temp_5"],
-                 60, f"the critical alert in {train}'s shadow", supervisor=infra.running.supervisor)
-        raised_at[train] = time.monotonic()
+        wait_for(partial(_alerted, env, train, "limit:bearing_temp_5"), 60,
+                 f"the critical alert in {train}'s shadow", supervisor=infra.running.supervisor)
     for train in kept:
-        wait_for(lambda t=train: not open_alerts(env, t), CLEAR_AFTER_S + 60,
-                 f"{train}'s alarm to clear", supervisor=infra.running.supervisor)
-        assert time.monotonic() - raised_at[train] >= CLEAR_AFTER_S - 5, "cleared before its quiet period"
+        wait_for(partial(_quiet, env, train), CLEAR_AFTER_S + 60, f"{train}'s alarm to clear",
+                 supervisor=infra.running.supervisor)
+    lifetimes = wait_for(partial(alarm_lifetimes_s, env, list(kept)), 60,
+                         "the skewed trains' alarms in the lake", supervisor=infra.running.supervisor)
+    assert all(CLEAR_AFTER_S <= s <= CLEAR_AFTER_S + 30 for s in lifetimes.values()), lifetimes
 
     # Data: kept with the train's own time, or dead-lettered with the reason.
-    found = wait_for(lambda: _complete(env, kept), 120, "the skewed trains' frames in the lake",
+    found = wait_for(lambda: complete(env, kept), 120, "the skewed trains' frames in the lake",
                      supervisor=infra.running.supervisor)
-    _assert_exactly_once(found, kept)
+    assert_exactly_once(found, kept)
     for kind in ("ahead", "behind"):
         skews = {f.ts_ms - f.received_ms for f in found[SKEW_TRAINS[kind]].values() if not f.backfill}
         assert skews and all(abs(s - SKEWS_S[kind] * 1000) < 5_000 for s in skews), (kind, skews)
-    reasons = _rejected_frames(env, beyond, want[beyond])
+    reasons = rejected_frames(env, beyond, want[beyond])
     assert set(reasons) == want[beyond]
     assert set(reasons.values()) == {"timestamp_out_of_bounds"}
     assert lake_frames(env, [beyond]) == {}
 
     # Reported: each kept train's skew by name, and latency measured from the receipt time.
-    ingest = _emf(infra, "ingest", since_ms)
+    ingest = emf_docs(infra.running, "ingest", since_ms)
     reported = {t: s for d in ingest for t, s in d.get("clock_skew_ms", {}).items() if t in kept}
     assert {t: round(s / 60_000) for t, s in reported.items()} == {
         SKEW_TRAINS["ahead"]: 4, SKEW_TRAINS["behind"]: -10}
     live = sum(not f.backfill for frames in found.values() for f in frames.values())
-    assert sum(sum(_values(d, "FramesClockSkewed")) for d in ingest) >= live
+    assert sum(sum(emf_values(d, "FramesClockSkewed")) for d in ingest) >= live
     logged = [line for line in (infra.running.run_dir / "logs" / "ingest.log").open()
               if line.startswith("{") and '"event": "clock_skew"' in line]
     assert all(any(f'"device": "{t}"' in line for line in logged) for t in kept), logged
-    latencies = [v for d in _emf(infra, "notifier", since_ms) for v in _values(d, "NotificationLatency")]
+    notifier = emf_docs(infra.running, "notifier", since_ms)
+    latencies = [v for d in notifier for v in emf_values(d, "NotificationLatency")]
     assert latencies and all(0 <= v <= 30_000 for v in latencies), latencies
