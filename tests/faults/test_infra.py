@@ -247,10 +247,13 @@ def _publish(infra: Infra, names: list[str], frames: int, during: Callable[[], N
         trains.close()
 
 
+FAILED_WRITES = 10
+
+
 def test_s3_write_failures_during_flushes_lose_and_duplicate_nothing(infra: Infra) -> None:
     """Pass: while two trains publish, every write of a telemetry object to S3 fails (S3's 500
-    InternalError) until at least 30 writes have failed, i.e. several flushes on each retry
-    budget (manifest writes pass, so each flush is recorded as pending before its objects fail).
+    InternalError) until 10 writes have failed, i.e. two whole flush attempts (botocore tries
+    each write 5 times; manifest writes pass, so the flush is pending before its objects fail).
     After recovery the lake holds every frame exactly once, Glue has the frames' partitions, the
     warehouse holds the same readings once each, and the archiver never exited (its flush retries
     absorbed the outage)."""
@@ -260,8 +263,8 @@ def test_s3_write_failures_during_flushes_lose_and_duplicate_nothing(infra: Infr
     def outage() -> None:
         s3.fail_writes("telemetry/")
         try:
-            wait_for(lambda: s3.counts["failed"] >= failed_before + 30, 120,
-                     "30 failed telemetry writes", supervisor=infra.running.supervisor)
+            wait_for(lambda: s3.counts["failed"] >= failed_before + FAILED_WRITES, 120,
+                     "failed telemetry writes", supervisor=infra.running.supervisor)
         finally:
             s3.heal()
 
