@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from infra_judge import (
+    LAKE_POLL_S,
     alarm_lifetimes_s,
     assert_exactly_once,
     assert_lanes_in_order,
@@ -128,7 +129,7 @@ def test_broker_restart_while_trains_publish_loses_nothing(infra: Infra) -> None
     finally:
         trains.close()
     found = wait_for(lambda: complete(infra.env, want), 120, "every frame in the lake",
-                     supervisor=infra.running.supervisor)
+                     supervisor=infra.running.supervisor, every=LAKE_POLL_S)
     assert_exactly_once(found, want)
     for train in want:
         assert_lanes_in_order(found[train])
@@ -197,7 +198,7 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
         tunnel.close()
     assert raised[0]["severity"] == 3
     found = wait_for(lambda: complete(env, {TUNNEL_TRAIN: want}), 120, "every frame in the lake",
-                     supervisor=infra.running.supervisor)
+                     supervisor=infra.running.supervisor, every=LAKE_POLL_S)
     assert_exactly_once(found, {TUNNEL_TRAIN: want})
     frames = found[TUNNEL_TRAIN]
     assert_lanes_in_order(frames)
@@ -219,7 +220,8 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
 
     # No alert of any kind on a backfilled frame; the same frames as live would have raised one.
     alerts = wait_for(lambda: lake_rows(env, "SELECT frame_seq, alert_key FROM alerts WHERE train = ?",
-                                        [TUNNEL_TRAIN]), 60, "the train's alerts in the lake")
+                                        [TUNNEL_TRAIN]), 60, "the train's alerts in the lake",
+                      every=LAKE_POLL_S)
     assert ("limit:bearing_temp_5" in {k for _, k in alerts})
     assert not [a for a in alerts if a[0] in backfilled], alerts
     ratio = score_over_threshold_as_live(env, TUNNEL_TRAIN, entered)
@@ -270,7 +272,7 @@ def test_s3_write_failures_during_flushes_lose_and_duplicate_nothing(infra: Infr
 
     want = _publish(infra, S3_TRAINS, 150, outage)
     found = wait_for(lambda: complete(env, want), 120, "every frame in the lake",
-                     supervisor=infra.running.supervisor)
+                     supervisor=infra.running.supervisor, every=LAKE_POLL_S)
     assert_exactly_once(found, want)
     assert missing_glue_partitions(env, found) == set()
     assert all(p.name != "archiver" for p in infra.running.supervisor.failed())
@@ -298,7 +300,7 @@ def test_archiver_killed_between_upload_and_commit_redoes_the_flush_once(infra: 
 
     want = _publish(infra, KILL_TRAINS, 150, crash)
     found = wait_for(lambda: complete(env, want), 120, "every frame in the lake",
-                     supervisor=infra.running.supervisor)
+                     supervisor=infra.running.supervisor, every=LAKE_POLL_S)
     assert_exactly_once(found, want)
     assert missing_glue_partitions(env, found) == set()
     assert_warehouse_equals_lake(infra.running, want)
@@ -328,7 +330,7 @@ def test_warehouse_crash_during_a_load_loads_every_reading_once(infra: Infra) ->
         locker.execute("LOCK TABLE telemetry IN SHARE MODE")
         want = _publish(infra, WAREHOUSE_TRAINS, 100)
         found = wait_for(lambda: complete(env, want), 120, "every frame in the lake",
-                         supervisor=infra.running.supervisor)
+                         supervisor=infra.running.supervisor, every=LAKE_POLL_S)
         assert_exactly_once(found, want)
 
         def copy_waiting() -> bool:
@@ -404,12 +406,13 @@ def test_skewed_train_clocks_lose_nothing_and_alert_on_wall_time(infra: Infra) -
         wait_for(partial(_quiet, env, train), CLEAR_AFTER_S + 60, f"{train}'s alarm to clear",
                  supervisor=infra.running.supervisor)
     lifetimes = wait_for(partial(alarm_lifetimes_s, env, list(kept)), 60,
-                         "the skewed trains' alarms in the lake", supervisor=infra.running.supervisor)
+                         "the skewed trains' alarms in the lake", supervisor=infra.running.supervisor,
+                         every=LAKE_POLL_S)
     assert all(CLEAR_AFTER_S <= s <= CLEAR_AFTER_S + 30 for s in lifetimes.values()), lifetimes
 
     # Data: kept with the train's own time, or dead-lettered with the reason.
     found = wait_for(lambda: complete(env, kept), 120, "the skewed trains' frames in the lake",
-                     supervisor=infra.running.supervisor)
+                     supervisor=infra.running.supervisor, every=LAKE_POLL_S)
     assert_exactly_once(found, kept)
     for kind in ("ahead", "behind"):
         skews = {f.ts_ms - f.received_ms for f in found[SKEW_TRAINS[kind]].values() if not f.backfill}
