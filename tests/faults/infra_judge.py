@@ -165,7 +165,7 @@ def rejected_frames(env: dict[str, str], device: str, want: set[int]) -> dict[in
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return found if set(found) >= want else None
 
-    return wait_for(take, 90, f"{device}'s frames on the rejects queue", every=0.1)
+    return wait_for(take, 90, f"{device}'s frames on the rejects queue", every=1.0)
 
 
 def emf_docs(running: Running, service: str, since_ms: int) -> list[dict[str, Any]]:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import structlog
 from stackrun import wait_for
 
 from railpulse_devstack import stack as devstack
@@ -50,7 +49,6 @@ __all__ = [
     "kill_broker",
 ]
 
-logger = structlog.get_logger()
 T = TypeVar("T")
 
 BEARINGS = [f"bearing_temp_{i}" for i in range(1, 9)]
@@ -141,7 +139,6 @@ class Trains:
             Spool(self.spool_dir / f"{name}.db", synchronous="NORMAL"),
             clock=clock,
         )
-        agent.counters.keep_latencies = True
         sampling = asyncio.Event()
         self.agents[name] = agent
         self._sampling[name] = sampling
@@ -165,9 +162,7 @@ class Trains:
         """Until every named train is online with an empty spool (all frames acknowledged)."""
         names = list(names)
         wait_for(lambda: all(self.agents[n].link.connected.is_set() and self.pending(n) == 0
-                             for n in names),
-                 timeout, f"the spools of {names} to drain",
-                 every=0.5)
+                             for n in names), timeout, f"the spools of {names} to drain")
 
     def close(self) -> None:
         async def stop_all() -> None:
@@ -184,6 +179,7 @@ class Trains:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+            self.loop.close()
 
 
 def kill_broker(config: StackConfig) -> int:

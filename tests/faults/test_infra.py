@@ -2,10 +2,12 @@
 
 One module-scoped fixture starts ingest, detector, notifier and archiver once (as `railpulse demo`
 does; buffers flush every 5 s; the archiver loads the warehouse every 5 s and reaches S3 through a
-fault-injecting proxy, `AWS_ENDPOINT_URL_S3`). The trains are real edge agents (spool, QoS 1,
-backfill) publishing over MQTT with their own certificates; their names are fresh per run, so
-every check is exact on a stack that has seen other runs. Each test states its pass criterion in
-its docstring.
+fault-injecting proxy, `AWS_ENDPOINT_URL_S3`; alarms clear after 20 s of quiet). The trains are
+real edge agents (spool, QoS 1, backfill, shadow) publishing over MQTT with their own
+certificates; their names are fresh per run, so every check is exact on a stack that has seen
+other runs. The faults: the broker killed and restarted, a train in a tunnel, S3 writes failing,
+the archiver killed between upload and commit, the warehouse crashing during a load, train clocks
+minutes off. Each test states its pass criterion in its docstring.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+import structlog
 from infra_judge import (
     LAKE_POLL_S,
     alarm_lifetimes_s,
@@ -52,6 +55,7 @@ from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import StackConfig, load_config
 
 pytestmark = pytest.mark.stack
+logger = structlog.get_logger()
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -135,8 +139,8 @@ def test_broker_restart_while_trains_publish_loses_nothing(infra: Infra) -> None
         assert_lanes_in_order(found[train])
         backfilled = {s for s, f in found[train].items() if f.backfill}
         assert backfilled, f"{train}: nothing was spooled during the outage"
-    print(f"reconnected {reconnected_s:.1f} s after the broker restart; "
-          f"frames per train {[len(s) for s in want.values()]}")
+    logger.info("broker_restart", reconnected_s=round(reconnected_s, 1),
+                frames=[len(s) for s in want.values()])
 
 
 # Time is compressed as in tests/edge: the tunnel train samples at 20 Hz, so its 20 s in the
@@ -226,8 +230,8 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
     assert not [a for a in alerts if a[0] in backfilled], alerts
     ratio = score_over_threshold_as_live(env, TUNNEL_TRAIN, entered)
     assert ratio >= 2, f"scored live, the tunnel's regime is anomalous (the check has teeth): {ratio}"
-    print(f"backfilled {len(backfilled)} frames; live during the drain {len(during)}, worst "
-          f"sensor-to-ingest {worst} ms; critical reading to shadow {alert_latency_ms} ms")
+    logger.info("tunnel", backfilled=len(backfilled), live_during_drain=len(during),
+                worst_live_ingest_ms=worst, critical_to_shadow_ms=alert_latency_ms)
 
 
 def _publish(infra: Infra, names: list[str], frames: int, during: Callable[[], None] | None = None,
