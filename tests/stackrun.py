@@ -4,10 +4,13 @@ services as processes, polling with deadlines, the lake and the shadows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,13 @@ T = TypeVar("T")
 
 
 def wait_for(
-    check: Callable[[], T], timeout: float, what: str, *, every: float = 0.5,
+    check: Callable[[], T | None], timeout: float, what: str, *, every: float = 0.5,
     supervisor: Supervisor | None = None,
 ) -> T:
     """Poll `check` until it returns something truthy; fail at the deadline (or when a service
     died), saying what was awaited and the last value seen."""
     deadline = time.monotonic() + timeout
-    last: T = check()
+    last = check()
     while not last:
         if supervisor is not None and supervisor.failed():
             dead = [(p.name, p.returncode, str(p.log)) for p in supervisor.failed()]
@@ -54,6 +57,7 @@ class Running:
     env: dict[str, str]
     run_dir: Path
     supervisor: Supervisor
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ def running_services(
 
         wait_for(ready, lease_timeout_s, "the KCL consumers to take their leases", every=1.0,
                  supervisor=supervisor)
-        yield Running(env, run_dir, supervisor)
+        yield Running(env, run_dir, supervisor, overrides)
 
 
 def lake(env: dict[str, str]) -> Any:
@@ -154,3 +158,80 @@ async def mqtt_links(env: dict[str, str], trains: Sequence[str]) -> AsyncIterato
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+@contextmanager
+def suite_services(
+    stack: dict[str, str], suite: str, run: str, devices: Iterable[str],
+    overrides: dict[str, dict[str, str]] | None = None,
+) -> Iterator[Running]:
+    """`running_services` for one test module: its devices' certificates, a run folder next to the
+    stack's (not pytest's tmp_path: concurrent pytest sessions prune each other's old base temp
+    dirs), and this process's AWS credentials for reading the lake (DuckDB's S3 secret takes
+    botocore's)."""
+    import pytest
+
+    from railpulse_edge.fleet import ensure_certs
+
+    env = dict(stack)
+    ensure_certs(list(devices), Path(env["RAILPULSE_CERTS_DIR"]), env["AWS_ENDPOINT_URL"])
+    run_dir = Path(env["RAILPULSE_STACK_DIR"]).parent / suite / time.strftime(f"run-%Y%m%dT%H%M%S-{run}")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+            mp.setenv(key, env[key])
+        with running_services(env, run_dir, overrides) as running:
+            yield running
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (a KCL daemon runs in its own session, so a process group
+    does not reach it)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_service(running: Running, name: str) -> None:
+    """kill -9 a service and every process it started, as when its Fargate task dies; the dead
+    task no longer counts as a service that exited on its own."""
+    process = next(p for p in running.supervisor.processes if p.name == name and p.alive)
+    assert process.popen is not None
+    tree = [process.popen.pid, *_descendants(process.popen.pid)]
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.popen.wait(10)
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in tree), 10,
+             f"every process of {name} to die")
+    running.supervisor.processes.remove(process)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+def start_service(running: Running, name: str, lease_timeout_s: float = 120.0) -> None:
+    """Start a service again with its environment (ECS replacing a dead task) and wait until its
+    KCL consumers, if any, renew their leases."""
+    apps = [a for a in KCL_APPLICATIONS if a.startswith(f"railpulse-{name}")]
+    before = lease_counters(running.env, apps)
+    service_env = _service_env(running.env, name, running.run_dir)
+    service_env.update(running.overrides.get(name, {}))
+    running.supervisor.start(name, [str(Path(sys.executable).parent / f"railpulse-{name}")], service_env)
+    if apps:
+        wait_for(lambda: leases_renewed(running.env, apps, before), lease_timeout_s,
+                 f"{name}'s KCL consumers to renew their leases", every=1.0,
+                 supervisor=running.supervisor)

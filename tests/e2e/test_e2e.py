@@ -25,9 +25,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from stackrun import Running, client, lake_rows, mqtt_links, open_alerts, running_services, wait_for
+from stackrun import (
+    SERVICES,
+    Running,
+    client,
+    lake_rows,
+    mqtt_links,
+    open_alerts,
+    suite_services,
+    wait_for,
+)
 
-from railpulse_edge.fleet import ensure_certs, publish_generic
+from railpulse_edge.fleet import publish_generic
 from railpulse_edge.frames import build_frame
 from railpulse_edge.sim.generic import GENERIC_CASES
 from railpulse_edge.sim.model import CHANNELS as SIM_CHANNELS
@@ -90,18 +99,9 @@ def _readings(train: str, seq: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def services(stack: dict[str, str]) -> Iterator[Running]:
-    overrides = {name: {"RAILPULSE_BUFFER_MAX_AGE_S": "5"} for name in ("ingest", "detector",
-                                                                       "notifier", "archiver")}
-    env = dict(stack)
-    ensure_certs([*SENSORS, *TRAINS, WORN, SOUND], Path(env["RAILPULSE_CERTS_DIR"]), env["AWS_ENDPOINT_URL"])
-    # Not pytest's tmp_path: concurrent pytest sessions prune each other's old base temp dirs.
-    run_dir = Path(env["RAILPULSE_STACK_DIR"]).parent / "e2e" / time.strftime(f"run-%Y%m%dT%H%M%S-{RUN}")
-    with pytest.MonkeyPatch.context() as mp:
-        # This process reads the lake too (DuckDB's S3 secret takes botocore's credentials).
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
-            mp.setenv(key, env[key])
-        with running_services(env, run_dir, overrides) as running:
-            yield running
+    overrides = {name: {"RAILPULSE_BUFFER_MAX_AGE_S": "5"} for name in SERVICES}
+    with suite_services(stack, "e2e", RUN, [*SENSORS, *TRAINS, WORN, SOUND], overrides) as running:
+        yield running
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,16 @@ def test_settings_from_environment() -> None:
     assert settings.stream_raw == "telemetry-raw"
 
 
+def test_service_specific_endpoints_win_for_their_service_only() -> None:
+    env = {"RAILPULSE_TABLE": "t", "AWS_ENDPOINT_URL": "http://moto",
+           "AWS_ENDPOINT_URL_S3": "http://s3-proxy", "RAILPULSE_IOT_DATA_ENDPOINT": "http://iot"}
+    settings = load_settings(Settings, env)
+    assert settings.endpoint_for("s3") == "http://s3-proxy"
+    assert settings.endpoint_for("iot-data") == "http://iot"
+    assert settings.endpoint_for("kinesis") == settings.endpoint_for("glue") == "http://moto"
+    assert load_settings(Settings, {"RAILPULSE_TABLE": "t"}).endpoint_for("s3") is None
+
+
 def test_config_errors_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="RAILPULSE_TABLE: is required") as missing:
         load_settings(Settings, {})

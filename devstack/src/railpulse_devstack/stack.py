@@ -301,6 +301,9 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
         deadline,
         config.logs_dir / "iot.log",
     )
+    # The stand-in is subscribed: have the broker write its persistence file now, so that after a
+    # crash it restores the stand-in's session and queues telemetry for it until it is back.
+    broker.persist(_pidfile(config, "broker").running_pid())
     result.env = env
 
 
