@@ -53,7 +53,7 @@ class _Pairs:
     """The internal nodes on the rows' paths, level-major (rows ascending per level)."""
 
     row: IntArray
-    node: IntArray
+    node: IntArray  # index into the forest's node arrays (tree base + node id)
     offsets: list[int]  # level j is [offsets[j], offsets[j + 1])
     leaf: IntArray  # (m,) leaf id, S for an empty tree
     depth: IntArray  # (m,) leaf level
@@ -83,7 +83,7 @@ def walk(
         if attr is not None and at is not None:
             attr[a:zq] = at
         lo, hi = np.searchsorted(keep, [a, z])
-        kept.append(_keep(pairs, p, keep[lo:hi] - a, z - a, s))
+        kept.append(_keep(pairs, p, keep[lo:hi] - a, g[a:z] * (s + 1), s))
     width = max(k.path.shape[1] for k in kept)
     return (
         score,
@@ -104,17 +104,17 @@ def _pad(x: npt.NDArray[_T], width: int, value: float) -> npt.NDArray[_T]:
     return out
 
 
-def _keep(pairs: _Pairs, p: FloatArray, rows: IntArray, m: int, s: int) -> Kept:
-    """Dense paths and probabilities of ``rows`` from the pairs."""
+def _keep(pairs: _Pairs, p: FloatArray, rows: IntArray, base: IntArray, s: int) -> Kept:
+    """Dense paths (node ids) and probabilities of ``rows`` from the pairs."""
     width = len(pairs.offsets)  # internal levels, plus the leaf's
-    where = np.full(m, NIL, np.int64)
+    where = np.full(base.size, NIL, np.int64)
     where[rows] = np.arange(rows.size)
     at = where.take(pairs.row)
     sel = np.flatnonzero(at >= 0)
     lv = np.repeat(np.arange(width - 1), np.diff(pairs.offsets)).take(sel)
     path = np.full((rows.size, width), s, np.int64)
     prob = np.zeros((rows.size, width))
-    path[at.take(sel), lv] = pairs.node.take(sel)
+    path[at.take(sel), lv] = pairs.node.take(sel) - base.take(pairs.row.take(sel))
     prob[at.take(sel), lv] = p[: pairs.row.size].take(sel)
     depth = pairs.depth.take(rows)
     cols = np.arange(rows.size)
@@ -138,7 +138,7 @@ def _descend(f: RandomCutForest, g: IntArray, q: F32) -> _Pairs:
     leaf = np.full(m, s, np.int64)
     depth = np.zeros(m, np.int64)
     found: list[IntArray] = []  # level j: the rows still on internal nodes (many)
-    nodes: list[npt.NDArray[np.int16]] = []  # level j: their nodes (many); every row's (few)
+    nodes: list[npt.NDArray[np.integer]] = []  # level j: their nodes (many); every row's (few)
     level = 0
     while True:
         if many:
@@ -151,28 +151,28 @@ def _descend(f: RandomCutForest, g: IntArray, q: F32) -> _Pairs:
                 rows, cur, base, qoff = rows.take(on), cur.take(on), base.take(on), qoff.take(on)
             if not rows.size:
                 break
-            found.append(rows)
-            nodes.append(cur)
             node = cur + base
+            found.append(rows)
+            nodes.append(node)
         else:
             nodes.append(cur)
             if cur.min() >= s:
                 break
             node = np.minimum(cur, s) + base
         right = qf.take(f.cut_dim.take(node) + qoff) > f.cut_val.take(node)
-        node += node
-        node += right
-        cur = child.take(node)
+        twice = node + node
+        twice += right
+        cur = child.take(twice)
         level += 1
     if many:
         sizes = [r.size for r in found]
         row = np.concatenate(found) if found else rows
-        node_ids = np.concatenate(nodes).astype(np.int64) if nodes else rows
+        node_ids = np.concatenate(nodes) if nodes else rows
     else:
         path = np.stack(nodes)  # (levels, rows); the last level holds no internal node
         inner = path < s
         lv, row = np.nonzero(inner[:-1])
-        node_ids = path[:-1][inner[:-1]].astype(np.int64)
+        node_ids = path[:-1][inner[:-1]] + base.take(row)
         sizes = np.bincount(lv, minlength=path.shape[0] - 1).tolist()
         depth = inner.sum(axis=0)
         leaf = path[depth, np.arange(m)].astype(np.int64)
@@ -198,7 +198,7 @@ def _score(
         pairs = _first_rows(pairs, scored, nq)
     g, q = g[:nq], q[:nq]
     row, width = pairs.row, len(pairs.offsets) - 1
-    bt = f.box.take(g.take(row) * (s + 1) + pairs.node, axis=0).T.copy()  # (2D, pairs)
+    bt = f.box.take(pairs.node, axis=0).T.copy()  # (2D, pairs)
     qt = q.T.copy().take(row, axis=1)  # (D, pairs)
     eh = qt - bt[d:]
     np.maximum(eh, 0.0, out=eh)
