@@ -96,7 +96,7 @@ def test_scores_are_deterministic_under_a_seed() -> None:
 def regime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both walk regimes (per-call cost vs per-element cost) must give the same numbers."""
     if request.param == "many rows":
-        monkeypatch.setattr(_walk, "MANY", 1)
+        monkeypatch.setattr(_walk, "_MANY", 1)
         monkeypatch.setattr(_walk, "_CHUNK", 97)
 
 
@@ -153,7 +153,7 @@ def test_both_walk_regimes_give_the_same_numbers(monkeypatch: pytest.MonkeyPatch
     x[:, 120:140] = x[:, 100:101]  # duplicates
     few = RandomCutForest(SMALL, range(6))
     few_out = few.update(np.arange(6), x)
-    monkeypatch.setattr(_walk, "MANY", 1)
+    monkeypatch.setattr(_walk, "_MANY", 1)
     monkeypatch.setattr(_walk, "_CHUNK", 53)
     many = RandomCutForest(SMALL, range(6))
     many_out = many.update(np.arange(6), x)

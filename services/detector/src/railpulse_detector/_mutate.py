@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from railpulse_detector import _walk
 from railpulse_detector._arrays import F32, NIL, FloatArray, IntArray
 from railpulse_detector._rng import STREAM_CUT, STREAM_SEPARATE, uniform
 
@@ -184,7 +183,13 @@ def delete(
     r, c = np.nonzero((pe1 != s) & (np.arange(width)[None, :] >= 1))
     fpn = g1[r] * ni + pe1[r, c - 1]
     off = np.where(f.child[fpn, 0] == pe1[r, c], f.child[fpn, 1], f.child[fpn, 0])
-    below = _suffix_union(f.boxes(g1[r], off.astype(np.int64)), le, d)
+    dbox = np.empty((one.size, width, 2 * d), np.float32)
+    dbox[:, :, :d] = np.inf
+    dbox[:, :, d:] = -np.inf
+    dbox[r, c] = f.boxes(g1[r], off.astype(np.int64))
+    # suffix[:, j] = union of sibling boxes at levels >= j
+    suf_lo = np.minimum.accumulate(dbox[:, ::-1, :d], axis=1)[:, ::-1]
+    suf_hi = np.maximum.accumulate(dbox[:, ::-1, d:], axis=1)[:, ::-1]
 
     # Splice: the sibling takes the parent's place.
     gp = np.where(le >= 2, pe1[r1, np.maximum(le - 2, 0)], NIL)
@@ -205,39 +210,4 @@ def delete(
     r, c = np.nonzero((pe1 != s) & (np.arange(width)[None, :] <= (le - 2)[:, None]))
     fa = g1[r] * ni + pe1[r, c]
     f.mass[g1[r] * nm + pe1[r, c]] -= 1
-    f.box[fa] = below[(np.cumsum(le) - le)[r] + c]  # row r's pair at level c + 1
-
-
-def _suffix_union(box: F32, lens: IntArray, d: int) -> F32:
-    """Per row, the union of its boxes from each one to its last.
-
-    ``box`` (P, 2D) holds the rows' boxes one after the other, ``lens[i]`` for row
-    ``i``. Few rows: one pass over a dense (rows, longest) array; many rows: a
-    step per position from the end, over the rows that long (the same unions).
-    """
-    ends = np.cumsum(lens)
-    out = np.empty_like(box)
-    if lens.size < _walk.MANY:
-        r = np.repeat(np.arange(lens.size), lens)
-        c = np.arange(box.shape[0]) - np.repeat(ends - lens, lens)
-        dense = np.empty((lens.size, int(lens.max(initial=0)), 2 * d), np.float32)
-        dense[:, :, :d] = np.inf
-        dense[:, :, d:] = -np.inf
-        dense[r, c] = box
-        np.minimum.accumulate(dense[:, ::-1, :d], axis=1, out=dense[:, ::-1, :d])
-        np.maximum.accumulate(dense[:, ::-1, d:], axis=1, out=dense[:, ::-1, d:])
-        out[:] = dense[r, c]
-        return out
-    acc = np.empty((lens.size, 2 * d), np.float32)
-    acc[:, :d] = np.inf
-    acc[:, d:] = -np.inf
-    for t in range(int(lens.max(initial=0))):
-        a = np.flatnonzero(lens > t)
-        i = ends.take(a) - 1 - t
-        cur = acc.take(a, axis=0)
-        step = box.take(i, axis=0)
-        np.minimum(cur[:, :d], step[:, :d], out=cur[:, :d])
-        np.maximum(cur[:, d:], step[:, d:], out=cur[:, d:])
-        acc[a] = cur
-        out[i] = cur
-    return out
+    f.box[fa] = np.concatenate([suf_lo[r, c + 1], suf_hi[r, c + 1]], axis=1)

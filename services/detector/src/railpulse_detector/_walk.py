@@ -31,7 +31,7 @@ __all__ = ["Kept", "walk"]
 _T = TypeVar("_T", bound=np.generic)
 
 _CHUNK = 1 << 14  # rows per pass: keeps a big fleet's per-pass arrays in cache
-MANY = 1 << 11  # from this many rows, drop finished rows and work on pairs only
+_MANY = 1 << 11  # from this many rows, drop finished rows and work on pairs only
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ def _keep(pairs: _Pairs, p: FloatArray, rows: IntArray, base: IntArray, s: int) 
 def _descend(f: RandomCutForest, g: IntArray, q: F32) -> _Pairs:
     s, d = f.config.sample_size, f.config.dimensions
     m = g.size
-    many = m >= MANY
+    many = m >= _MANY
     base = g * (s + 1)
     cur = f.root.take(g)
     cur = np.where(cur < 0, np.int16(s), cur)  # an empty tree: its sentinel
@@ -207,7 +207,7 @@ def _score(
     ext = _dimsum(eh + el)
     inv = 1.0 / (_dimsum(bt[d:] - bt[:d]) + ext)
     p = ext * inv
-    if nq * width <= MANY * 8:  # dense: a few calls over (levels, rows)
+    if nq * width <= _MANY * 8:  # dense: a few calls over (levels, rows)
         lv = np.repeat(np.arange(width), np.diff(pairs.offsets))
         dense = np.zeros((width, nq))
         dense[lv, row] = p
