@@ -9,8 +9,8 @@ An event (the thresholder's START) becomes one `model` anomaly whose attribution
 channels that moved (each feature maps to the channel it stood for in that frame); while the event
 lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open.
 
-Memory per train (25 trees x 256 samples, shingle 1): about 0.95 MB for the 10 train features,
-0.64 MB for the 6 generic-sensor features (see `DetectorConfig`'s formula).
+Memory per train (25 trees x 256 samples, shingle 1): about 0.93 MB for the 10 train features,
+0.62 MB for the 6 generic-sensor features (see `DetectorConfig`'s formula).
 """
 
 from __future__ import annotations
