@@ -14,6 +14,7 @@ from typing import Any
 
 from infra_support import CHANNELS
 from stackrun import Running, client, lake_rows, wait_for
+from waiting import written_lines
 
 __all__ = [
     "LAKE_POLL_S",
@@ -171,7 +172,7 @@ def rejected_frames(env: dict[str, str], device: str, want: set[int]) -> dict[in
 def emf_docs(running: Running, service: str, since_ms: int) -> list[dict[str, Any]]:
     """A service's EMF documents written since `since_ms`."""
     path = running.run_dir / "metrics" / f"{service}.emf"
-    docs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    docs = [json.loads(line) for line in written_lines(path)]
     return [d for d in docs if d["_aws"]["Timestamp"] >= since_ms]
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stackrun import client, lake_rows, mqtt_links, wait_for
+from waiting import written_lines
 
 from railpulse_cli.demo.supervisor import Process
 from railpulse_edge.frames import build_frame
@@ -287,7 +288,7 @@ def log_events(process: Process, *names: str) -> list[dict[str, Any]]:
     """The structured log events of those names in a service's log (its KCL children's too),
     in order."""
     out = []
-    for line in process.log.read_text(errors="replace").splitlines():
+    for line in written_lines(process.log):
         if line.startswith("{") and any(f'"{name}"' in line for name in names):
             record = json.loads(line)
             if record.get("event") in names:
