@@ -1,13 +1,15 @@
-"""Test helpers shared by every test folder: wait on a condition with a deadline; a free port."""
+"""Test helpers shared by every test folder: wait on a condition with a deadline; a free port;
+the complete lines of a file another process is still appending to."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["free_port", "wait_until"]
+__all__ = ["free_port", "wait_until", "written_lines"]
 
 T = TypeVar("T")
 
@@ -31,3 +33,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def written_lines(path: Path) -> list[str]:
+    """The non-empty lines of a file being appended to, without a last line still half-written."""
+    complete = path.read_text(errors="replace").rpartition("\n")[0]
+    return [line for line in complete.splitlines() if line.strip()]

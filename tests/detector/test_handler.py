@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import msgspec
+from structlog.testing import capture_logs
 
 from railpulse_detector.handler import DetectorHandler
 from railpulse_detector.settings import DetectorSettings
@@ -13,7 +14,14 @@ from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.config import CommonSettings
-from railpulse_shared.contracts import AcceptedFrame, Anomaly, Reading, RejectedRecord, RejectReason
+from railpulse_shared.contracts import (
+    AcceptedFrame,
+    Anomaly,
+    DeviceKind,
+    Reading,
+    RejectedRecord,
+    RejectReason,
+)
 
 
 def settings_for(aws: CommonSettings, suffix: str) -> DetectorSettings:
@@ -115,3 +123,89 @@ async def test_a_retry_resends_without_deciding_twice() -> None:
     # One anomaly, sent once: the rules saw the frame once (a second look would not re-raise it
     # within the re-assertion interval, so the resend proves the decision was kept).
     assert [[a.alert_key for a in sent] for sent in emitter.sent] == [["limit:bearing_temp_2"]]
+
+
+def train_frames(train: str, seqs: range) -> list[StreamRecord]:
+    """Calm frames (all eight bearings) of one train, as records at sequence 1000 + seq."""
+    return [
+        StreamRecord(
+            data=codec.encode(
+                AcceptedFrame(
+                    train=train,
+                    seq=seq,
+                    ts_ms=1_764_000_000_000 + seq * 1000,
+                    readings={f"bearing_temp_{i}": Reading(value=40.0 + i) for i in range(1, 9)},
+                )
+            ),
+            sequence_number=str(1000 + seq),
+            partition_key=train,
+        )
+        for seq in seqs
+    ]
+
+
+def frames_learned(handler: DetectorHandler, train: str) -> int:
+    """How many frames of `train` its model has learned from."""
+    assert handler.model is not None
+    kind = handler.model.kinds[DeviceKind.TRAIN]
+    assert kind.fleet is not None
+    return int(kind.fleet.thresholder.count[kind.index[train]])
+
+
+async def test_a_crash_replays_from_the_snapshot_so_every_frame_reaches_the_model_once(
+    aws: CommonSettings,
+) -> None:
+    """The checkpoint never passes what the saved snapshot has seen: killed after frames the
+    snapshot lacks, the next owner restores it, is replayed those frames and learns each once."""
+    settings = msgspec.structs.replace(
+        settings_for(aws, "h3"), bucket_state="state-h3", snapshot_interval_s=3600.0
+    )
+    clients = AwsClients(settings)
+    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
+            clients.create("s3") as s3:
+        for queue in (settings.queue_alerts, settings.queue_rejects):
+            await sqs.create_queue(QueueName=queue)
+        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
+        await s3.create_bucket(Bucket=settings.bucket_state)
+    shard = "shardId-000000000007"
+
+    first = DetectorHandler(settings)
+    await first.start(shard)
+    assert first.durable_position(None) is None  # nothing saved yet: nothing to checkpoint
+    await first.process(train_frames("train-7", range(1, 31)))
+    await first.flush()  # a snapshot at frame 30 (what the interval does in service)
+    assert first.durable_position(("1030", 0)) == ("1030", 0)
+    await first.process(train_frames("train-7", range(31, 51)))
+    # Frames 31-50 are processed but in no snapshot: the checkpoint stays at 30.
+    assert first.durable_position(("1050", 0)) == ("1030", 0)
+    await first._stack.aclose()  # kill -9: no flush, no snapshot
+
+    second = DetectorHandler(settings)
+    with capture_logs() as logs:
+        await second.start(shard)
+    assert "model_snapshot_restored" in {log["event"] for log in logs}
+    assert frames_learned(second, "train-7") == 30
+    await second.process(train_frames("train-7", range(31, 61)))  # the KCL replays from 30
+    assert frames_learned(second, "train-7") == 60
+    await second.process(train_frames("train-7", range(55, 61)))  # a replay the model has seen
+    assert frames_learned(second, "train-7") == 60
+
+    # A worker that lost the lease writes nothing: the shard's snapshot is the new owner's.
+    second.lose()
+    await second.flush()
+    await second.stop()
+    third = DetectorHandler(settings)
+    await third.start(shard)
+    try:
+        assert frames_learned(third, "train-7") == 30
+    finally:
+        await third.flush()
+        await third.stop()
+
+
+async def test_a_shard_without_new_frames_checkpoints_without_a_snapshot() -> None:
+    handler = DetectorHandler(DetectorSettings())
+    handler.emitter = FlakyEmitter()  # type: ignore[assignment]
+    handler.emitter.fail = False  # type: ignore[attr-defined]
+    await handler.process([record(1, b"not json")])  # poison only: the models did not move
+    assert handler.durable_position(("1001", 0)) == ("1001", 0)

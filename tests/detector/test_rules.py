@@ -86,3 +86,38 @@ def test_dropout_of_a_channel_the_train_was_sending(rules: Rules) -> None:
 def test_trains_are_independent(rules: Rules) -> None:
     assert rules.check(frame(0, {"bearing_temp_1": 125.0}, train="a"))
     assert not rules.check(frame(0, {"bearing_temp_1": 40.0}, train="b"))
+
+
+def _bearings(hot: float = 0.0, present: int = 8, invalid: tuple[str, ...] = ()) -> AcceptedFrame:
+    readings = {f"bearing_temp_{i}": 40.0 + 0.5 * i for i in range(1, present + 1)}
+    if present >= 5:
+        readings["bearing_temp_5"] += hot
+    return frame(1, readings, invalid=invalid)
+
+
+@pytest.mark.parametrize(
+    ("hot", "expected"),
+    [(4.0, None), (-12.0, (Severity.WARNING, "low")), (12.0, (Severity.WARNING, "high")),
+     (25.0, (Severity.CRITICAL, "high"))],
+)
+def test_a_bearing_straying_from_its_peers_is_a_limit_anomaly_naming_it(
+    rules: Rules, hot: float, expected: tuple[Severity, str] | None
+) -> None:
+    """Peer spread (catalogue: bearings ±10 warning, ±20 critical from the median of the train's
+    other axle boxes at that instant), well inside the absolute limits."""
+    anomalies = rules.check(_bearings(hot))
+    if expected is None:
+        assert anomalies == []
+        return
+    (anomaly,) = anomalies
+    assert anomaly.alert_key == "peers:bearing_temp_5" and anomaly.category is AnomalyKind.LIMIT
+    assert (anomaly.severity, anomaly.channels[0].direction) == expected
+    assert anomaly.channels[0].channel == "bearing_temp_5" and "peers" in anomaly.message
+
+
+def test_peers_need_three_good_readings(rules: Rules) -> None:
+    assert rules.check(_bearings(hot=0.0, present=2)) == []
+    # An invalid reading is no peer: with two good ones left nothing can be judged.
+    odd = frame(1, {"bearing_temp_1": 40.0, "bearing_temp_2": 41.0, "bearing_temp_3": 240.0},
+                invalid=("bearing_temp_3",))
+    assert [a.alert_key for a in rules.check(odd)] == ["sensor_fault:bearing_temp_3"]

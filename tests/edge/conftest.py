@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import structlog
-from edgehelpers import AgentProcess, TcpProxy, agent_env
+from edgehelpers import AgentProcess, agent_env
+from tunnel import TcpProxy
 
 
 @pytest.fixture(autouse=True)

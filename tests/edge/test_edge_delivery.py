@@ -13,13 +13,13 @@ from collections.abc import Callable
 import pytest
 from edgehelpers import (
     AgentProcess,
-    TcpProxy,
     TrainStream,
     agent_env,
     iot_data_client,
     reported,
     spooled_seqs,
 )
+from tunnel import TcpProxy
 from waiting import wait_until
 
 from railpulse_edge.spool import read_stats

@@ -11,12 +11,12 @@ import msgspec
 import pytest
 from edgehelpers import (
     AgentProcess,
-    TcpProxy,
     TrainStream,
     agent_env,
     iot_data_client,
     reported,
 )
+from tunnel import TcpProxy
 from waiting import wait_until
 
 from railpulse_shared.contracts import AnomalyKind, DesiredAlerts, Severity, ShadowAlert

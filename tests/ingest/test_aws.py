@@ -165,10 +165,11 @@ async def test_a_new_owner_recovers_what_was_forwarded_before_the_failover(moto_
 
 async def test_rejects_listed_by_reason_and_redriven_after_a_fix(moto_url: str) -> None:
     stack = await make_stack(moto_url, ts_max_future_ms=0)
-    future = int(time.time() * 1000) + 60_000  # a train clock a minute ahead: out of bounds
+    received = int(time.time() * 1000)
+    future = received + 60_000  # a train clock a minute ahead of the receipt: out of bounds
     ahead = codec.encode(msgspec.structs.replace(frame("train-8", 1), ts_ms=future))
     records = [
-        record(envelope(ahead, "train-8", received_ms=123), 1),
+        record(envelope(ahead, "train-8", received_ms=received), 1),
         record(envelope(b"{broken", "train-8"), 2),
         record(envelope(codec.encode(frame("train-9", 1)), "train-8"), 3),  # spoofing
     ]
@@ -190,7 +191,7 @@ async def test_rejects_listed_by_reason_and_redriven_after_a_fix(moto_url: str) 
     assert out == {"redriven": 1, "failed": 0, "matched": 1}
     (data,) = await stack.read_stream(stack.settings.stream_raw)
     assert codec.decode_envelope(data) == RuleEnvelope(
-        topic="trains/train-8/telemetry", principal="train-8", received_ms=123, payload=ahead
+        topic="trains/train-8/telemetry", principal="train-8", received_ms=received, payload=ahead
     )
     remaining = {r.reason.value for r, _ in await rejected(stack)}
     assert remaining == {"malformed_json", "identity_mismatch"}

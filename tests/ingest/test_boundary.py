@@ -212,3 +212,53 @@ def test_bad_envelope_keeps_the_record_bytes() -> None:
     (rejected,) = plan.rejected
     assert rejected.rejection.reason is RejectReason.BAD_ENVELOPE
     assert rejected.rejection.raw == b'{"topic": 1}' and rejected.rejection.device is None
+
+
+def test_clock_skew_is_judged_against_the_iot_receipt_time_and_counted() -> None:
+    """A train clock minutes behind or up to `ts_max_future_ms` ahead of the IoT receipt time is
+    kept, with its sensor time, and counted per device; further ahead it is rejected, with the
+    skew in the detail, whenever ingest processes it (here an hour after the receipt)."""
+    received = int(time.time() * 1000) - 3_600_000
+    pipe = pipeline()
+
+    def at(train: str, skew_ms: int, *, backfill: bool = False) -> bytes:
+        body = msgspec.structs.replace(frame(train), ts_ms=received + skew_ms, backfill=backfill)
+        return envelope(codec.encode(body), train, received_ms=received)
+
+    records = [record(at("ahead", 240_000), 1), record(at("behind", -600_000), 2),
+               record(at("true", -40), 3), record(at("late", -900_000, backfill=True), 4),
+               record(at("beyond", 360_000), 5)]
+    plan = pipe.plan(records, received + 3_600_000)
+    accepted = {f.train: f for f in (msgspec.json.decode(o.data, type=AcceptedFrame)
+                                     for o in plan.outgoing)}
+    assert set(accepted) == {"ahead", "behind", "true", "late"}
+    assert accepted["ahead"].ts_ms == received + 240_000  # the train's own time is kept
+    assert pipe.normaliser.skewed == {"ahead": 240_000, "behind": -600_000}
+    assert pipe.normaliser.skewed_frames == 2  # a backfilled frame's age is its outage, not skew
+    (rejected,) = plan.rejected
+    assert rejected.rejection.reason is RejectReason.TIMESTAMP_OUT_OF_BOUNDS
+    assert "+360 s from its receipt" in rejected.rejection.detail
+
+
+def test_clock_skew_becomes_a_metric_and_a_rate_limited_log() -> None:
+    import io
+    import json
+
+    from structlog.testing import capture_logs
+
+    from railpulse_ingest.handler import IngestHandler
+    from railpulse_shared.metrics import Metrics, StreamSink
+
+    out = io.StringIO()
+    metrics = Metrics("railpulse", {"service": "ingest"}, StreamSink(out))
+    handler = IngestHandler(load_settings(IngestSettings, env={}), metrics=metrics)
+    with capture_logs() as logs:
+        handler._report_skew({"t1": 240_000, "t2": -600_000})
+        handler._report_skew({"t1": 241_000})  # the same skew again: counted, not logged again
+        handler._report_skew({"t1": 10_000})  # moved by more than the tolerance: logged
+    metrics.flush()
+    assert [(e["device"], e["skew_ms"]) for e in logs if e["event"] == "clock_skew"] == [
+        ("t1", 240_000), ("t2", -600_000), ("t1", 10_000)]
+    doc = json.loads(out.getvalue())
+    assert doc["ClockSkew"] == [240_000, -600_000, 241_000, 10_000]
+    assert doc["clock_skew_ms"] == {"t1": 10_000}

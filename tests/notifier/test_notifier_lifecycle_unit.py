@@ -7,7 +7,13 @@ import json
 import msgspec
 from ntkit import anomaly
 
-from railpulse_notifier.lifecycle import Rules, acknowledge, apply_anomaly, clear_if_quiet
+from railpulse_notifier.lifecycle import (
+    Rules,
+    acknowledge,
+    apply_anomaly,
+    clear_if_quiet,
+    reading_time_ms,
+)
 from railpulse_notifier.shadow import MAX_SHADOW_BYTES, build_desired
 from railpulse_shared.contracts import AlarmState, Severity
 
@@ -97,3 +103,21 @@ def test_desired_is_most_severe_first_and_bounded_with_a_count() -> None:
     sev = [a["severity"] for a in desired["open"]]
     assert sev == sorted(sev, reverse=True) and sev.count(3) == 29
     assert build_desired([], 6144) == {"open": [], "omitted": 0}
+
+
+def test_a_skewed_train_clock_changes_no_alarm_and_no_latency() -> None:
+    """A train clock minutes ahead or behind: the alarm opens at once and clears after a quiet
+    period of wall time, as for a true clock; latency is measured from the IoT receipt time."""
+    for skew_ms in (4 * 60_000, -10 * 60_000):
+        a = msgspec.structs.replace(anomaly("t1", ts_ms=T0 + skew_ms), received_ms=T0)
+        raised = apply_anomaly(None, a, T0 + 200, RULES)
+        assert raised.record is not None and raised.record.state is AlarmState.RAISED
+        record = _stored(raised)
+        assert clear_if_quiet(record, T0 + 200 + RULES.clear_after_ms - 1, RULES).record is None
+        cleared = clear_if_quiet(record, T0 + 200 + RULES.clear_after_ms, RULES).record
+        assert cleared is not None and cleared.state is AlarmState.CLEARED
+        assert reading_time_ms(a, 30_000) == T0
+    live = msgspec.structs.replace(anomaly("t1", ts_ms=T0 - 40), received_ms=T0)
+    assert reading_time_ms(live, 30_000) == T0 - 40  # a true clock: from the sensor time
+    unknown = anomaly("t1", ts_ms=T0 - 3_600_000)  # no receipt time known
+    assert reading_time_ms(unknown, 30_000) == T0 - 3_600_000

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from stackhelpers import aws_client
+from waiting import written_lines
 
 from railpulse_shared.multilang import KclApplication, start_daemon
 
@@ -75,7 +76,7 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
         )
 
         def seen() -> set[str]:
-            lines = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
+            lines = [json.loads(x) for x in written_lines(out)]
             return {base64.b64decode(x["data"]).decode() for x in lines}
 
         assert _wait(lambda: set(markers) <= seen(), timeout=60), (

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from waiting import free_port
 
@@ -84,8 +85,9 @@ def test_taken_port_gives_a_clear_message(tmp_path: Path) -> None:
 def test_cli_up_detaches_and_down_stops_a_half_running_stack(
     stack: dict[str, str], tmp_path: Path
 ) -> None:
-    """A second stack on other ports: `up` exits leaving its processes running; `down` stops
-    them even after one died on its own."""
+    """A second stack on other ports: `up` exits leaving its processes running; a moto that died
+    (its lake and streams gone) comes back with an empty warehouse, whose ledger named the old
+    lake's objects; `down` stops everything even after one process died on its own."""
     env = {
         **os.environ,
         "RAILPULSE_STACK_DIR": str(tmp_path / "stack"),
@@ -105,6 +107,20 @@ def test_cli_up_detaches_and_down_stops_a_half_running_stack(
         assert "stack ready in" in up.stdout
         assert all(s.running for s in devstack.status(config)), "processes must outlive `up`"
         assert set(stack_env(config)["RAILPULSE_FLEET"].split(",")) == {"train-001", "train-002"}
+
+        dsn = stack_env(config)["RAILPULSE_PG_DSN"]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE archive_ledger (object_key text)")
+        pids = {s.name: s.pid for s in devstack.status(config)}
+        assert pids["moto"] is not None
+        os.kill(pids["moto"], 9)
+        again = subprocess.run(
+            [*cli, "up"], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+        assert again.returncode == 0, again.stderr
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('archive_ledger')").fetchone() == (None,)
+        assert {s.name: s.pid for s in devstack.status(config)}["postgres"] == pids["postgres"]
 
         iot = next(s for s in devstack.status(config) if s.name == "iot")
         assert iot.pid is not None

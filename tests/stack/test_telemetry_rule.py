@@ -113,3 +113,47 @@ def test_device_added_later_is_registered_and_publishes(stack, raw_stream: Strea
         assert found is not None and decode(found[1]["Data"]).principal == "train-late-001"
     finally:
         late.connection.disconnect().result(10)
+
+
+def test_a_broker_crash_loses_no_telemetry(stack, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
+    """mosquitto dies (SIGKILL) and `stack up` starts it again. A train that is back and
+    publishing before the IoT stand-in has reconnected still reaches telemetry-raw: as with IoT
+    Core's rules engine, a message the broker acknowledged is never left without its rule. The
+    stand-in is frozen (SIGSTOP) across the restart, so it cannot win the race by luck."""
+    import os
+    import signal
+    import threading
+
+    from stackhelpers import Device, Inbox, connect
+    from waiting import wait_until
+
+    from railpulse_devstack import stack as devstack
+    from railpulse_devstack.config import load_config
+    from railpulse_devstack.procs import alive
+
+    config = load_config()
+    pids = {c.name: c.pid for c in devstack.status(config)}
+    broker, iot = pids["broker"], pids["iot"]
+    assert broker is not None and iot is not None
+    os.kill(iot, signal.SIGSTOP)
+    restart = threading.Thread(target=devstack.up, args=(config,), daemon=True)
+    try:
+        os.kill(broker, signal.SIGKILL)
+        wait_until(lambda: not alive(broker), 10, "mosquitto to die")
+        restart.start()  # waits for the stand-in, which is frozen until after the publish
+
+        def connected() -> Device | None:
+            try:
+                return Device("train-005", connect(stack, "train-005"), Inbox())
+            except Exception:
+                return None
+
+        train = wait_until(connected, 30, "the train to reconnect", interval=0.05)
+        marker = uuid.uuid4().hex
+        train.publish("trains/train-005/telemetry", _frame("train-005", marker))  # PUBACKed
+        train.connection.disconnect().result(10)
+    finally:
+        os.kill(iot, signal.SIGCONT)
+    restart.join(60)
+    assert not restart.is_alive(), "stack up did not finish"
+    assert raw_stream.wait_for(_has_marker(marker), timeout=20) is not None

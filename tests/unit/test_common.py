@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -30,6 +31,16 @@ def test_settings_from_environment() -> None:
     settings = load_settings(Settings, env)
     assert (settings.table, settings.shard_count, settings.aws_endpoint_url) == ("t", 4, "http://x")
     assert settings.stream_raw == "telemetry-raw"
+
+
+def test_service_specific_endpoints_win_for_their_service_only() -> None:
+    env = {"RAILPULSE_TABLE": "t", "AWS_ENDPOINT_URL": "http://moto",
+           "AWS_ENDPOINT_URL_S3": "http://s3-proxy", "RAILPULSE_IOT_DATA_ENDPOINT": "http://iot"}
+    settings = load_settings(Settings, env)
+    assert settings.endpoint_for("s3") == "http://s3-proxy"
+    assert settings.endpoint_for("iot-data") == "http://iot"
+    assert settings.endpoint_for("kinesis") == settings.endpoint_for("glue") == "http://moto"
+    assert load_settings(Settings, {"RAILPULSE_TABLE": "t"}).endpoint_for("s3") is None
 
 
 def test_config_errors_name_the_variable() -> None:
@@ -230,3 +241,15 @@ def test_metrics_sinks_by_url(tmp_path: Any) -> None:
     assert isinstance(sink_from_url("udp://127.0.0.1:25888"), AgentSink)
     with pytest.raises(ConfigError, match="RAILPULSE_METRICS_SINK"):
         sink_from_url("carrier-pigeon")
+
+
+def test_catalogue_peer_groups_and_a_bad_spread(tmp_path: Path) -> None:
+    catalogue = load_catalogue()
+    spread, channels = catalogue.peer_groups["bearing_temp"]
+    assert spread == (10.0, 20.0) and [c.name for c in channels] == [f"bearing_temp_{i}" for i in range(1, 9)]
+    assert "speed" not in {c.name for _, group in catalogue.peer_groups.values() for c in group}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[templates.t]\ncount = 2\nunit = "x"\nphysical = [0.0, 9.0]\noperating = [0.0, 9.0]\n'
+                   'critical = [0.0, 9.0]\npeer_spread = [5.0, 2.0]\n')
+    with pytest.raises(ConfigError, match="peer_spread"):
+        load_catalogue(str(bad))

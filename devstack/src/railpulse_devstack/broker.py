@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -31,7 +32,7 @@ from railpulse_devstack.config import PRIVILEGED_IDENTITY, StackConfig
 from railpulse_devstack.errors import StackError
 from railpulse_devstack.pki import Pki
 
-__all__ = ["SHARED_TOPICS", "build_plugin", "mosquitto_argv", "write_config"]
+__all__ = ["SHARED_TOPICS", "build_plugin", "mosquitto_argv", "persist", "write_config"]
 
 SHARED_TOPICS = ("iot/sensors",)
 
@@ -132,3 +133,10 @@ def write_config(config: StackConfig, pki: Pki, plugin: Path) -> Path:
 
 def mosquitto_argv(conf: Path) -> list[str]:
     return [mosquitto_binary(), "-c", str(conf)]
+
+
+def persist(pid: int | None) -> None:
+    """Ask the running broker to write its in-memory state (sessions, subscriptions, queues) to
+    its persistence file now (SIGUSR1), rather than only at its next clean exit."""
+    if pid is not None:
+        os.kill(pid, signal.SIGUSR1)

@@ -14,6 +14,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from railpulse_devstack import _moto_kinesis
+
 __all__ = ["main"]
 
 
@@ -56,19 +58,32 @@ def _never_empty(app: Any) -> Any:
     return wrapped
 
 
+S3_MAX_PUT_BYTES = 5 * 1024**3
+"""S3's limit for one PutObject (5 GiB)."""
+
+
+def server_config(host: str, port: int) -> Config:
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = "-"
+    config.keep_alive_timeout = 75
+    config.h2_max_concurrent_streams = 200
+    # hypercorn answers 400 to a WSGI request body over 16 MiB: a detector's model snapshot (about
+    # 1 MB a train) grows past that. Take what S3 takes.
+    config.wsgi_max_body_size = S3_MAX_PUT_BYTES
+    return config
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     args = parser.parse_args(argv)
 
-    config = Config()
-    config.bind = [f"{args.host}:{args.port}"]
-    config.accesslog = None
-    config.errorlog = "-"
-    config.keep_alive_timeout = 75
-    config.h2_max_concurrent_streams = 200
+    config = server_config(args.host, args.port)
     _fast_clock()
+    _moto_kinesis.install()  # concurrent puts and resharding as in Kinesis
     app = _never_empty(DomainDispatcherApplication(create_backend_app))
 
     async def run() -> None:

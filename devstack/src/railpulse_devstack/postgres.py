@@ -21,7 +21,7 @@ import structlog
 from railpulse_devstack.config import StackConfig
 from railpulse_devstack.errors import ProcessStartError, StackError
 
-__all__ = ["DATABASE", "USER", "dsn", "pid", "start", "stop"]
+__all__ = ["DATABASE", "USER", "dsn", "pid", "recreate_database", "start", "stop"]
 
 logger = structlog.get_logger()
 
@@ -179,7 +179,7 @@ def start(config: StackConfig) -> None:
             raise ProcessStartError(
                 f"PostgreSQL did not start ({out.stdout.strip()} {out.stderr.strip()}); see {log}"
             )
-    psql = [_bin("psql"), "-h", config.host, "-p", str(config.pg_port), "-U", USER]
+    psql = _psql(config)
     exists = _run(
         [*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"]
     )
@@ -189,6 +189,19 @@ def start(config: StackConfig) -> None:
         created = _run([*psql, "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE}"])
         if created.returncode != 0 and "already exists" not in created.stderr:
             raise ProcessStartError(f"CREATE DATABASE failed: {created.stderr.strip()}")
+
+
+def _psql(config: StackConfig) -> list[str]:
+    return [_bin("psql"), "-h", config.host, "-p", str(config.pg_port), "-U", USER]
+
+
+def recreate_database(config: StackConfig) -> None:
+    """Drop the database (ending its sessions) and create it empty."""
+    for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
+        out = _run([*_psql(config), "-d", "postgres", "-c", sql])
+        if out.returncode != 0:
+            raise ProcessStartError(f"{sql} failed: {out.stderr.strip()}")
+    logger.info("postgres.database_recreated", database=DATABASE)
 
 
 def stop(config: StackConfig) -> bool:

@@ -290,12 +290,20 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
             result.started.append("iot")
         if pg_future is not None:
             pg_future.result()
+        if not running["moto"]:
+            # moto keeps its state in memory: the lake, the streams and their sequence numbers
+            # start over, so the warehouse loaded from the old lake must too (its ledger names
+            # lake objects by key, and a new lake reuses the keys).
+            postgres.recreate_database(config)
     _wait(
         "the IoT stand-in",
         _iot_ready(env["RAILPULSE_IOT_DATA_ENDPOINT"]),
         deadline,
         config.logs_dir / "iot.log",
     )
+    # The stand-in is subscribed: have the broker write its persistence file now, so that after a
+    # crash it restores the stand-in's session and queues telemetry for it until it is back.
+    broker.persist(_pidfile(config, "broker").running_pid())
     result.env = env
 
 

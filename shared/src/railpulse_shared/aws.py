@@ -35,9 +35,7 @@ class AwsClients:
         )
 
     def endpoint_for(self, service: str) -> str | None:
-        if service == "iot-data" and self.settings.iot_data_endpoint:
-            return self.settings.iot_data_endpoint
-        return self.settings.aws_endpoint_url
+        return self.settings.endpoint_for(service)
 
     def create(self, service: str, **kwargs: Any) -> AbstractAsyncContextManager[Any]:
         options: dict[str, Any] = {

@@ -47,6 +47,11 @@ class Channel(msgspec.Struct, frozen=True, kw_only=True):
     """Other names for this channel → (scale, offset) into the canonical unit."""
     may_hold: bool = False
     """A constant value is normal here (a closed door, released brakes): never 'stuck'."""
+    peers: str | None = None
+    """The template this channel was numbered from (`bearing_temp` for `bearing_temp_5`)."""
+    peer_spread: Range | None = None
+    """How far (warning, critical) a reading may stray from its peers' median at one instant:
+    a degrading bearing runs hotter than the other axle boxes long before an absolute limit."""
 
     def band(self, value: float) -> Band:
         for band, (low, high) in (
@@ -79,6 +84,12 @@ class Catalogue:
     def __init__(self, channels: list[Channel], version: int = 1) -> None:
         self.version = version
         self.channels: dict[str, Channel] = {c.name: c for c in channels}
+        self.peer_groups: dict[str, tuple[Range, list[Channel]]] = {}
+        """Templates with a `peer_spread` → (that spread, their channels in number order)."""
+        for channel in channels:
+            if channel.peers is not None and channel.peer_spread is not None:
+                group = self.peer_groups.setdefault(channel.peers, (channel.peer_spread, []))
+                group[1].append(channel)
         self._aliases: dict[str, tuple[Channel, float, float]] = {}
         for channel in channels:
             self._aliases[channel.name] = (channel, 1.0, 0.0)
@@ -126,7 +137,7 @@ def _expand(raw: dict[str, Any]) -> list[Channel]:
     for stem, spec in raw.get("templates", {}).items():
         spec = dict(spec)
         count = spec.pop("count")
-        entries.extend({**spec, "name": f"{stem}_{i}"} for i in range(1, count + 1))
+        entries.extend({**spec, "name": f"{stem}_{i}", "peers": stem} for i in range(1, count + 1))
     entries.extend({**spec, "name": name} for name, spec in raw.get("channels", {}).items())
     channels = msgspec.convert(entries, list[Channel])
     for c in channels:
@@ -137,6 +148,11 @@ def _expand(raw: dict[str, Any]) -> list[Channel]:
                     "RAILPULSE_CATALOGUE",
                     f"channel {c.name}: ranges must nest physical ⊇ critical ⊇ operating",
                 )
+        if c.peer_spread is not None and not 0 < c.peer_spread[0] <= c.peer_spread[1]:
+            raise ConfigError(
+                "RAILPULSE_CATALOGUE",
+                f"channel {c.name}: peer_spread must be 0 < warning <= critical",
+            )
     return channels
 
 

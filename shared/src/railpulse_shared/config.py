@@ -29,6 +29,9 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     """A local endpoint (the moto stack); unset in AWS."""
+    aws_endpoint_url_s3: str | None = None
+    """S3's own endpoint (botocore's `AWS_ENDPOINT_URL_S3`): wins over `aws_endpoint_url` for S3,
+    e.g. an S3-compatible store, or the fault-injecting proxy of the fault tests."""
     log_level: str = "info"
     metrics_namespace: str = "railpulse"
     metrics_sink: str = "stdout"
@@ -46,6 +49,18 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     iot_data_endpoint: str | None = None
     catalogue: str | None = None
     """Path of a channel catalogue replacing the built-in one."""
+    clock_skew_tolerance_ms: int = 30_000
+    """How far a live reading's sensor time may be from its IoT receipt time before its device's
+    clock counts as skewed: ingest then counts and logs it, the notifier measures latency from
+    the receipt time instead."""
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint of one AWS service (None: botocore's regional default)."""
+        if service == "iot-data" and self.iot_data_endpoint:
+            return self.iot_data_endpoint
+        if service == "s3" and self.aws_endpoint_url_s3:
+            return self.aws_endpoint_url_s3
+        return self.aws_endpoint_url
 
 
 def env_name(field: str) -> str:

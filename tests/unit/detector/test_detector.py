@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,18 @@ def test_snapshot_rejects_other_bytes() -> None:
         loads(b"not a snapshot at all")
     with pytest.raises(SnapshotError):
         loads(data[:8] + b"\x09\x00" + data[10:])
+
+
+def test_a_version_1_snapshot_resumes_as_its_writer_would() -> None:
+    # Written by the version 1 detector, with the scores that detector gave next.
+    golden = Path(__file__).parent / "golden"
+    det = loads((golden / "snapshot_v1.bin").read_bytes())
+    with np.load(golden / "snapshot_v1_next.npz") as expected:
+        out = det.process([0, 1], expected["tail"])
+        np.testing.assert_array_equal(out.score, expected["score"])
+        np.testing.assert_array_equal(out.high, expected["high"])
+        np.testing.assert_array_equal(out.low, expected["low"])
+        np.testing.assert_array_equal(out.phase, expected["phase"])
 
 
 def test_default_model_fits_in_a_megabyte() -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from railpulse_detector import _walk
 from railpulse_detector.forest import ForestConfig, RandomCutForest
 
 SMALL = ForestConfig(dimensions=3, num_trees=12, sample_size=64)
@@ -18,42 +19,44 @@ def gaussian(n: int, d: int, seed: int = 0) -> npt.NDArray[np.float32]:
 def check_trees(f: RandomCutForest) -> None:
     """Every tree is a valid random cut tree over exactly its sampler's points."""
     s, d = f.config.sample_size, f.config.dimensions
-    stride = 2 * s + 1
+    ni, nm = s + 1, 2 * s + 2
     for g in range(f.root.size):
+        # The sentinel: cuts nothing away, leads to itself, scores nothing.
+        assert f.child[g * ni + s].tolist() == [s, s]
+        assert f.cut_val[g * ni + s] == np.inf
+        assert np.all(f.box[g * ni + s, :d] == -np.inf) and np.all(f.box[g * ni + s, d:] == np.inf)
         root = int(f.root[g])
         slots = int(f.n_slots[g])
         if slots == 0:
             assert root == -1
             continue
-        mass = f.mass[g * stride : (g + 1) * stride]
+        mass = f.mass[g * nm : (g + 1) * nm]
         seen_leaves: dict[int, int] = {}
 
-        def visit(
-            node: int, parent: int, lo: np.ndarray, hi: np.ndarray
-        ) -> tuple[np.ndarray, np.ndarray, int]:
-            assert int(f.parent[g * stride + node]) == parent  # noqa: B023
-            if node >= s:
-                p = f.pt[g * (s + 1) + node - s]  # noqa: B023
+        def visit(node: int, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+            if node > s:
+                p = f.pt[g * ni + node - ni]  # noqa: B023
                 assert np.all(p >= lo) and np.all(p <= hi)
                 seen_leaves[node] = int(mass[node])  # noqa: B023
                 return p, p, int(mass[node])  # noqa: B023
-            flat = g * s + node  # noqa: B023
+            assert node < s
+            flat = g * ni + node  # noqa: B023
             dim, val = int(f.cut_dim[flat]), float(f.cut_val[flat])
             left, right = int(f.child[flat, 0]), int(f.child[flat, 1])
             hl = hi.copy()
             hl[dim] = min(hl[dim], val)
             lr = lo.copy()
             lr[dim] = max(lr[dim], np.nextafter(np.float32(val), np.float32(np.inf)))
-            l_lo, l_hi, l_m = visit(left, node, lo, hl)
-            r_lo, r_hi, r_m = visit(right, node, lr, hi)
+            l_lo, l_hi, l_m = visit(left, lo, hl)
+            r_lo, r_hi, r_m = visit(right, lr, hi)
             box_lo, box_hi = np.minimum(l_lo, r_lo), np.maximum(l_hi, r_hi)
-            np.testing.assert_array_equal(f.lo[flat], box_lo)
-            np.testing.assert_array_equal(f.hi[flat], box_hi)
+            np.testing.assert_array_equal(f.box[flat, :d], box_lo)
+            np.testing.assert_array_equal(f.box[flat, d:], box_hi)
             assert int(mass[node]) == l_m + r_m  # noqa: B023
             return box_lo, box_hi, l_m + r_m
 
         inf = np.full(d, np.inf, np.float32)
-        visit(root, -1, -inf, inf)
+        visit(root, -inf, inf)
         assert sum(seen_leaves.values()) == slots
         refs = f.slot_leaf[g, :slots].tolist()
         assert {leaf: refs.count(leaf) for leaf in set(refs)} == seen_leaves
@@ -61,6 +64,7 @@ def check_trees(f: RandomCutForest) -> None:
         assert int(f.n_int_free[g]) == s - (len(seen_leaves) - 1)
 
 
+@pytest.mark.usefixtures("regime")
 def test_trees_stay_valid_through_inserts_deletes_and_duplicates() -> None:
     x = gaussian(400, 3)
     x[200:240] = x[100]  # duplicates of a sampled point
@@ -88,6 +92,15 @@ def test_scores_are_deterministic_under_a_seed() -> None:
     assert not np.array_equal(a, c)
 
 
+@pytest.fixture(params=["few rows", "many rows"])
+def regime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both walk regimes (per-call cost vs per-element cost) must give the same numbers."""
+    if request.param == "many rows":
+        monkeypatch.setattr(_walk, "_MANY", 1)
+        monkeypatch.setattr(_walk, "_CHUNK", 97)
+
+
+@pytest.mark.usefixtures("regime")
 def test_a_block_equals_point_by_point() -> None:
     x = gaussian(260, 3)
     x[150:170] = x[120]
@@ -102,8 +115,8 @@ def test_a_block_equals_point_by_point() -> None:
         np.testing.assert_array_equal(getattr(one, field), getattr(blk, field))
 
 
+@pytest.mark.usefixtures("regime")
 def test_fleet_equals_each_series_alone() -> None:
-    # 24 series x 12 trees: enough evictions per round for the separate deletion walk.
     seeds = list(range(11, 35))
     x = np.stack([gaussian(120, 3, seed=i) for i in range(24)])
     lengths = np.full(24, 120)
@@ -133,3 +146,18 @@ def test_a_series_only_advances_when_given_points() -> None:
     assert f.steps.tolist() == [0, 10]
     with pytest.raises(ValueError):
         RandomCutForest(ForestConfig(dimensions=1, sample_size=20000), [1])
+
+
+def test_both_walk_regimes_give_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.stack([gaussian(200, 3, seed=i) for i in range(6)])
+    x[:, 120:140] = x[:, 100:101]  # duplicates
+    few = RandomCutForest(SMALL, range(6))
+    few_out = few.update(np.arange(6), x)
+    monkeypatch.setattr(_walk, "_MANY", 1)
+    monkeypatch.setattr(_walk, "_CHUNK", 53)
+    many = RandomCutForest(SMALL, range(6))
+    many_out = many.update(np.arange(6), x)
+    np.testing.assert_array_equal(few_out.score, many_out.score)
+    np.testing.assert_array_equal(few_out.attribution, many_out.attribution)
+    for field in RandomCutForest.STATE_FIELDS:
+        np.testing.assert_array_equal(getattr(few, field), getattr(many, field))

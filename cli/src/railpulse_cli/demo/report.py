@@ -3,8 +3,8 @@
 Frames generated come from the trains' own spools (their sequence counters), frames collected from
 ingest's metrics, frames archived from the Parquet lake itself (DuckDB over S3); detection is
 scored against the fleet simulator's ground truth; latency comes from the notifier's
-`NotificationLatency` (sensor time to shadow update) and, per hop, from the timestamps each
-anomaly carries (sensor → broker → ingest → detector).
+`NotificationLatency` (sensor time to shadow update; from the IoT receipt when a train clock is
+skewed) and, per hop, from the timestamps each anomaly carries (sensor → broker → ingest → detector).
 """
 
 from __future__ import annotations

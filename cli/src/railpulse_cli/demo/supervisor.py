@@ -27,6 +27,8 @@ class Process:
     env: Mapping[str, str]
     log: Path
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    signalled: bool = False
+    """Stopped on purpose (`Supervisor.stop`): its exit is no failure."""
 
     @property
     def alive(self) -> bool:
@@ -61,11 +63,12 @@ class Supervisor:
         return process
 
     def failed(self) -> list[Process]:
-        """Processes that exited on their own."""
-        return [p for p in self.processes if p.returncode not in (None, 0)]
+        """Processes that exited on their own (not stopped by `stop`) with an error."""
+        return [p for p in self.processes if not p.signalled and p.returncode not in (None, 0)]
 
     def stop(self, process: Process, sig: signal.Signals = signal.SIGTERM) -> None:
         if process.alive and process.popen is not None:
+            process.signalled = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.popen.pid, sig)
 

@@ -5,6 +5,13 @@ Shadow request topics (classic and named):
     $aws/things/<thing>/shadow/name/<shadow>/{get,update,delete}
 Responses go to `<request topic>/accepted` or `/rejected`; updates also produce
 `update/documents` and `update/delta`, whichever API (MQTT or HTTP) made them.
+
+In IoT Core the rules engine is part of the broker: a message a device got PUBACK for is never
+left without its rule. Here the stand-in is a separate client, so its session is persistent
+(`clean_start=False`, a week's expiry): while it is away (its own restart, or the broker's) the
+broker keeps its subscriptions and queues what devices publish, and delivers it on reconnect.
+After a broker crash that holds only if the session was in the broker's persistence file: `stack
+up` has the broker write it once the stand-in is subscribed (see `railpulse_devstack.stack`).
 """
 
 from __future__ import annotations
@@ -19,14 +26,19 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from railpulse_devstack.iot.rules import SUBSCRIPTIONS, KinesisRule
 from railpulse_devstack.iot.shadow import ShadowError, ShadowStore
 
-__all__ = ["IotMqtt", "MqttSettings", "parse_shadow_topic", "shadow_prefix"]
+__all__ = ["SESSION_EXPIRY_S", "IotMqtt", "MqttSettings", "parse_shadow_topic", "shadow_prefix"]
 
 logger = structlog.get_logger()
+
+SESSION_EXPIRY_S = 7 * 86_400
+"""How long the broker keeps the stand-in's subscriptions and queue while it is away."""
 
 SHADOW_SUBSCRIPTIONS = tuple(
     f"$aws/things/+/shadow/{op}" for op in ("get", "update", "delete")
@@ -83,8 +95,14 @@ class IotMqtt:
         store.subscribe(self._on_shadow_event)
 
     def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
         self._client.connect_async(
-            self._settings.host, self._settings.port, keepalive=30, clean_start=True
+            self._settings.host,
+            self._settings.port,
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
         )
         self._client.loop_start()
 

@@ -49,7 +49,7 @@ def open_source(
     if warehouse:
         return WarehouseSource(connect_warehouse(settings.warehouse_url, settings.warehouse_schema))
     con = connect_lake(
-        lake_root(settings, lake), endpoint=settings.aws_endpoint_url, region=settings.aws_region
+        lake_root(settings, lake), endpoint=settings.endpoint_for("s3"), region=settings.aws_region
     )
     return LakeSource(con, with_views=views)
 
@@ -116,7 +116,7 @@ def fleet_report(
 def load_warehouse(settings: ArchiverSettings, *, lake: str | None = None) -> tuple[int, int, int]:
     """Load every lake object not in the ledger; return (objects loaded, skipped, rows)."""
     root = lake_root(settings, lake)
-    duck = connect_lake(root, endpoint=settings.aws_endpoint_url, region=settings.aws_region)
+    duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
     conn = connect_warehouse(settings.warehouse_url, settings.warehouse_schema)
     dialect = (
         RedshiftDialect(settings.bucket_lake, settings.redshift_iam_role)

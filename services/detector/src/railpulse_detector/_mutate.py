@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from railpulse_detector._arrays import F32, NIL, FloatArray, IntArray, i64, take_rows
+from railpulse_detector._arrays import F32, NIL, FloatArray, IntArray
 from railpulse_detector._rng import STREAM_CUT, STREAM_SEPARATE, uniform
 
 if TYPE_CHECKING:
@@ -24,12 +24,12 @@ __all__ = ["delete", "insert"]
 
 def pop_internal(f: RandomCutForest, g: IntArray) -> IntArray:
     f.n_int_free[g] -= 1
-    return i64(f.int_free[g, f.n_int_free[g]])
+    return f.int_free[g, f.n_int_free[g]].astype(np.int64)
 
 
 def pop_leaf(f: RandomCutForest, g: IntArray) -> IntArray:
     f.n_leaf_free[g] -= 1
-    return i64(f.leaf_free[g, f.n_leaf_free[g]])
+    return f.leaf_free[g, f.n_leaf_free[g]].astype(np.int64)
 
 
 def insert(
@@ -50,10 +50,10 @@ def insert(
     """
     s, d = f.config.sample_size, f.config.dimensions
     k, width = path.shape
-    stride = 2 * s + 1
+    ni, nm = s + 1, 2 * s + 2
     levels = np.arange(width, dtype=np.uint64)
     u = uniform(seed[:, None], step[:, None], local[:, None], STREAM_SEPARATE, levels)
-    sep = (u < p) & (path >= 0)
+    sep = u < p  # p is 0 past the leaf
     has_sep = sep.any(axis=1)
     first = np.argmax(sep, axis=1)
     leaf_out = np.full(k, NIL, np.int64)
@@ -64,67 +64,66 @@ def insert(
     if empty.size:
         ge = g[empty]
         leaf = pop_leaf(f, ge)
-        f.pt[ge * (s + 1) + leaf - s] = take_rows(q, empty)
-        f.mass[ge * stride + leaf] = 1
-        f.parent[ge * stride + leaf] = NIL
+        f.pt[ge * ni + leaf - ni] = q.take(empty, axis=0)
+        f.mass[ge * nm + leaf] = 1
         f.root[ge] = leaf
         leaf_out[empty] = leaf
 
     dup = np.flatnonzero((depth >= 0) & ~has_sep)
     if dup.size:
-        rows, cols = np.nonzero(path[dup] >= 0)
-        f.mass[g[dup][rows] * stride + path[dup][rows, cols]] += 1
-        leaf_out[dup] = path[dup, depth[dup]]
+        pd = path[dup]
+        rows, cols = np.nonzero(pd != s)
+        f.mass[g[dup][rows] * nm + pd[rows, cols]] += 1
+        leaf_out[dup] = pd[np.arange(dup.size), depth[dup]]
 
     cut = np.flatnonzero((depth >= 0) & has_sep)
     if cut.size:
-        gc, qc, lvl = g[cut], take_rows(q, cut), first[cut]
-        nk = path[cut, lvl]
-        lo, hi = f.boxes(gc, nk)
+        gc, qc, lvl = g[cut], q.take(cut, axis=0), first[cut]
+        pc = path[cut]
+        rows = np.arange(cut.size)
+        nk = pc[rows, lvl]
+        box = f.boxes(gc, nk)
+        lo, hi = box[:, :d], box[:, d:]
         ext = np.concatenate([np.maximum(qc - hi, 0), np.maximum(lo - qc, 0)], axis=1)
         cum = np.cumsum(ext.astype(np.float64), axis=1)
         r = uniform(seed[cut], step[cut], local[cut], STREAM_CUT) * cum[:, -1]
         comp = np.minimum(np.argmax(cum > r[:, None], axis=1), 2 * d - 1)
-        offset = r - np.where(comp > 0, cum[np.arange(cut.size), comp - 1], 0.0)
+        offset = r - np.where(comp > 0, cum[rows, comp - 1], 0.0)
         dim = comp % d
-        rows = np.arange(cut.size)
-        qd = np.take(qc.reshape(-1), rows * d + dim)
+        qd = qc[rows, dim]
         high_side = comp < d
         # Cut strictly between the box and q: box on the left (<=) when q is above it.
-        edge = np.where(high_side, np.take(hi.reshape(-1), rows * d + dim), qd)
-        limit = np.where(high_side, qd, np.take(lo.reshape(-1), rows * d + dim))
+        edge = np.where(high_side, hi[rows, dim], qd)
+        limit = np.where(high_side, qd, lo[rows, dim])
         val = (edge + offset).astype(np.float32)
         val = np.clip(val, edge, np.nextafter(limit, np.float32(-np.inf)))
         m = pop_internal(f, gc)
         leaf = pop_leaf(f, gc)
-        fm = gc * s + m
-        f.pt[gc * (s + 1) + leaf - s] = qc
-        f.mass[gc * stride + leaf] = 1
-        f.parent[gc * stride + leaf] = m
+        fm = gc * ni + m
+        f.pt[gc * ni + leaf - ni] = qc
+        f.mass[gc * nm + leaf] = 1
         f.cut_dim[fm] = dim
         f.cut_val[fm] = val
         f.child[fm, 0] = np.where(high_side, nk, leaf)
         f.child[fm, 1] = np.where(high_side, leaf, nk)
-        f.lo[fm] = np.minimum(lo, qc)
-        f.hi[fm] = np.maximum(hi, qc)
-        f.mass[gc * stride + m] = f.mass[gc * stride + nk] + 1
-        par = i64(f.parent[gc * stride + nk])
-        f.parent[gc * stride + m] = par
-        f.parent[gc * stride + nk] = m
-        at_root = par < 0
+        f.box[fm] = np.concatenate([np.minimum(lo, qc), np.maximum(hi, qc)], axis=1)
+        f.mass[gc * nm + m] = f.mass[gc * nm + nk] + 1
+        at_root = lvl == 0
         f.root[gc[at_root]] = m[at_root]
         pi = np.flatnonzero(~at_root)
-        fp = gc[pi] * s + par[pi]
+        fp = gc[pi] * ni + pc[pi, lvl[pi] - 1]
         side = (f.child[fp, 1] == nk[pi]).astype(np.intp)
         f.child[fp, side] = m[pi]
         # Ancestors above the new node: grow boxes to q, add one to masses.
-        pc = path[cut]
-        rows, cols = np.nonzero((np.arange(width)[None, :] < lvl[:, None]) & (pc >= 0))
-        fa = gc[rows] * s + pc[rows, cols]
-        qa = take_rows(qc, rows)
-        f.lo[fa] = np.minimum(take_rows(f.lo, fa), qa)
-        f.hi[fa] = np.maximum(take_rows(f.hi, fa), qa)
-        f.mass[gc[rows] * stride + pc[rows, cols]] += 1
+        rows, cols = np.nonzero(np.arange(width)[None, :] < lvl[:, None])
+        node = pc[rows, cols]
+        fa = gc[rows] * ni + node
+        qa = qc.take(rows, axis=0)
+        grown = f.box.take(fa, axis=0)
+        np.minimum(grown[:, :d], qa, out=grown[:, :d])
+        np.maximum(grown[:, d:], qa, out=grown[:, d:])
+        f.box[fa] = grown
+        f.mass[gc[rows] * nm + node] += 1
         leaf_out[cut] = leaf
         kstar[cut] = lvl
         m_out[cut] = m
@@ -146,30 +145,30 @@ def delete(
     ``path`` was traced before the insertion; where the new node ``m_new`` was
     put on that path (same node at level ``kstar`` on both paths) it is spliced in.
     """
-    s = f.config.sample_size
-    stride = 2 * s + 1
+    s, d = f.config.sample_size, f.config.dimensions
+    ni, nm = s + 1, 2 * s + 2
     k = g.size
     width = max(path.shape[1], q_path.shape[1]) + 1
-    pe = np.full((k, width), NIL, np.int64)
+    pe = np.full((k, width), s, np.int64)
     pe[:, : path.shape[1]] = path
-    qp = np.full((k, width), NIL, np.int64)
+    qp = np.full((k, width), s, np.int64)
     qp[:, : q_path.shape[1]] = q_path
     rows = np.arange(k)
     ks = np.maximum(kstar, 0)
-    shifted = (kstar >= 0) & (pe[rows, ks] == qp[rows, ks]) & (pe[rows, ks] >= 0)
+    shifted = (kstar >= 0) & (pe[rows, ks] == qp[rows, ks])
     if shifted.any():
         si = np.flatnonzero(shifted)
         cols = np.arange(width)[None, :]
         ksi = ks[si][:, None]
-        prev = np.concatenate([np.full((si.size, 1), NIL), pe[si, :-1]], axis=1)
+        prev = np.concatenate([np.full((si.size, 1), s), pe[si, :-1]], axis=1)
         pe[si] = np.where(cols < ksi, pe[si], np.where(cols == ksi, m_new[si][:, None], prev))
         depth = depth + shifted
 
-    heavy = f.mass[g * stride + leaf] > 1
+    heavy = f.mass[g * nm + leaf] > 1
     hv = np.flatnonzero(heavy)
     if hv.size:
-        r, c = np.nonzero(pe[hv] >= 0)
-        f.mass[g[hv][r] * stride + pe[hv][r, c]] -= 1
+        r, c = np.nonzero(pe[hv] != s)
+        f.mass[g[hv][r] * nm + pe[hv][r, c]] -= 1
 
     one = np.flatnonzero(~heavy)
     if not one.size:
@@ -177,35 +176,30 @@ def delete(
     g1, e, pe1, le = g[one], leaf[one], pe[one], depth[one]
     r1 = np.arange(one.size)
     mnode = pe1[r1, le - 1]
-    fm = g1 * s + mnode
+    fm = g1 * ni + mnode
     sib = np.where(f.child[fm, 0] == e, f.child[fm, 1], f.child[fm, 0]).astype(np.int64)
 
     # Siblings hanging off the path, levels 1..le, read before the splice.
-    r, c = np.nonzero((pe1 >= 0) & (np.arange(width)[None, :] >= 1))
-    parent_nodes = pe1[r, c - 1]
-    fpn = g1[r] * s + parent_nodes
+    r, c = np.nonzero((pe1 != s) & (np.arange(width)[None, :] >= 1))
+    fpn = g1[r] * ni + pe1[r, c - 1]
     off = np.where(f.child[fpn, 0] == pe1[r, c], f.child[fpn, 1], f.child[fpn, 0])
-    slo, shi = f.boxes(g1[r], off.astype(np.int64))
-    d = f.config.dimensions
-    dlo = np.full((one.size, width, d), np.inf, np.float32)
-    dhi = np.full((one.size, width, d), -np.inf, np.float32)
-    dlo[r, c] = slo
-    dhi[r, c] = shi
+    dbox = np.empty((one.size, width, 2 * d), np.float32)
+    dbox[:, :, :d] = np.inf
+    dbox[:, :, d:] = -np.inf
+    dbox[r, c] = f.boxes(g1[r], off.astype(np.int64))
     # suffix[:, j] = union of sibling boxes at levels >= j
-    suf_lo = np.minimum.accumulate(dlo[:, ::-1], axis=1)[:, ::-1]
-    suf_hi = np.maximum.accumulate(dhi[:, ::-1], axis=1)[:, ::-1]
+    suf_lo = np.minimum.accumulate(dbox[:, ::-1, :d], axis=1)[:, ::-1]
+    suf_hi = np.maximum.accumulate(dbox[:, ::-1, d:], axis=1)[:, ::-1]
 
     # Splice: the sibling takes the parent's place.
     gp = np.where(le >= 2, pe1[r1, np.maximum(le - 2, 0)], NIL)
-    f.parent[g1 * stride + sib] = gp
     top = gp < 0
     f.root[g1[top]] = sib[top]
     gi = np.flatnonzero(~top)
-    fg = g1[gi] * s + gp[gi]
+    fg = g1[gi] * ni + gp[gi]
     side = (f.child[fg, 1] == mnode[gi]).astype(np.intp)
     f.child[fg, side] = sib[gi]
-    f.mass[g1 * stride + e] = 0
-    f.parent[g1 * stride + e] = NIL
+    f.mass[g1 * nm + e] = 0
     f.child[fm] = NIL
     f.leaf_free[g1, f.n_leaf_free[g1]] = e
     f.n_leaf_free[g1] += 1
@@ -213,11 +207,7 @@ def delete(
     f.n_int_free[g1] += 1
 
     # Ancestors (levels 0..le-2): one less mass, box = union of what hangs below.
-    r, c = np.nonzero((pe1 >= 0) & (np.arange(width)[None, :] <= (le - 2)[:, None]))
-    fa = g1[r] * s + pe1[r, c]
-    f.mass[g1[r] * stride + pe1[r, c]] -= 1
-    f.lo[fa] = suf_lo[r, c + 1]
-    f.hi[fa] = suf_hi[r, c + 1]
-
-
-# -------------------------------------------------------------- sampler
+    r, c = np.nonzero((pe1 != s) & (np.arange(width)[None, :] <= (le - 2)[:, None]))
+    fa = g1[r] * ni + pe1[r, c]
+    f.mass[g1[r] * nm + pe1[r, c]] -= 1
+    f.box[fa] = np.concatenate([suf_lo[r, c + 1], suf_hi[r, c + 1]], axis=1)

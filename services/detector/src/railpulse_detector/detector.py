@@ -29,10 +29,10 @@ class DetectorConfig:
     context), shingle 4 (a few steps of shape, and it keeps a one-channel
     model under 1 MB), decay 1/(10 x 256), normaliser window 1/decay.
 
-    Memory per train at 50 x 256 is about ``359 kB + 154 kB x D`` with
-    ``D = channels x shingle`` (boxes of 256 internal nodes, 257 leaf points, parents,
-    masses, free lists and sampler weights per tree): 975 kB for D = 4, 1.59 MB for
-    D = 8. Fewer trees scale it down linearly.
+    Memory per train at 50 x 256 is about ``309 kB + 154 kB x D`` with
+    ``D = channels x shingle`` (boxes of 256 internal nodes and a sentinel, 257 leaf
+    points, masses, free lists and sampler weights per tree): 926 kB for D = 4,
+    1.54 MB for D = 8. Fewer trees scale it down linearly.
     """
 
     channels: int = 1

@@ -6,10 +6,13 @@ handful of vectorised passes whose Python-level loop runs once per tree *level*,
 never per tree or per series.
 
 Tree layout (per tree, ``S`` = sample size): internal nodes have ids ``[0, S)``
-and hold a cut ``x[dim] <= val`` (left) and the bounding box of their subtree;
-leaves have ids ``[S, 2S + 1)`` and hold one point plus a mass (duplicates
-share a leaf). One spare leaf and internal node exist because the new point is
-inserted before the evicted one is deleted.
+and hold a cut ``x[dim] <= val`` (left) and the bounding box ``[lo | hi]`` of
+their subtree (one row, one gather); id ``S`` is the tree's sentinel, which cuts
+nothing away and leads to itself, so a descent that reached its leaf can keep
+stepping with the others; leaves have ids ``[S + 1, 2S + 2)`` and hold one point
+plus a mass (duplicates share a leaf). One spare leaf and internal node exist
+because the new point is inserted before the evicted one is deleted. No parent
+links: every structural change works from the path its walk recorded.
 
 Score (AWS random-cut-forest-by-aws ``AnomalyScoreVisitor``). For a query ``q``
 following the cuts to a leaf at depth ``L``:
@@ -42,14 +45,13 @@ import numpy as np
 import numpy.typing as npt
 
 from railpulse_detector import _mutate
-from railpulse_detector._arrays import F32, NIL, FloatArray, IntArray, i64, rowsum, take_rows
+from railpulse_detector._arrays import F32, NIL, FloatArray, IntArray
 from railpulse_detector._rng import STREAM_SAMPLER, uniform
+from railpulse_detector._walk import walk
 
 __all__ = ["FloatArray", "ForestConfig", "ForestOutput", "IntArray", "RandomCutForest"]
 
-_NIL = NIL
 _REBASE_STEPS = 1 << 20  # keeps float32 sampler weights precise on endless streams
-_SEPARATE_EVICTION_WALK = 256  # from this many deletions a lean descent pays for its loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +84,6 @@ class ForestOutput:
     attribution: FloatArray
 
 
-@dataclass(frozen=True, slots=True)
-class _Walk:
-    path: IntArray  # (k, W) node ids root to leaf, -1 padded
-    depth: IntArray  # (k,) leaf level, -1 for an empty tree
-    p: FloatArray  # (k, W) separation probability at each level
-    score: FloatArray  # (k,) normalised tree score
-    attribution: FloatArray  # (k, 2, D)
-
-
 class RandomCutForest:
     """The forests of ``len(seeds)`` series, advanced together.
 
@@ -100,7 +93,7 @@ class RandomCutForest:
     """
 
     STATE_FIELDS = (
-        "lo", "hi", "pt", "cut_dim", "cut_val", "child", "parent", "mass", "root",
+        "box", "pt", "cut_dim", "cut_val", "child", "mass", "root",
         "int_free", "n_int_free", "leaf_free", "n_leaf_free", "w", "slot_leaf",
         "n_slots", "wmax", "wmax_slot", "seeds", "steps", "w_base",
     )  # fmt: skip
@@ -112,21 +105,26 @@ class RandomCutForest:
         if s >= 16000:
             raise ValueError("sample_size must be below 16000 (int16 node ids)")
         g = n * t
-        self.lo = np.zeros((g * s, d), np.float32)
-        self.hi = np.zeros((g * s, d), np.float32)
+        # Per tree: internal nodes 0..S-1 and the sentinel S (stride S + 1), leaves
+        # S+1..2S+1 (points at row id - S - 1), masses by node id (stride 2S + 2).
+        self.box = np.zeros((g * (s + 1), 2 * d), np.float32)  # [lo | hi]
         self.pt = np.zeros((g * (s + 1), d), np.float32)
-        self.cut_dim = np.zeros(g * s, np.int16)
-        self.cut_val = np.zeros(g * s, np.float32)
-        self.child = np.full((g * s, 2), _NIL, np.int16)
-        self.parent = np.full(g * (2 * s + 1), _NIL, np.int16)
-        self.mass = np.zeros(g * (2 * s + 1), np.int16)
-        self.root = np.full(g, _NIL, np.int16)
+        self.cut_dim = np.zeros(g * (s + 1), np.int16)
+        self.cut_val = np.zeros(g * (s + 1), np.float32)
+        self.child = np.full((g * (s + 1), 2), NIL, np.int16)
+        sentinel = np.arange(g) * (s + 1) + s
+        self.box[sentinel, :d] = -np.inf
+        self.box[sentinel, d:] = np.inf
+        self.cut_val[sentinel] = np.inf
+        self.child[sentinel] = s
+        self.mass = np.zeros(g * (2 * s + 2), np.int16)
+        self.root = np.full(g, NIL, np.int16)
         self.int_free = np.tile(np.arange(s - 1, -1, -1, dtype=np.int16), (g, 1))
         self.n_int_free = np.full(g, s, np.int16)
-        self.leaf_free = np.tile(np.arange(2 * s, s - 1, -1, dtype=np.int16), (g, 1))
+        self.leaf_free = np.tile(np.arange(2 * s + 1, s, -1, dtype=np.int16), (g, 1))
         self.n_leaf_free = np.full(g, s + 1, np.int16)
         self.w = np.full((g, s), -np.inf, np.float32)
-        self.slot_leaf = np.full((g, s), _NIL, np.int16)
+        self.slot_leaf = np.full((g, s), NIL, np.int16)
         self.n_slots = np.zeros(g, np.int16)
         self.wmax = np.full(g, -np.inf, np.float32)
         self.wmax_slot = np.zeros(g, np.int16)
@@ -144,21 +142,16 @@ class RandomCutForest:
         return int(sum(getattr(self, f).nbytes for f in self.STATE_FIELDS))
 
     # -------------------------------------------------------------- helpers
-    def boxes(self, g: IntArray, n: IntArray) -> tuple[F32, F32]:
-        """Bounding boxes of nodes ``n`` of trees ``g`` (a leaf's box is its point)."""
-        s = self.config.sample_size
-        leaf = n >= s
-        lo = np.empty((n.size, self.config.dimensions), np.float32)
-        hi = np.empty_like(lo)
-        li = np.flatnonzero(leaf)
-        ii = np.flatnonzero(~leaf)
-        p = take_rows(self.pt, g[li] * (s + 1) + n[li] - s)
-        lo[li] = p
-        hi[li] = p
-        flat = g[ii] * s + n[ii]
-        lo[ii] = take_rows(self.lo, flat)
-        hi[ii] = take_rows(self.hi, flat)
-        return lo, hi
+    def boxes(self, g: IntArray, n: IntArray) -> F32:
+        """Bounding boxes ``[lo | hi]`` of nodes ``n`` of trees ``g`` (a leaf's is its point)."""
+        s, d = self.config.sample_size, self.config.dimensions
+        out = self.box.take(g * (s + 1) + np.minimum(n, s), axis=0)
+        li = np.flatnonzero(n > s)
+        if li.size:
+            p = self.pt.take(g[li] * (s + 1) + n[li] - s - 1, axis=0)
+            out[li, :d] = p
+            out[li, d:] = p
+        return out
 
     # --------------------------------------------------------------- update
     def update(
@@ -174,7 +167,7 @@ class RandomCutForest:
         points per series (or (n, D) for one each); ``lengths`` (n,) how many of the
         ``B`` are real (default all). Returns scores (n, B) and attribution (n, B, 2, D),
         each computed before that point was inserted; padding and empty forests score 0.
-        ``explain=False`` skips the attribution (left 0) and about a fifth of the work.
+        ``explain=False`` skips the attribution (left 0).
 
         Exactly equivalent to ``B`` single-point calls: each tree's own sequence of
         queries and insertions is kept, but since the sampler (not the tree shape)
@@ -208,56 +201,56 @@ class RandomCutForest:
         w_new = (-cfg.decay * (steps_gb - base[:, None]) + np.log(-np.log(u))).astype(np.float32)
 
         score = np.zeros((g.size, b))
-        attr = np.zeros((g.size, b, 2 * d))
-        score_flat, attr_flat = score.reshape(-1), attr.reshape(-1, 2 * d)
+        attr = np.zeros((g.size, b, 2 * d)) if explain else None
+        score_flat = score.reshape(-1)
         pos = np.zeros(g.size, np.int64)
         act = np.flatnonzero(pos < end)
         while act.size:
             ga = g[act]
             full = self.n_slots[ga] >= s
             want = (cols[None, :] >= pos[act, None]) & (cols[None, :] < end[act, None])
-            want &= ~full[:, None] | (take_rows(w_new, act) < self.wmax[ga][:, None])
+            want &= ~full[:, None] | (w_new.take(act, axis=0) < self.wmax[ga][:, None])
             has = want.any(axis=1)
             nxt = np.where(has, np.argmax(want, axis=1), end[act] - 1)
             seg = nxt - pos[act] + 1
 
-            # Queries: every point of each tree's segment, then evicted points.
+            # Rows: every point of each tree's segment, then the points to evict.
             qi = np.repeat(np.arange(act.size), seg)
-            qstep = pos[act][qi] + np.arange(qi.size) - np.repeat(np.cumsum(seg) - seg, seg)
+            seg_end = np.cumsum(seg)
+            qstep = pos[act][qi] + np.arange(qi.size) - np.repeat(seg_end - seg, seg)
             acc = np.flatnonzero(has)
             ev = acc[full[acc]]
-            ev_slot = i64(self.wmax_slot[ga[ev]])
-            ev_leaf = i64(self.slot_leaf[ga[ev], ev_slot])
-            ev_pt = take_rows(self.pt, ga[ev] * (s + 1) + ev_leaf - s)
-            qg = ga[qi]
-            qq = take_rows(pts_flat, owner[act][qi] * b + qstep)
+            ev_slot = self.wmax_slot[ga[ev]].astype(np.int64)
+            ev_leaf = self.slot_leaf[ga[ev], ev_slot].astype(np.int64)
+            ev_pt = self.pt.take(ga[ev] * (s + 1) + ev_leaf - s - 1, axis=0)
+            qq = pts_flat.take(owner[act][qi] * b + qstep, axis=0)
             nq = qi.size
-            if ev.size >= _SEPARATE_EVICTION_WALK:
-                walk = self._walk(qg, qq, explain)
-                ev_path, ev_depth = self._descend(ga[ev], ev_pt)
-            else:  # few evictions: one walk is cheaper than two loops
-                walk = self._walk(
-                    np.concatenate([qg, ga[ev]]), np.concatenate([qq, ev_pt]), explain
-                )
-                ev_path, ev_depth = walk.path[nq:], walk.depth[nq:]
-            path, depth, p_dense = walk.path[:nq], walk.depth[:nq], walk.p[:nq]
+            last = (seg_end - 1)[acc]  # query row of each accepted point
+            w_score, w_attr, kept = walk(
+                self,
+                np.concatenate([ga[qi], ga[ev]]),
+                np.concatenate([qq, ev_pt]),
+                nq,
+                np.concatenate([last, nq + np.arange(ev.size)]),
+                explain,
+            )
             at = act[qi] * b + qstep
-            score_flat[at] = walk.score[:nq]
-            if explain:
-                attr_flat[at] = walk.attribution[:nq].reshape(nq, 2 * d)
+            score_flat[at] = w_score
+            if attr is not None and w_attr is not None:
+                attr.reshape(-1, 2 * d)[at] = w_attr
 
             if acc.size:
-                last = (np.cumsum(seg) - 1)[acc]  # query row of each accepted point
                 ta = act[acc]
+                k = acc.size
                 new_leaf, kstar, m_new = _mutate.insert(self,
-                    ga[acc], take_rows(qq, last), take_rows(path, last), depth[last], take_rows(p_dense, last),
+                    ga[acc], qq.take(last, axis=0), kept.path[:k], kept.depth[:k], kept.p[:k],
                     seed[ta], (step0[ta] + nxt[acc]).astype(np.uint64), local[ta],
                 )  # fmt: skip
                 if ev.size:
                     where = np.searchsorted(acc, ev)
                     _mutate.delete(self,
-                        ga[ev], ev_leaf, ev_path, ev_depth,
-                        path[last[where]], kstar[where], m_new[where],
+                        ga[ev], ev_leaf, kept.path[k:], kept.depth[k:],
+                        kept.path[where], kstar[where], m_new[where],
                     )  # fmt: skip
                 self._record_samples(
                     ga[acc], w_new.reshape(-1)[ta * b + nxt[acc]], new_leaf, full[acc]
@@ -268,10 +261,13 @@ class RandomCutForest:
         self.steps[ser] += lens
         # Mean over trees along a contiguous axis: same rounding whatever ``b`` is.
         score_sb = np.ascontiguousarray(score.reshape(n, t_, b).transpose(0, 2, 1)).mean(axis=2)
-        attr_sb = np.ascontiguousarray(attr.reshape(n, t_, b, 2 * d).transpose(0, 2, 3, 1)).mean(
-            axis=3
-        )
-        attr_sb = attr_sb.reshape(n, b, 2, d)
+        if attr is None:
+            attr_sb = np.zeros((n, b, 2, d))
+        else:
+            attr_sb = np.ascontiguousarray(
+                attr.reshape(n, t_, b, 2 * d).transpose(0, 2, 3, 1)
+            ).mean(axis=3)
+            attr_sb = attr_sb.reshape(n, b, 2, d)
         if single:
             return ForestOutput(score=score_sb[:, 0], attribution=attr_sb[:, 0])
         return ForestOutput(score=score_sb, attribution=attr_sb)
@@ -285,130 +281,6 @@ class RandomCutForest:
             self.wmax[trees] += delta
             self.w_base[i] = self.steps[i]
 
-    # ---------------------------------------------------------------- walk
-    def _descend(self, g: IntArray, q: F32) -> tuple[IntArray, IntArray]:
-        """Paths only (k, L+1), -1 padded, and leaf depths: for the points to delete."""
-        s = self.config.sample_size
-        d = self.config.dimensions
-        cur = i64(self.root[g])
-        cols = [cur.copy()]
-        idx = np.flatnonzero((cur >= 0) & (cur < s))
-        node, qa = cur[idx], take_rows(q, idx)
-        child = self.child.reshape(-1)
-        while idx.size:
-            flat = g[idx] * s + node
-            coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
-            node = i64(np.take(child, 2 * flat + (coord > self.cut_val[flat])))
-            col = np.full(g.size, _NIL, np.int64)
-            col[idx] = node
-            cols.append(col)
-            inner = np.flatnonzero(node < s)
-            if inner.size < idx.size:
-                idx, node, qa = idx[inner], node[inner], take_rows(qa, inner)
-        path = np.stack(cols, axis=1)
-        return path, (path >= 0).sum(axis=1) - 1
-
-    def _walk(self, g: IntArray, q: F32, explain: bool = True) -> _Walk:
-        """Follow the cuts with points ``q`` in trees ``g``, scoring on the way down.
-
-        The score recursion is unrolled top-down: ``reach`` carries
-        ``prod_{j<k} (1 - p_j)`` and each level adds ``p_k / (k + 1) * reach``;
-        attribution adds ``ext_d / range * reach / (k + 1)`` per dimension and side.
-        """
-        cfg = self.config
-        s, d = cfg.sample_size, cfg.dimensions
-        stride = 2 * s + 1
-        k = g.size
-        path_cols: list[IntArray] = []
-        p_cols: list[FloatArray] = []
-        score = np.zeros(k)
-        attr = np.zeros((k, 2, d))
-        depth = np.full(k, -1, np.int64)
-
-        root = i64(self.root[g])
-        idx = np.flatnonzero(root >= 0)
-        cur = root[idx]
-        path_cols.append(root.copy())
-        p_cols.append(np.zeros(k))
-        gi = g[idx]
-        qa = take_rows(q, idx)
-        # Running state per active query, one matrix so compaction is one ``take``:
-        # [high attribution (d) | low attribution (d) | reach | acc | tree mass].
-        st = np.zeros((idx.size, 2 * d + 3), order="F")  # column updates stay contiguous
-        st[:, 2 * d] = 1.0
-        st[:, 2 * d + 2] = self.mass[gi * stride + cur]
-        done: list[tuple[IntArray, IntArray, IntArray, IntArray, FloatArray, F32]] = []
-        level = 0
-        while idx.size:
-            leaf = cur >= s
-            if leaf.any():
-                # Leaves are finished in one pass at the end; here they only leave.
-                r = np.flatnonzero(leaf)
-                done.append(
-                    (
-                        idx[r],
-                        cur[r],
-                        gi[r],
-                        np.full(r.size, level),
-                        take_rows(st, r),
-                        take_rows(qa, r),
-                    )
-                )
-                keep = np.flatnonzero(~leaf)
-                idx, cur, gi = idx[keep], cur[keep], gi[keep]
-                st, qa = take_rows(st, keep), take_rows(qa, keep)
-                if not idx.size:
-                    break
-            flat = gi * s + cur
-            lo = take_rows(self.lo, flat)
-            hi = take_rows(self.hi, flat)
-            eh = np.maximum(qa - hi, 0.0)
-            el = np.maximum(lo - qa, 0.0)
-            ext_sum = rowsum(eh + el)
-            new_range = rowsum(hi - lo) + ext_sum
-            inv = 1.0 / np.where(new_range > 0, new_range, 1.0)
-            p = ext_sum * inv
-            p_cols[level][idx] = p
-            reach = st[:, 2 * d]
-            wgt = reach / (level + 1.0)
-            st[:, 2 * d + 1] += p * wgt
-            if explain:
-                f = (wgt * inv)[:, None]
-                st[:, :d] += eh * f
-                st[:, d : 2 * d] += el * f
-            st[:, 2 * d] = reach * (1.0 - p)
-            coord = np.take(qa.reshape(-1), np.arange(0, idx.size * d, d) + self.cut_dim[flat])
-            right = coord > self.cut_val[flat]
-            cur = i64(np.take(self.child.reshape(-1), 2 * flat + right))
-            level += 1
-            col = np.full(k, _NIL, np.int64)
-            col[idx] = cur
-            path_cols.append(col)
-            p_cols.append(np.zeros(k))
-        path = np.stack(path_cols, axis=1)
-        p_all = np.stack(p_cols, axis=1)
-        if done:
-            rows, node, gl, lvl = (np.concatenate([x[j] for x in done]) for j in range(4))
-            state = np.concatenate([x[4] for x in done])
-            ql = np.concatenate([x[5] for x in done])
-            diff = (ql - take_rows(self.pt, gl * (s + 1) + node - s)).astype(np.float64)
-            ext = np.concatenate([np.maximum(diff, 0.0), np.maximum(-diff, 0.0)], axis=1)
-            ext_sum = rowsum(ext)
-            dup = ext_sum == 0
-            m = self.mass[gl * stride + node].astype(np.float64)
-            tm = state[:, 2 * d + 2]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                seen = (1.0 - m / (2.0 * tm)) / (lvl + np.log2(m + 1.0))
-                share = np.where(dup[:, None], 1.0 / (2 * d), ext / ext_sum[:, None])
-            s_leaf = np.where(dup, seen, 1.0 / (lvl + 1.0)) * state[:, 2 * d]
-            norm = np.log2(1.0 + tm)
-            score[rows] = (state[:, 2 * d + 1] + s_leaf) * norm
-            att = (state[:, : 2 * d] + share * s_leaf[:, None]) * norm[:, None]
-            attr[rows] = att.reshape(-1, 2, d)
-            p_all[rows, lvl] = np.where(dup, 0.0, 1.0)
-            depth[rows] = lvl
-        return _Walk(path, depth, p_all, score, attr)
-
     def _record_samples(
         self, g: IntArray, w_new: F32, leaf: IntArray, full: npt.NDArray[np.bool_]
     ) -> None:
@@ -416,7 +288,7 @@ class RandomCutForest:
         self.n_slots[g] += (~full).astype(np.int16)
         self.w[g, slot] = w_new
         self.slot_leaf[g, slot] = leaf
-        rows = take_rows(self.w, g)
+        rows = self.w.take(g, axis=0)
         best = np.argmax(rows, axis=1)
         self.wmax_slot[g] = best
         self.wmax[g] = rows[np.arange(g.size), best]

@@ -6,9 +6,18 @@
 
 Deciding is stateful and happens once per record: if emitting fails, the decided anomalies wait
 in `_undelivered` and the retry only re-sends them, so a retry never advances a model twice.
+
 The forests' state is snapshotted to S3 (`snapshot_prefix/<shard>.bin`) every
-`snapshot_interval_s` and when the shard is released, and restored when a worker takes the shard,
-so a failover does not start the fleet's models from zero. A record that is not an accepted frame is a bug upstream: it goes to the rejects queue with its
+`snapshot_interval_s` and when the shard is handed over cleanly (shutdown, shard end), and
+restored when a worker takes the shard, so a failover does not start the fleet's models from zero.
+The snapshot and the checkpoint are one consistent pair: the checkpoint never passes the last
+record the saved snapshot has seen (`durable_position`). After a crash the next owner restores the
+snapshot and the KCL replays from the checkpoint, so every frame reaches the models exactly once
+(frames the snapshot already saw are skipped by their sequence numbers). A checkpoint ahead of the
+snapshot would leave the frames in between out of the models for good. A worker that lost its
+lease writes nothing: the shard, and its snapshot, belong to the new owner.
+
+A record that is not an accepted frame is a bug upstream: it goes to the rejects queue with its
 bytes and the reason, like every other record the platform cannot use.
 """
 
@@ -40,7 +49,7 @@ from railpulse_shared.contracts import (
     SourcePosition,
 )
 from railpulse_shared.errors import ContractError, PermanentError, TransientError
-from railpulse_shared.kcl import ShardHandler
+from railpulse_shared.kcl import Position, ShardHandler
 from railpulse_shared.metrics import Metrics
 from railpulse_shared.publish import KinesisPublisher, SqsPublisher
 
@@ -51,6 +60,10 @@ logger = structlog.get_logger()
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _int(position: Position) -> tuple[int, int]:
+    return int(position[0]), position[1]
 
 
 class DetectorHandler(ShardHandler):
@@ -72,6 +85,7 @@ class DetectorHandler(ShardHandler):
                     num_trees=settings.model_trees,
                     warmup=settings.model_warmup,
                     refractory=settings.model_warmup,
+                    z_enter=settings.model_z_enter,
                     reassert_ms=settings.reassert_ms,
                 ),
             )
@@ -80,6 +94,13 @@ class DetectorHandler(ShardHandler):
         )
         self._s3: Any = None
         self._last_snapshot = time.monotonic()
+        self._position: Position | None = None
+        """The last record processed (its anomalies delivered)."""
+        self._saved: Position | None = None
+        """The last record the saved snapshot has seen: where the checkpoint may go."""
+        self._dirty = False
+        """The models moved since the last snapshot."""
+        self._lost = False
         self._stack = AsyncExitStack()
         self._undelivered: dict[tuple[int, int], list[Anomaly]] = {}
         self.emitter: AnomalyEmitter | None = None
@@ -99,11 +120,22 @@ class DetectorHandler(ShardHandler):
             self._s3 = await self._stack.enter_async_context(clients.create("s3"))
             await self._restore()
 
-    async def stop(self) -> None:
-        try:
+    async def flush(self) -> None:
+        """Before a clean hand-over's checkpoint: save the models up to the last record. Not
+        while decisions wait to be delivered: the models have seen those frames, so the next
+        owner, replaying them, would skip them and their anomalies would never be sent."""
+        if not self._lost and self._dirty and not self._undelivered:
             await self._snapshot()
-        finally:
-            await self._stack.aclose()
+
+    def lose(self) -> None:
+        """The lease is gone: another worker owns the shard and its snapshot now."""
+        self._lost = True
+
+    def durable_position(self, processed: Position | None) -> Position | None:
+        return processed if self.model is None else self._saved
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
 
     def _snapshot_key(self) -> str:
         return f"{self.settings.snapshot_prefix}/{self.shard_id}.bin"
@@ -126,19 +158,25 @@ class DetectorHandler(ShardHandler):
         logger.info("model_snapshot_restored", key=self._snapshot_key(), bytes=len(data))
 
     async def _snapshot(self) -> None:
-        """Best effort: a missed snapshot only means a later one is restored after a failover."""
+        """Best effort: a missed snapshot only holds the checkpoint back until the next one."""
         if self.model is None or self._s3 is None:
             return
         self._last_snapshot = time.monotonic()
-        data = self.model.dumps()
+        data, position = self.model.dumps(), self._position
         try:
             await self._s3.put_object(
                 Bucket=self.settings.bucket_state, Key=self._snapshot_key(), Body=data
             )
         except (ClientError, BotoCoreError) as exc:
-            logger.warning("model_snapshot_failed", error=str(exc)[:200])
+            # The checkpoint waits for the next snapshot that lands: alarm on SnapshotsFailed.
+            logger.warning("model_snapshot_failed", error=str(exc)[:200], bytes=len(data))
+            if self.metrics is not None:
+                self.metrics.add("SnapshotsFailed", 1)
             return
-        logger.info("model_snapshot_saved", key=self._snapshot_key(), bytes=len(data))
+        self._saved, self._dirty = position, False
+        logger.info(
+            "model_snapshot_saved", key=self._snapshot_key(), bytes=len(data), position=position
+        )
 
     def decide(self, frames: Sequence[AcceptedFrame]) -> list[list[Anomaly]]:
         """What the detector concludes from a batch, per frame, in order (stateful: once per
@@ -177,6 +215,7 @@ class DetectorHandler(ShardHandler):
         for (record, _), found in zip(fresh, self.decide([f for _, f in fresh]), strict=True):
             self._undelivered[record.position] = found
             decided.append((record, found))
+        self._dirty = self._dirty or bool(fresh)
         assert self.emitter is not None, "start() opens the emitter"
         anomalies = [a for _, found in decided for a in found]
         try:
@@ -188,7 +227,15 @@ class DetectorHandler(ShardHandler):
         for record, found in decided:
             self._undelivered.pop(record.position, None)
             result.succeeded.append((record, found))
-        if time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s:
+        last = max((r.position for r in records), default=None)
+        if last is not None and (self._position is None or last > _int(self._position)):
+            self._position = (str(last[0]), last[1])  # a retried subset never moves it back
+            if not self._dirty:
+                self._saved = self._position  # nothing reached the models: the snapshot holds
+        if (
+            self._dirty
+            and time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s
+        ):
             await self._snapshot()
         if self.metrics is not None:
             self.metrics.add("FramesScored", len(decided))

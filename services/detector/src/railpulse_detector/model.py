@@ -9,8 +9,8 @@ An event (the thresholder's START) becomes one `model` anomaly whose attribution
 channels that moved (each feature maps to the channel it stood for in that frame); while the event
 lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open.
 
-Memory per train (25 trees x 256 samples, shingle 1): about 0.95 MB for the 10 train features,
-0.64 MB for the 6 generic-sensor features (see `DetectorConfig`'s formula).
+Memory per train (25 trees x 256 samples, shingle 1): about 0.93 MB for the 10 train features,
+0.62 MB for the 6 generic-sensor features (see `DetectorConfig`'s formula).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class ModelSettings:
     shingle: int = 1
     warmup: int = 200
     refractory: int = 200
+    z_enter: float = 8.0
     reassert_ms: int = 10_000
     top_channels: int = 3
 
@@ -101,7 +102,7 @@ class _Kind:
 class ModelBank:
     def __init__(self, catalogue: Catalogue, settings: ModelSettings | None = None) -> None:
         self.settings = s = settings or ModelSettings()
-        threshold = ThresholdConfig(warmup=s.warmup, refractory=s.refractory)
+        threshold = ThresholdConfig(warmup=s.warmup, refractory=s.refractory, z_enter=s.z_enter)
         self.kinds = {
             kind: _Kind(
                 features,

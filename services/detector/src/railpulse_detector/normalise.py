@@ -40,20 +40,25 @@ class OnlineNormaliser:
     ) -> npt.NDArray[np.float64]:
         """Normalise ``values`` (n, B, C) in time order and learn from them; padding is left 0."""
         b = values.shape[1]
-        out = np.zeros_like(values)
-        m, v, c = self.mean[series], self.var[series], self.count[series].copy()
+        m, v, c = self.mean[series], self.var[series], self.count[series]
+        # Counts, rates and masks do not depend on the values: laid out (frame, series) first.
+        cols = np.arange(b)[:, None]
+        live = cols < lengths
+        after = c + np.minimum(cols + 1, lengths)  # points counted once frame j is in
+        rate = np.where(live, np.maximum(1.0 / np.maximum(after, 1), self.alpha), 0.0)[..., None]
+        shown = live & (after - live > 1)  # a frame is normalised once two came before it
+        xs = np.ascontiguousarray(values.transpose(1, 0, 2))
+        raw = np.empty_like(xs)
         for j in range(b):
-            live = j < lengths
-            x = values[:, j]
-            dev = x - m
+            dev = xs[j] - m
             # The variance floor is relative to the level, so a constant channel that
             # moves gives a large but finite z; the clip keeps boxes sane after it.
             scale = np.sqrt(v + _EPS + (_REL * np.abs(m)) ** 2)
-            z = np.where(c[:, None] > 1, np.clip(dev / scale, -_CLIP, _CLIP), 0.0)
-            out[:, j] = np.where(live[:, None], z, 0.0)
-            c = c + live
-            a = np.where(live, np.maximum(1.0 / np.maximum(c, 1), self.alpha), 0.0)[:, None]
+            raw[j] = np.clip(dev / scale, -_CLIP, _CLIP)
+            a = rate[j]
             m = m + a * dev
             v = (1.0 - a) * (v + a * dev * dev)
+        c = c + np.minimum(b, lengths)
+        out = np.where(shown[..., None], raw, 0.0).transpose(1, 0, 2)
         self.mean[series], self.var[series], self.count[series] = m, v, c
         return out

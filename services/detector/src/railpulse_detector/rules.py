@@ -2,6 +2,10 @@
 
 - A reading past the catalogue's operating range is a `limit` anomaly (warning), past the
   critical range a critical one. An extreme reading is never discarded as noise: it may be a fire.
+- A reading that strays from the median of its peers (the same template on the same train, at the
+  same instant) by more than the catalogue's `peer_spread` is a `limit` anomaly too (`peers:`): a
+  degrading bearing runs hotter than the other seven axle boxes long before it reaches an absolute
+  limit, and the slow drift is exactly what a forest learns as normal.
 - A physically impossible reading (quality `invalid`), a stuck sensor (the same value for
   `stuck_frames` frames while the train moves) and a dropout (a channel the train was sending
   missing for `dropout_frames` frames) are `sensor_fault` anomalies.
@@ -14,7 +18,9 @@ channel count.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
+from typing import Literal
 
 from railpulse_shared.catalogue import Band, Catalogue
 from railpulse_shared.contracts import (
@@ -106,6 +112,7 @@ class Rules:
                     Attribution(channel=name, contribution=1.0, value=value),
                     f"{name} stuck at {value:g} for {channel_state.same_count} frames",
                 )
+        found |= self._peers(frame)
         for name, channel_state in state.channels.items():
             if name in frame.readings or not channel_state.seen:
                 continue
@@ -118,6 +125,35 @@ class Rules:
                     f"{name} missing from the last {channel_state.missing} frames: dropout",
                 )
         return self._report(frame, state, found)
+
+    def _peers(self, frame: AcceptedFrame) -> dict[str, tuple[AnomalyKind, Severity, Attribution, str]]:
+        found = {}
+        for (warning, critical), channels in self.catalogue.peer_groups.values():
+            good = [
+                (c, r.value)
+                for c in channels
+                if (r := frame.readings.get(c.name)) is not None and r.quality is Quality.GOOD
+            ]
+            if len(good) < 3:  # a median of two says nothing about which one strays
+                continue
+            median = statistics.median(v for _, v in good)
+            for channel, value in good:
+                spread = value - median
+                if abs(spread) <= warning:
+                    continue
+                band = Band.CRITICAL if abs(spread) > critical else Band.WARNING
+                direction: Literal["high", "low"] = "high" if spread > 0 else "low"
+                found[f"peers:{channel.name}"] = (
+                    AnomalyKind.LIMIT,
+                    _SEVERITY[band],
+                    Attribution(
+                        channel=channel.name, contribution=1.0, direction=direction, value=value
+                    ),
+                    f"{channel.name} {value:g} {channel.unit} is {spread:+.1f} {channel.unit} from"
+                    f" the median of its {len(good)} peers (limit ±"
+                    f"{critical if band is Band.CRITICAL else warning:g})",
+                )
+        return found
 
     def _report(
         self,

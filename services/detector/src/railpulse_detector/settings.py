@@ -16,9 +16,15 @@ class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     dropout_frames: int = 5
     reassert_ms: int = 10_000
     snapshot_interval_s: float = 300.0
-    """How often each shard's model state is written to S3 (and at shutdown)."""
+    """How often each shard's model state is written to S3 (and at a clean hand-over). The
+    checkpoint follows the snapshots, so this also bounds what a new owner replays after a crash."""
     snapshot_prefix: str = "detector/snapshots"
     model_enabled: bool = True
     model_trees: int = 25
-    model_warmup: int = 200
-    """Frames a train's forest sees before its scores are trusted."""
+    model_warmup: int = 400
+    """Frames a train's forest sees before its scores are trusted (and the refractory time
+    after an event). Below ~400 the score statistics are immature and healthy simulated trains
+    raised false alerts right after warm-up."""
+    model_z_enter: float = 8.0
+    """Standard deviations above the mean score that start an event. NAB's default (6) costs
+    little there; a fleet at 1 Hz would see ~1 false alert per train-hour on the simulator."""

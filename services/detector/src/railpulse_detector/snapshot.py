@@ -4,7 +4,9 @@ Layout: ``MAGIC`` (8 bytes) | format version (uint16 LE) | header length (uint32
 | header (JSON: config, array names) | ``np.savez`` archive of every state array.
 A restored detector continues bit for bit: all randomness is derived from the
 stored seeds and step counters, so no generator state is needed.
-Readers reject unknown versions rather than guess.
+Readers reject unknown versions rather than guess; version 1 (separate ``lo``/``hi``
+boxes, parent links, no sentinel node) is upgraded on load, so a detector taking
+over a shard from an older one resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from railpulse_detector.threshold import ThresholdConfig, Thresholder
 __all__ = ["FORMAT_VERSION", "MAGIC", "SnapshotError", "dumps", "loads"]
 
 MAGIC = b"RPRCF\x00\x00\x01"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: fused boxes, per-tree sentinel node, no parent links
 _PREFIX = struct.Struct("<8sHI")
+_Arrays = dict[str, np.ndarray[Any, Any]]
 
 
 class SnapshotError(ValueError):
@@ -72,7 +75,7 @@ def loads(data: bytes) -> FleetDetector:
     magic, version, hlen = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise SnapshotError("not a railpulse detector snapshot")
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise SnapshotError(f"unsupported snapshot format version {version}")
     header = json.loads(data[_PREFIX.size : _PREFIX.size + hlen])
     cfg_raw = dict(header["config"])
@@ -81,6 +84,8 @@ def loads(data: bytes) -> FleetDetector:
         arrays = {k: npz[k] for k in npz.files}
     if sorted(arrays) != header["arrays"]:
         raise SnapshotError("snapshot arrays do not match its header")
+    if version == 1:
+        arrays = _upgrade_v1(arrays, cfg)
     det = FleetDetector(cfg, arrays["forest.seeds"])
     det.history = arrays["history"]
     for part, obj in _parts(det).items():
@@ -91,3 +96,41 @@ def loads(data: bytes) -> FleetDetector:
                 raise SnapshotError(f"{part}.{f}: shape or dtype differs from the config")
             setattr(obj, f, value.copy())
     return det
+
+
+def _upgrade_v1(arrays: _Arrays, cfg: DetectorConfig) -> _Arrays:
+    """Version 1 forest arrays in the version 2 layout (same trees, same future scores).
+
+    Per tree, v1 had internal nodes ``0..S-1`` and leaves ``S..2S``; v2 puts the
+    sentinel at ``S`` and the leaves at ``S+1..2S+1`` (leaf points keep their rows).
+    """
+    s = cfg.sample_size
+    try:
+        lo, hi, cut_dim, cut_val, child, mass = (
+            arrays.pop(f"forest.{k}") for k in ("lo", "hi", "cut_dim", "cut_val", "child", "mass")
+        )
+        del arrays["forest.parent"]
+    except KeyError as exc:
+        raise SnapshotError(f"version 1 snapshot without {exc}") from exc
+    g = lo.shape[0] // s
+    fresh = RandomCutForest(cfg.forest, np.zeros(g // cfg.num_trees, np.uint64))
+
+    def leaf_ids(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.where(a >= s, a + 1, a).astype(a.dtype)
+
+    def internal(new: np.ndarray[Any, Any], old: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        shaped = new.reshape(g, s + 1, -1)
+        shaped[:, :s] = old.reshape(g, s, -1)
+        return new
+
+    arrays["forest.box"] = internal(fresh.box, np.concatenate([lo, hi], axis=1))
+    arrays["forest.cut_dim"] = internal(fresh.cut_dim, cut_dim)
+    arrays["forest.cut_val"] = internal(fresh.cut_val, cut_val)
+    arrays["forest.child"] = internal(fresh.child, leaf_ids(child))
+    new_mass = np.zeros((g, 2 * s + 2), mass.dtype)
+    old_mass = mass.reshape(g, 2 * s + 1)
+    new_mass[:, :s], new_mass[:, s + 1 :] = old_mass[:, :s], old_mass[:, s:]
+    arrays["forest.mass"] = new_mass.reshape(-1)
+    for k in ("root", "leaf_free", "slot_leaf"):
+        arrays[f"forest.{k}"] = leaf_ids(arrays[f"forest.{k}"])
+    return arrays

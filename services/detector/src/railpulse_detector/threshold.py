@@ -73,38 +73,49 @@ class Thresholder:
         """Thresholds and phases (n, B) for scores (n, B), in time order."""
         cfg = self.config
         n, b = scores.shape
-        thr_out = np.zeros((n, b))
-        phase_out = np.zeros((n, b), np.int8)
         m, v, ns, c = self.mean[series], self.var[series], self.n_stats[series], self.count[series]
         ev, qr, se = self.in_event[series], self.quiet_run[series], self.since_end[series]
         alpha = 1.0 / cfg.window
+        # What does not depend on the scores is laid out (frame, series) up front, and the
+        # phases are derived after the loop: the loop keeps only the recurrences.
+        cols = np.arange(b)[:, None]
+        live_all = cols < lengths
+        seen = c + np.minimum(cols, lengths)  # points counted before each frame
+        warm_all = live_all & (seen >= cfg.warmup)
+        learn_ok_all = live_all & (seen >= cfg.stats_after)
+        xs = np.ascontiguousarray(scores.T)
+        thr_out = np.empty((b, n))
+        ready_all = np.empty((b, n), np.bool_)
+        start_all = np.empty((b, n), np.bool_)
+        end_all = np.empty((b, n), np.bool_)
+        ev_all = np.empty((b, n), np.bool_)
         for j in range(b):
-            live = j < lengths
-            x = scores[:, j]
+            x = xs[j]
             sd = np.sqrt(np.maximum(v, 0.0))
             thr = np.maximum(cfg.floor, m + cfg.z_enter * sd)
-            ready = live & (c >= cfg.warmup) & (ns > 0)
+            ready = warm_all[j] & (ns > 0)
             start = ready & ~ev & (x > thr) & (se >= cfg.refractory)
             calm = x < np.maximum(cfg.floor, m + cfg.z_exit * sd)
-            qr = np.where(ev & live, np.where(calm, qr + 1, 0), 0)
+            qr = np.where(ev & live_all[j] & calm, qr + 1, 0)
             end = ready & ev & (qr >= cfg.quiet)
-            ongoing = ready & ev & ~end
-            phase = np.where(
-                ~ready, Phase.WARMUP,
-                np.where(start, Phase.START, np.where(ongoing, Phase.ONGOING,
-                         np.where(end, Phase.END, Phase.NORMAL))),
-            )  # fmt: skip
-            thr_out[:, j] = thr
-            phase_out[:, j] = np.where(live, phase, Phase.WARMUP)
-            ev = (ev | start) & ~end
-            se = np.where(end, 0, se + live)
-            learn = live & ~ev & (c >= cfg.stats_after)
+            thr_out[j], ready_all[j], start_all[j], end_all[j], ev_all[j] = thr, ready, start, end, ev
+            ev = ev != (start | end)  # a start needs no event, an end needs one
+            se = np.where(end, 0, se + live_all[j])
+            learn = learn_ok_all[j] & ~ev
             ns = ns + learn
             a = np.where(learn, np.maximum(1.0 / np.maximum(ns, 1), alpha), 0.0)
             dev = x - m
             m = m + a * dev
             v = (1.0 - a) * (v + a * dev * dev)
-            c = c + live
+        c = c + np.minimum(b, lengths)
+        ongoing = ready_all & ev_all & ~end_all
+        phase = np.select(
+            [~ready_all, start_all, ongoing, end_all],
+            [Phase.WARMUP, Phase.START, Phase.ONGOING, Phase.END],
+            Phase.NORMAL,
+        )
+        phase_out = np.where(live_all, phase, Phase.WARMUP).astype(np.int8).T
+        thr_out = thr_out.T
         self.mean[series], self.var[series], self.n_stats[series], self.count[series] = m, v, ns, c
         self.in_event[series], self.quiet_run[series], self.since_end[series] = ev, qr, se
         return thr_out, phase_out

@@ -121,14 +121,10 @@ class Express:
         )
 
     def accept(
-        self,
-        envelope: RuleEnvelope,
-        source: SourcePosition,
-        now_ms: int,
-        bounds: tuple[int, int],
+        self, envelope: RuleEnvelope, source: SourcePosition, now_ms: int
     ) -> list[Encoded] | None:
         """The encoded accepted frames of a payload, or None: take the general path (or
-        `RejectError`, as the general path would). `bounds`: `Normaliser.time_bounds(now_ms)`."""
+        `RejectError`, as the general path would)."""
         payload = envelope.payload
         # `find`, not `in`: on bytes, `in` first tries the operand as an int (a raised and
         # discarded TypeError, the cost of a whole search here).
@@ -141,11 +137,20 @@ class Express:
         train = message.train
         if train != envelope.principal or not (train in self._trains or self._known_train(train)):
             return None
-        low, high = bounds
+        # The time bounds and the clock-skew tolerance as `Normaliser` has them: a frame out of
+        # bounds or a live frame from a skewed clock takes the general path (which rejects or
+        # counts it).
+        normaliser = self.normaliser
+        receipt = envelope.received_ms or now_ms
+        low, high = normaliser.ts_min_ms, receipt + normaliser.ts_max_future_ms
+        tolerance = normaliser.clock_skew_tolerance_ms
         check = self._check.decode
         out = []
         for frame in (message,) if type(message) is _FrameView else message.frames:
-            if frame.train != train or not low <= frame.ts_ms <= high:
+            ts_ms = frame.ts_ms
+            if frame.train != train or not low <= ts_ms <= high:
+                return None
+            if not frame.backfill and abs(ts_ms - receipt) > tolerance:
                 return None
             try:
                 check(frame.readings)

@@ -37,6 +37,9 @@ __all__ = ["IngestHandler", "RejectedRecordError", "build_pipeline"]
 
 logger = structlog.get_logger()
 
+SKEW_LOG_EVERY_S = 300.0
+"""A device whose clock stays skewed is logged again this often (its metric is per batch)."""
+
 
 class RejectedRecordError(PermanentError):
     """Carries a `Rejection` from `process` to `dead_letter` (via `RecordFailure.exception`)."""
@@ -51,6 +54,7 @@ def build_pipeline(settings: IngestSettings) -> Pipeline:
         load_catalogue(settings.catalogue),
         ts_min_ms=settings.ts_min_ms,
         ts_max_future_ms=settings.ts_max_future_ms,
+        clock_skew_tolerance_ms=settings.clock_skew_tolerance_ms,
     )
     dedup = Deduplicator(settings.dedup_window, settings.dedup_max_trains)
     return Pipeline(normaliser, dedup, max_payload_bytes=settings.max_payload_bytes)
@@ -78,6 +82,8 @@ class IngestHandler(ShardHandler):
         # Positions already on the rejects queue: a retried batch must not reject them twice.
         self._dead_lettered: set[tuple[str, int]] = set()
         self._dead_order: deque[tuple[str, int]] = deque()
+        # Device -> (monotonic time, skew) of its last clock_skew log line.
+        self._skew_logged: dict[str, tuple[float, int]] = {}
 
     async def start(self, shard_id: str) -> None:
         await super().start(shard_id)
@@ -118,6 +124,7 @@ class IngestHandler(ShardHandler):
         now_ms = int(time.time() * 1000)
         normaliser, dedup = self.pipeline.normaliser, self.pipeline.dedup
         normaliser.uncatalogued = 0
+        normaliser.skewed_frames, normaliser.skewed = 0, {}
         beyond, evicted = dedup.beyond_window, dedup.evicted
         plan = self.pipeline.plan(records, now_ms)
         result: BatchResult[Any] = BatchResult()
@@ -149,6 +156,8 @@ class IngestHandler(ShardHandler):
         self._count("UserRecordsIn", plan.user_records)
         self._count("DuplicatesDropped", plan.duplicates)
         self._count("UncataloguedReadings", normaliser.uncatalogued)
+        self._count("FramesClockSkewed", normaliser.skewed_frames)
+        self._report_skew(normaliser.skewed)
         # Frames older than the dedup window (let through unjudged) and trains forgotten (this
         # batch, marks included).
         self._count("DedupBeyondWindow", dedup.beyond_window - beyond)
@@ -182,6 +191,29 @@ class IngestHandler(ShardHandler):
                     sub_sequence=r.source.sub_sequence_number,
                 )
             self._count("RecordsRejected", len(sent))
+
+    def _report_skew(self, skewed: dict[str, int]) -> None:
+        """Each skewed device's latest skew as a `ClockSkew` value (devices by name in the
+        metadata), and a `clock_skew` warning per device at most every SKEW_LOG_EVERY_S unless
+        its skew moves by more than the tolerance."""
+        if not skewed:
+            return
+        if self.metrics is not None:
+            for skew in skewed.values():
+                self.metrics.add("ClockSkew", skew, "Milliseconds")
+            self.metrics.add_metadata("clock_skew_ms", dict(skewed))
+        now = time.monotonic()
+        tolerance = self.settings.clock_skew_tolerance_ms
+        for device, skew in skewed.items():
+            last = self._skew_logged.get(device)
+            recent = last is not None and now - last[0] < SKEW_LOG_EVERY_S
+            if recent and last is not None and abs(skew - last[1]) <= tolerance:
+                continue
+            logger.warning("clock_skew", device=device, skew_ms=skew, tolerance_ms=tolerance)
+            self._skew_logged.pop(device, None)
+            self._skew_logged[device] = (now, skew)
+            if len(self._skew_logged) > self.settings.dedup_max_trains:
+                del self._skew_logged[next(iter(self._skew_logged))]  # least recently logged
 
     def _remember(self, key: tuple[str, int]) -> None:
         self._dead_lettered.add(key)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog
 
-from railpulse_ingest.settings import APPLICATION_NAME, IngestSettings
+from railpulse_ingest.settings import IngestSettings
 from railpulse_shared.config import load_settings
 from railpulse_shared.log import configure_logging
 from railpulse_shared.multilang import KclApplication, exec_daemon, kcl_application
@@ -23,7 +23,7 @@ logger = structlog.get_logger()
 def application(settings: IngestSettings) -> KclApplication:
     return kcl_application(
         settings,
-        application_name=APPLICATION_NAME,
+        application_name=settings.kcl_application_name,
         stream_name=settings.stream_raw,
         processor_module="railpulse_ingest.processor",
     )

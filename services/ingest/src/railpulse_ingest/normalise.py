@@ -2,7 +2,15 @@
 
 - The IoT rule's `principal` (the authenticated connection) must be the train or device the
   payload claims to be: anything else is spoofing (IDENTITY_MISMATCH).
-- Times become UTC epoch milliseconds and must lie in [`ts_min_ms`, now + `ts_max_future_ms`].
+- Times become UTC epoch milliseconds and must lie in [`ts_min_ms`, receipt + `ts_max_future_ms`],
+  where receipt is the IoT rule's `received_ms` (ingest's clock only when the envelope has none):
+  a record gets the same verdict whenever it is processed (a KCL replay, a catch-up after an
+  outage, a dead letter re-driven later).
+- Clock skew: a live frame's sensor time minus its receipt time is its train's clock error (plus
+  a link delay of milliseconds). Beyond `clock_skew_tolerance_ms` it is counted and the train's
+  latest skew kept (`skewed`, for the caller's metrics and logs); the frame is kept with its own
+  time, which is what the train measured against (see the README for why). Backfilled frames say
+  nothing about the clock: their age is the outage.
 - Each reading gets its canonical name and unit from the catalogue and a quality: INVALID outside
   the physically possible range (kept, never fed to a model), UNCATALOGUED for unknown channels
   (kept and counted). A batch is one record: one bad frame rejects it whole (the DLQ keeps it).
@@ -41,12 +49,25 @@ _NOT_CACHED: _Spec = ("", 0.0, 0.0, 0.0, 0.0)
 
 
 class Normaliser:
-    def __init__(self, catalogue: Catalogue, *, ts_min_ms: int, ts_max_future_ms: int) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        ts_min_ms: int,
+        ts_max_future_ms: int,
+        clock_skew_tolerance_ms: int = 30_000,
+    ) -> None:
         self.catalogue = catalogue
         self.ts_min_ms = ts_min_ms
         self.ts_max_future_ms = ts_max_future_ms
+        self.clock_skew_tolerance_ms = clock_skew_tolerance_ms
         self.uncatalogued = 0
         """Readings of channels the catalogue does not know (a metric; reset by the caller)."""
+        self.skewed_frames = 0
+        """Live frames whose clock is off by more than the tolerance (reset by the caller)."""
+        self.skewed: dict[str, int] = {}
+        """Device -> its latest clock skew in ms (sensor minus receipt time), for the devices
+        beyond the tolerance since the caller last cleared it."""
         self._specs: dict[str, _Spec] = {}
         # Canonical channels by name → physical range (names that need no translation).
         self._plain: dict[str, tuple[float, float]] = {
@@ -84,22 +105,26 @@ class Normaliser:
                 f"payload claims {claimed[:128]!r} but was published by {principal[:128]!r}",
             )
 
-    def time_bounds(self, now_ms: int) -> tuple[int, int]:
-        """The sensor times accepted now, inclusive (UTC epoch ms)."""
-        return self.ts_min_ms, now_ms + self.ts_max_future_ms
-
-    def _check_time(self, ts_ms: int, now_ms: int) -> None:
-        low, high = self.time_bounds(now_ms)
-        if not low <= ts_ms <= high:
+    def _check_time(
+        self, device: str, ts_ms: int, envelope: RuleEnvelope, now_ms: int, *, live: bool
+    ) -> None:
+        receipt = envelope.received_ms or now_ms
+        skew = ts_ms - receipt
+        if ts_ms < self.ts_min_ms or skew > self.ts_max_future_ms:
             raise RejectError(
                 RejectReason.TIMESTAMP_OUT_OF_BOUNDS,
-                f"sensor time {ts_ms} ms is outside [{low}, {high}]",
+                f"sensor time {ts_ms} ms is outside [{self.ts_min_ms}, "
+                f"{receipt + self.ts_max_future_ms}]: {skew / 1000:+.0f} s from its receipt, "
+                f"{self.ts_max_future_ms / 1000:.0f} s ahead allowed",
             )
+        if live and abs(skew) > self.clock_skew_tolerance_ms:
+            self.skewed_frames += 1
+            self.skewed[device] = skew
 
     def _frame(
         self, frame: Frame, envelope: RuleEnvelope, source: SourcePosition, now_ms: int
     ) -> AcceptedFrame:
-        self._check_time(frame.ts_ms, now_ms)
+        self._check_time(frame.train, frame.ts_ms, envelope, now_ms, live=not frame.backfill)
         return AcceptedFrame(
             train=frame.train,
             seq=frame.seq,
@@ -121,7 +146,7 @@ class Normaliser:
         if not _DEVICE_ID.match(device):
             raise RejectError(RejectReason.SCHEMA_VIOLATION, f"device id {device[:128]!r} invalid")
         ts_ms = round(reading.timestamp * 1000)
-        self._check_time(ts_ms, now_ms)
+        self._check_time(device, ts_ms, envelope, now_ms, live=True)
         return AcceptedFrame(
             train=device,
             seq=ts_ms,

@@ -72,7 +72,6 @@ class Pipeline:
         outgoing = plan.outgoing
         batch_keys: set[tuple[str, int]] = set()
         seen = self.dedup.seen
-        bounds = self.normaliser.time_bounds(now_ms)
         for origin, outer in enumerate(records):
             plan.bytes_in += len(outer.data)
             # Aggregated records are rare: test the magic bytes before any call.
@@ -80,7 +79,7 @@ class Pipeline:
             for record in users:
                 plan.user_records += 1
                 try:
-                    frames = self._accept(record, now_ms, bounds)
+                    frames = self._accept(record, now_ms)
                 except _Rejected as exc:
                     plan.rejected.append(Rejected(origin, record, exc.rejection))
                     continue
@@ -94,7 +93,7 @@ class Pipeline:
                     outgoing.append(Outgoing(data, train, seq, origin))
         return plan
 
-    def _accept(self, record: StreamRecord, now_ms: int, bounds: tuple[int, int]) -> list[Encoded]:
+    def _accept(self, record: StreamRecord, now_ms: int) -> list[Encoded]:
         envelope: RuleEnvelope | None = None
         try:
             envelope = decode_envelope(record.data)
@@ -109,7 +108,7 @@ class Pipeline:
                 sequence_number=record.sequence_number,
                 sub_sequence_number=record.sub_sequence_number,
             )
-            express = self.express.accept(envelope, source, now_ms, bounds)
+            express = self.express.accept(envelope, source, now_ms)
             if express is not None:
                 return express
             accepted = self.normaliser.accept(

@@ -12,6 +12,9 @@ APPLICATION_NAME = "railpulse-ingest"
 
 class IngestSettings(KclSettings, frozen=True, kw_only=True):
     service: str = "ingest"
+    kcl_application_name: str = APPLICATION_NAME
+    """The KCL application, hence the lease table: another ingest on another stream (a second
+    deployment, a test) needs its own, as a lease is keyed by shard id alone."""
     max_payload_bytes: int = 131_072
     """IoT Core's MQTT message limit (128 KiB): anything larger did not come through the rule."""
     ts_min_ms: int = 946_684_800_000

@@ -35,6 +35,7 @@ from railpulse_notifier.lifecycle import (
     acknowledge,
     apply_anomaly,
     clear_if_quiet,
+    reading_time_ms,
 )
 from railpulse_notifier.shadow import ShadowClient, ShadowConflict, build_desired
 from railpulse_notifier.store import AlarmStore, VersionConflict
@@ -112,6 +113,7 @@ class Notifier:
         store_max_attempts: int = 6,
         shadow_max_attempts: int = 8,
         inflight_grace_ms: int = 30_000,
+        clock_skew_tolerance_ms: int = 30_000,
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
     ) -> None:
@@ -126,6 +128,7 @@ class Notifier:
         self.inflight_grace_ms = inflight_grace_ms
         """How long an unconfirmed write may still be in flight in another task (its visibility
         timeout): a duplicate of its trigger inside this window is retried, not re-sent."""
+        self.clock_skew_tolerance_ms = clock_skew_tolerance_ms
         self.clock = clock
         self.observer = observer
         self._trains: dict[str, _Train] = {}
@@ -239,7 +242,8 @@ class Notifier:
                 continue
             n = Notified(anomaly, received_ms, done_ms, tuple(o.transitions), written, o.duplicate)
             if o.transitions and written:
-                self.metrics.add("NotificationLatency", done_ms - anomaly.ts_ms, "Milliseconds")
+                taken_ms = reading_time_ms(anomaly, self.clock_skew_tolerance_ms)
+                self.metrics.add("NotificationLatency", done_ms - taken_ms, "Milliseconds")
                 self.metrics.add("ReceiptToShadowLatency", done_ms - received_ms, "Milliseconds")
             if o.duplicate:
                 self.metrics.add("DuplicateAnomalies", 1)

@@ -36,6 +36,7 @@ __all__ = [
     "alarm_id_for",
     "apply_anomaly",
     "clear_if_quiet",
+    "reading_time_ms",
 ]
 
 OPEN_STATES = frozenset({AlarmState.RAISED, AlarmState.ESCALATED, AlarmState.ACKNOWLEDGED})
@@ -211,3 +212,16 @@ def clear_if_quiet(record: AlarmRecord, now_ms: int, rules: Rules) -> Outcome:
     t = _transition(cleared, AlarmState.CLEARED, record.state, now_ms,
                     reason=f"no anomaly for {rules.clear_after_ms // 1000} s")
     return Outcome(msgspec.structs.replace(cleared, outbox=[t], pending=True), [t])
+
+
+def reading_time_ms(anomaly: Anomaly, clock_skew_tolerance_ms: int) -> int:
+    """When the reading behind `anomaly` was taken, as far as the platform can tell: its sensor
+    time, unless that lies further than the tolerance from the IoT receipt time, i.e. the train's
+    clock is skewed (minutes ahead or behind) or the frame was backfilled (its age is the outage):
+    then the receipt time. Latency measured from here is the platform's, never the clock's.
+
+    The lifecycle itself never compares sensor times with wall time (the quiet period runs on
+    wall time), so a skewed clock changes no alarm; only this measurement needs the anchor."""
+    if anomaly.received_ms and abs(anomaly.received_ms - anomaly.ts_ms) > clock_skew_tolerance_ms:
+        return anomaly.received_ms
+    return anomaly.ts_ms

@@ -105,6 +105,7 @@ async def open_service(
             store_max_attempts=settings.store_max_attempts,
             shadow_max_attempts=settings.shadow_max_attempts,
             inflight_grace_ms=settings.visibility_timeout_s * 1000,
+            clock_skew_tolerance_ms=settings.clock_skew_tolerance_ms,
             observer=observer,
         )
         consumer = SqsConsumer(
