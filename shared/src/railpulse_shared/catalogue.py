@@ -102,6 +102,10 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.channels)
 
+    def names(self) -> list[str]:
+        """Every name a device may use for a channel: canonical names and aliases."""
+        return list(self._aliases)
+
     def canonical(self, name: str, value: float) -> tuple[Channel, float] | None:
         """The channel a device's name stands for and the value in its unit; None if unknown."""
         hit = self._aliases.get(name)

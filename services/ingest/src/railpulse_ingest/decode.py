@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pybase64
 
 from railpulse_ingest._kpl import deaggregate
+from railpulse_ingest._variant import variant
 from railpulse_ingest.errors import RejectError
 from railpulse_shared import codec
 from railpulse_shared.contracts import Frame, FrameBatch, GenericReading, RejectReason, RuleEnvelope
@@ -25,10 +27,27 @@ Payload = Frame | FrameBatch | GenericReading
 
 _KNOWN_KINDS = frozenset({"frame.v1", "frames.v1"})
 _any_decoder = msgspec.json.Decoder()
+# The envelope with its base64 payload as text, decoded by pybase64 (SIMD): msgspec's own base64
+# decoding was a fifth of ingest's time. It accepts exactly what msgspec accepts (tested).
+_envelope_view: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+    variant(RuleEnvelope, {bytes: str})
+)
 
 
 def decode_envelope(data: bytes) -> RuleEnvelope:
     """A `telemetry-raw` record as the IoT rule wrote it."""
+    try:
+        view = _envelope_view.decode(data)
+        payload = pybase64.b64decode(view.payload, validate=True)
+    except (msgspec.DecodeError, ValueError):  # binascii.Error is a ValueError
+        pass  # not a well-formed envelope: the contract's decoder decides and explains
+    else:
+        return RuleEnvelope(
+            topic=view.topic,
+            principal=view.principal,
+            received_ms=view.received_ms,
+            payload=payload,
+        )
     try:
         return codec.decode_envelope(data)
     except ContractError as exc:
@@ -38,7 +57,7 @@ def decode_envelope(data: bytes) -> RuleEnvelope:
 def decode_payload(payload: bytes) -> Payload:
     """What the device published, as a frame, a frame batch or a generic reading."""
     typed_error: ContractError | None = None
-    if b'"kind"' in payload:  # tagged: one typed decode, no intermediate dict (the hot path)
+    if payload.find(b'"kind"') >= 0:  # tagged: one typed decode, no intermediate dict
         try:
             return codec.decode_device_message(payload)
         except MalformedPayloadError as exc:

@@ -73,16 +73,16 @@ class Deduplicator:
         else:
             trains.move_to_end(train)
             if seq > ring.high:
-                self._advance(ring, seq)
+                if seq > ring.high + 1:  # not the next one: forget the seqs skipped
+                    self._clear(ring, ring.high + 1, seq - 1)
+                ring.high = seq
             elif seq <= ring.high - self.window:
                 return
         index = seq & self._mask
         ring.bits[index >> 3] |= 1 << (index & 7)
 
-    def _advance(self, ring: _Ring, seq: int) -> None:
-        """Move `high` to `seq`, clearing the bits of (old high, seq] (they held stale seqs)."""
-        start, end = ring.high + 1, seq
-        ring.high = seq
+    def _clear(self, ring: _Ring, start: int, end: int) -> None:
+        """Clear the bits of [start, end] (they held seqs a window older)."""
         if end - start + 1 >= self.window:
             ring.bits[:] = bytes(len(ring.bits))
             return

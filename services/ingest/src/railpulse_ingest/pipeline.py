@@ -17,20 +17,20 @@ from railpulse_ingest._kpl import MAGIC
 from railpulse_ingest.decode import deaggregate, decode_envelope, decode_payload
 from railpulse_ingest.dedup import Deduplicator
 from railpulse_ingest.errors import RejectError
-from railpulse_ingest.forward import MAX_RECORD_BYTES
+from railpulse_ingest.express import Encoded, Express, encoded
 from railpulse_ingest.normalise import Normaliser
 from railpulse_ingest.reject import RawKind, Rejection
 from railpulse_shared.batch import StreamRecord
-from railpulse_shared.contracts import AcceptedFrame, RejectReason, RuleEnvelope, SourcePosition
+from railpulse_shared.contracts import RejectReason, RuleEnvelope, SourcePosition
 
 __all__ = ["Outgoing", "Pipeline", "Plan", "Rejected"]
 
 logger = structlog.get_logger()
-_encode = msgspec.json.Encoder().encode
 
 
-@dataclass(slots=True)
-class Outgoing:
+class Outgoing(msgspec.Struct, gc=False):
+    """One frame to forward (a Struct, not a dataclass: one is made per frame, in C)."""
+
     data: bytes
     train: str
     seq: int
@@ -63,11 +63,13 @@ class Pipeline:
         self, normaliser: Normaliser, dedup: Deduplicator, *, max_payload_bytes: int
     ) -> None:
         self.normaliser = normaliser
+        self.express = Express(normaliser)
         self.dedup = dedup
         self.max_payload_bytes = max_payload_bytes
 
     def plan(self, records: Sequence[StreamRecord], now_ms: int) -> Plan:
         plan = Plan()
+        outgoing = plan.outgoing
         batch_keys: set[tuple[str, int]] = set()
         seen = self.dedup.seen
         for origin, outer in enumerate(records):
@@ -82,7 +84,6 @@ class Pipeline:
                     plan.rejected.append(Rejected(origin, record, exc.rejection))
                     continue
                 plan.accepted_records += 1
-                outgoing = plan.outgoing
                 for train, seq, data in frames:
                     key = (train, seq)
                     if key in batch_keys or seen(train, seq):
@@ -92,7 +93,7 @@ class Pipeline:
                     outgoing.append(Outgoing(data, train, seq, origin))
         return plan
 
-    def _accept(self, record: StreamRecord, now_ms: int) -> list[tuple[str, int, bytes]]:
+    def _accept(self, record: StreamRecord, now_ms: int) -> list[Encoded]:
         envelope: RuleEnvelope | None = None
         try:
             envelope = decode_envelope(record.data)
@@ -107,10 +108,13 @@ class Pipeline:
                 sequence_number=record.sequence_number,
                 sub_sequence_number=record.sub_sequence_number,
             )
+            express = self.express.accept(envelope, source, now_ms)
+            if express is not None:
+                return express
             accepted = self.normaliser.accept(
                 decode_payload(envelope.payload), envelope, source, now_ms
             )
-            return [_encoded(frame) for frame in accepted]
+            return [encoded(frame) for frame in accepted]
         except RejectError as exc:
             raise _Rejected(_rejection(record, envelope, exc.reason, exc.detail)) from exc
         except Exception as exc:  # a bug must not lose the record: dead-letter it, loudly
@@ -124,15 +128,6 @@ class Pipeline:
 class _Rejected(Exception):
     def __init__(self, rejection: Rejection) -> None:
         self.rejection = rejection
-
-
-def _encoded(frame: AcceptedFrame) -> tuple[str, int, bytes]:
-    data = _encode(frame)
-    if len(data) + len(frame.train) > MAX_RECORD_BYTES:
-        raise RejectError(
-            RejectReason.OVERSIZED, f"accepted frame {frame.seq} is {len(data)} bytes encoded"
-        )
-    return frame.train, frame.seq, data
 
 
 def _user_records(record: StreamRecord) -> Sequence[StreamRecord]:
