@@ -225,12 +225,17 @@ def test_clock_skew_is_judged_against_the_iot_receipt_time_and_counted() -> None
         body = msgspec.structs.replace(frame(train), ts_ms=received + skew_ms, backfill=backfill)
         return envelope(codec.encode(body), train, received_ms=received)
 
-    records = [record(at("ahead", 240_000), 1), record(at("behind", -600_000), 2),
-               record(at("true", -40), 3), record(at("late", -900_000, backfill=True), 4),
-               record(at("beyond", 360_000), 5)]
+    records = [
+        record(at("ahead", 240_000), 1),
+        record(at("behind", -600_000), 2),
+        record(at("true", -40), 3),
+        record(at("late", -900_000, backfill=True), 4),
+        record(at("beyond", 360_000), 5),
+    ]
     plan = pipe.plan(records, received + 3_600_000)
-    accepted = {f.train: f for f in (msgspec.json.decode(o.data, type=AcceptedFrame)
-                                     for o in plan.outgoing)}
+    accepted = {
+        f.train: f for f in (msgspec.json.decode(o.data, type=AcceptedFrame) for o in plan.outgoing)
+    }
     assert set(accepted) == {"ahead", "behind", "true", "late"}
     assert accepted["ahead"].ts_ms == received + 240_000  # the train's own time is kept
     assert pipe.normaliser.skewed == {"ahead": 240_000, "behind": -600_000}
@@ -258,7 +263,10 @@ def test_clock_skew_becomes_a_metric_and_a_rate_limited_log() -> None:
         handler._report_skew({"t1": 10_000})  # moved by more than the tolerance: logged
     metrics.flush()
     assert [(e["device"], e["skew_ms"]) for e in logs if e["event"] == "clock_skew"] == [
-        ("t1", 240_000), ("t2", -600_000), ("t1", 10_000)]
+        ("t1", 240_000),
+        ("t2", -600_000),
+        ("t1", 10_000),
+    ]
     doc = json.loads(out.getvalue())
     assert doc["ClockSkew"] == [240_000, -600_000, 241_000, 10_000]
     assert doc["clock_skew_ms"] == {"t1": 10_000}

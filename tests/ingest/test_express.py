@@ -113,7 +113,7 @@ def train_frames(draw: st.DrawFn, train: str) -> dict[str, Any]:
 
 @st.composite
 def generic_payloads(draw: st.DrawFn, device: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {"timestamp": draw(_times) / 1000}
+    doc: dict[str, Any] = {"timestamp": draw(_times.map(lambda ms: ms / 1000) | st.just(1e306))}
     if draw(st.booleans()):
         doc["device_id"] = draw(st.sampled_from([device, device, "sensor-8", None, "", 5]))
     if draw(st.booleans()):

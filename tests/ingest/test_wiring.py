@@ -21,8 +21,10 @@ def test_kcl_application_runs_the_ingest_processor_on_telemetry_raw() -> None:
 
 
 def test_another_ingest_on_another_stream_gets_its_own_lease_table() -> None:
-    settings = load_settings(IngestSettings, {"RAILPULSE_STREAM_RAW": "raw-b",
-                                              "RAILPULSE_KCL_APPLICATION_NAME": "railpulse-ingest-b"})
+    settings = load_settings(
+        IngestSettings,
+        {"RAILPULSE_STREAM_RAW": "raw-b", "RAILPULSE_KCL_APPLICATION_NAME": "railpulse-ingest-b"},
+    )
     props = application(settings).properties()
     assert "applicationName = railpulse-ingest-b\n" in props and "streamName = raw-b\n" in props
 

@@ -1,14 +1,15 @@
-"""The express lane: a train's frames whose readings are all canonical and physically possible go
-from payload bytes to `accepted.v1` bytes without a Python object per reading.
+"""The express lane: frames whose readings are all canonical and physically possible go from
+payload bytes to `accepted.v1` bytes without a Python object per reading.
 
 Most traffic is like that, and the general path (decode → normalise → encode) spends most of its
-time building a `Reading` per channel and formatting every float again. Here the readings object
-stays the bytes the train sent:
+time building a `Reading` per channel and formatting every float again. Here:
 
-- msgspec decodes the frame with `readings` left raw, then checks those bytes against a struct of
-  the catalogue's channels, each constrained to its physical range: an unknown or aliased name, a
-  reading outside the range or not a number fails the check (in C, no per-reading Python);
-- the raw object becomes accepted readings by two byte replacements, `:` → `:[` and
+- a train's frame is decoded with `readings` left raw, and those bytes are checked against a
+  struct of the catalogue's channels, each constrained to its physical range: an unknown or
+  aliased name, a reading outside the range or not a number fails the check (in C, no
+  per-reading Python). A generic sensor's flat payload (seed 003) is decoded into the same
+  struct with `GenericReading`'s metadata beside the readings, which are then encoded back;
+- the readings object becomes accepted readings by two byte replacements, `:` → `:[` and
   `,` → `,"good"],` (and the closing brace): `{"speed":80.5,"odometer":12}` →
   `{"speed":[80.5,"good"],"odometer":[12,"good"]}`. That is exact because, once checked, the keys
   are canonical names (no `:` or `,`, nor an escape of one: that would not be a canonical name)
@@ -16,19 +17,18 @@ stays the bytes the train sent:
   A name given twice stays twice, each value checked good, and every reader keeps the last one,
   as the general path does.
 
-Anything else (aliases, uncatalogued or invalid readings, a failed identity or time check, a
-decode error) returns None and takes the general path, which decides and explains it exactly as
-before: the express lane changes the speed, never a decision. Numbers keep the device's spelling
-(`12` stays `12`, not `12.0`): the same float to every reader.
-
-A generic sensor's flat payload (seed 003) whose readings all have catalogue names is decoded
-straight into the `GenericReading` that `codec.parse_generic` would make of the dict (no dict, no
-per-field Python checks) and then normalised as usual.
+Anything else (aliases, uncatalogued or invalid readings, a failed identity or time check, a live
+clock off by more than the tolerance, a decode error) returns None and takes the general path,
+which decides, counts and explains it exactly as before: the express lane changes the speed,
+never a decision (`tests/ingest/test_express.py`). A train's numbers keep its spelling (`12` stays
+`12`, not `12.0`): the same float to every msgspec reader.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -36,12 +36,12 @@ import msgspec
 from railpulse_ingest._variant import variant
 from railpulse_ingest.errors import RejectError
 from railpulse_ingest.forward import MAX_RECORD_BYTES
-from railpulse_ingest.normalise import Normaliser
+from railpulse_ingest.normalise import DEVICE_ID, Normaliser
 from railpulse_shared.contracts import (
     AcceptedFrame,
+    DeviceKind,
     Frame,
     FrameBatch,
-    GenericReading,
     Reading,
     RejectReason,
     RuleEnvelope,
@@ -71,103 +71,76 @@ _COLON_OPEN, _CLOSE_COMMA, _CLOSE_BRACE = b":" + _OPEN, _CLOSE + b",", _CLOSE + 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 """Channel names the byte rewrite can rely on (no `:`, `,`, quote or backslash)."""
-_MAX_KNOWN_TRAINS = 65_536
+_GENERIC_META = ("device_id", "timestamp", "timestamp_sent")
+_MAX_KNOWN_IDS = 65_536
 
 
 class Express:
     def __init__(self, normaliser: Normaliser) -> None:
         self.normaliser = normaliser
-        channels = [
-            c for c in normaliser.catalogue.channels.values() if _PLAIN_NAME.fullmatch(c.name)
-        ]
-        self._trains: set[str] = set()
-        """Train ids that passed the contract's `TrainId` check."""
         # Every catalogue channel, optional, within its physical range; nothing else.
-        check = msgspec.defstruct(
-            "GoodReadings",
-            [
-                (
-                    c.name,
-                    Annotated[float, msgspec.Meta(ge=c.physical[0], le=c.physical[1])]
-                    | msgspec.UnsetType,
-                    msgspec.UNSET,
-                )
-                for c in channels
-            ],
-            forbid_unknown_fields=True,
-            gc=False,
+        good = [
+            (
+                c.name,
+                Annotated[float, msgspec.Meta(ge=c.physical[0], le=c.physical[1])]
+                | msgspec.UnsetType,
+                msgspec.UNSET,
+            )
+            for c in normaliser.catalogue.channels.values()
+            if _PLAIN_NAME.fullmatch(c.name)
+        ]
+        self._check = msgspec.json.Decoder(
+            msgspec.defstruct("GoodReadings", good, forbid_unknown_fields=True, gc=False)
         )
-        self._check = msgspec.json.Decoder(check)
-        # The flat generic payload whose every reading has a catalogue name (canonical or alias):
-        # GenericReading's metadata as `parse_generic` reads it, then one number per name.
+        # GenericReading's metadata as `codec.parse_generic` reads it, beside the readings.
         meta: list[tuple[Any, ...]] = [
             ("device_id", Annotated[str, msgspec.Meta(min_length=1)] | None, None),
             ("timestamp", float),
             ("timestamp_sent", str | None, None),
         ]
-        excluded = {m[0] for m in meta} | {"kind"}
-        names = [n for n in normaliser.catalogue.names() if n not in excluded]
-        self._generic_view: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+        excluded = {*_GENERIC_META, "kind"}
+        generic = [*meta, *(g for g in good if g[0] not in excluded)]
+        self._generic_check: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             msgspec.defstruct(
-                "GenericView",
-                [
-                    *meta,
-                    *((n, float | msgspec.UnsetType, msgspec.UNSET) for n in names),
-                ],
-                kw_only=True,
-                forbid_unknown_fields=True,
-                gc=False,
+                "GoodGeneric", generic, kw_only=True, forbid_unknown_fields=True, gc=False
             )
         )
+        # Ids that passed their (slow, regex) check once: the contract's `TrainId` for trains,
+        # the normaliser's device id pattern for generic sensors.
+        self._trains: set[str] = set()
+        self._devices: set[str] = set()
 
     def accept(
         self, envelope: RuleEnvelope, source: SourcePosition, now_ms: int
     ) -> list[Encoded] | None:
-        """The encoded accepted frames of a payload, or None: take the general path (or
-        `RejectError`, as the general path would)."""
-        payload = envelope.payload
+        """The encoded accepted frames of a payload, or None: take the general path."""
         # `find`, not `in`: on bytes, `in` first tries the operand as an int (a raised and
         # discarded TypeError, the cost of a whole search here).
-        if payload.find(b'"kind"') < 0:
+        if envelope.payload.find(b'"kind"') < 0:
             return self._generic(envelope, source, now_ms)
         try:
-            message = _views.decode(payload)
+            message = _views.decode(envelope.payload)
         except msgspec.DecodeError:
             return None
         train = message.train
-        if train != envelope.principal or not (train in self._trains or self._known_train(train)):
+        if train != envelope.principal or not _known(train, self._trains, _is_train_id):
             return None
-        # The time bounds and the clock-skew tolerance as `Normaliser` has them: a frame out of
-        # bounds or a live frame from a skewed clock takes the general path (which rejects or
-        # counts it).
-        normaliser = self.normaliser
-        receipt = envelope.received_ms or now_ms
-        low, high = normaliser.ts_min_ms, receipt + normaliser.ts_max_future_ms
-        tolerance = normaliser.clock_skew_tolerance_ms
+        in_time = self._in_time(envelope, now_ms)
         check = self._check.decode
         out = []
         for frame in (message,) if type(message) is _FrameView else message.frames:
-            ts_ms = frame.ts_ms
-            if frame.train != train or not low <= ts_ms <= high:
-                return None
-            if not frame.backfill and abs(ts_ms - receipt) > tolerance:
+            if frame.train != train or not in_time(frame.ts_ms, frame.backfill):
                 return None
             try:
                 check(frame.readings)
             except msgspec.DecodeError:
                 return None
-            readings = bytes(frame.readings)
-            if readings.find(b":") >= 0:  # not `{}`: wrap every value as a good reading
-                readings = (
-                    readings.replace(b":", _COLON_OPEN).replace(b",", _CLOSE_COMMA)[:-1]
-                    + _CLOSE_BRACE
-                )
             data = _encode(
                 _AcceptedWire(
                     train=train,
                     seq=frame.seq,
                     ts_ms=frame.ts_ms,
-                    readings=msgspec.Raw(readings),
+                    readings=_good(bytes(frame.readings)),
                     position=frame.position,
                     speed_kmh=frame.speed_kmh,
                     backfill=frame.backfill,
@@ -181,33 +154,87 @@ class Express:
             out.append((train, frame.seq, data))
         return out
 
-    def _known_train(self, train: str) -> bool:
-        try:
-            msgspec.convert(train, TrainId)
-        except msgspec.ValidationError:
-            return False
-        if len(self._trains) >= _MAX_KNOWN_TRAINS:  # bounded: start again
-            self._trains.clear()
-        self._trains.add(train)
-        return True
-
     def _generic(
         self, envelope: RuleEnvelope, source: SourcePosition, now_ms: int
     ) -> list[Encoded] | None:
-        """A generic sensor's flat payload decoded straight into the `GenericReading` that
-        `codec.parse_generic` would make of it, then normalised as usual (which may reject)."""
+        """A generic sensor's flat payload, checked as a train's readings are (its seq is its
+        time in ms, as `Normaliser` makes it)."""
         try:
-            # A dict of the fields present: readings absent from the payload are UNSET, left out.
-            document = msgspec.to_builtins(self._generic_view.decode(envelope.payload))
+            view = self._generic_check.decode(envelope.payload)
         except msgspec.DecodeError:
             return None
-        reading = GenericReading(
-            device_id=document.pop("device_id"),
-            timestamp=document.pop("timestamp"),
-            timestamp_sent=document.pop("timestamp_sent"),
-            readings=document,
+        device = envelope.principal
+        if view.device_id not in (None, device) or not _known(device, self._devices, _is_device):
+            return None
+        ts_ms = view.timestamp * 1000
+        if not math.isfinite(ts_ms):
+            return None
+        ts_ms = round(ts_ms)
+        if not self._in_time(envelope, now_ms)(ts_ms, False):
+            return None
+        readings = msgspec.to_builtins(view)  # the fields present: UNSET ones are left out
+        for name in _GENERIC_META:
+            del readings[name]
+        data = _encode(
+            _AcceptedWire(
+                train=device,
+                seq=ts_ms,
+                ts_ms=ts_ms,
+                readings=_good(_encode(readings)),
+                device_kind=DeviceKind.SENSOR,
+                received_ms=envelope.received_ms,
+                ingested_ms=now_ms,
+                source=source,
+            )
         )
-        return [encoded(f) for f in self.normaliser.accept(reading, envelope, source, now_ms)]
+        return [(device, ts_ms, data)]
+
+    def _in_time(self, envelope: RuleEnvelope, now_ms: int) -> Callable[[int, bool], bool]:
+        """Whether a sensor time passes `Normaliser`'s time bound without a clock-skew count
+        (a frame out of bounds or a live frame from a skewed clock takes the general path,
+        which rejects or counts it)."""
+        normaliser = self.normaliser
+        receipt = envelope.received_ms or now_ms
+        low, high = normaliser.ts_min_ms, receipt + normaliser.ts_max_future_ms
+        tolerance = normaliser.clock_skew_tolerance_ms
+
+        def in_time(ts_ms: int, backfill: bool) -> bool:
+            return low <= ts_ms <= high and (backfill or abs(ts_ms - receipt) <= tolerance)
+
+        return in_time
+
+
+def _good(readings: bytes) -> msgspec.Raw:
+    """A checked readings object (canonical names, numbers) as accepted.v1's good readings."""
+    if readings.find(b":") < 0:  # `{}`
+        return msgspec.Raw(readings)
+    return msgspec.Raw(
+        readings.replace(b":", _COLON_OPEN).replace(b",", _CLOSE_COMMA)[:-1] + _CLOSE_BRACE
+    )
+
+
+def _is_train_id(train: str) -> bool:
+    try:
+        msgspec.convert(train, TrainId)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _is_device(device: str) -> bool:
+    return DEVICE_ID.match(device) is not None
+
+
+def _known(value: str, known: set[str], check: Callable[[str], bool]) -> bool:
+    """`check(value)`, remembered in `known` when true (bounded: forgotten at once when full)."""
+    if value in known:
+        return True
+    if not check(value):
+        return False
+    if len(known) >= _MAX_KNOWN_IDS:
+        known.clear()
+    known.add(value)
+    return True
 
 
 def encoded(frame: AcceptedFrame) -> Encoded:

@@ -38,9 +38,9 @@ from railpulse_shared.contracts import (
     SourcePosition,
 )
 
-__all__ = ["Normaliser"]
+__all__ = ["DEVICE_ID", "Normaliser"]
 
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _GOOD, _INVALID, _UNCATALOGUED = Quality.GOOD, Quality.INVALID, Quality.UNCATALOGUED
 
 # Per device channel name: (canonical name, scale, offset, physical low, physical high), or None.
@@ -143,9 +143,14 @@ class Normaliser:
     ) -> AcceptedFrame:
         device = reading.device_id if reading.device_id is not None else envelope.principal
         self._check_identity(device, envelope.principal)
-        if not _DEVICE_ID.match(device):
+        if not DEVICE_ID.match(device):
             raise RejectError(RejectReason.SCHEMA_VIOLATION, f"device id {device[:128]!r} invalid")
-        ts_ms = round(reading.timestamp * 1000)
+        ts_ms_exact = reading.timestamp * 1000
+        if not math.isfinite(ts_ms_exact):  # finite seconds, too many of them in milliseconds
+            raise RejectError(
+                RejectReason.TIMESTAMP_OUT_OF_BOUNDS, f"timestamp {reading.timestamp} s overflows"
+            )
+        ts_ms = round(ts_ms_exact)
         self._check_time(device, ts_ms, envelope, now_ms, live=True)
         return AcceptedFrame(
             train=device,
