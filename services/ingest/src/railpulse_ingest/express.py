@@ -56,8 +56,8 @@ Encoded = tuple[str, int, bytes]
 
 
 # The device messages with `readings` left undecoded, and accepted.v1 with readings pre-encoded.
-# Train ids are plain strings here, checked once per id (`Express._known_train`): msgspec checks a
-# pattern by calling Python's `re`, which costs more than the rest of the frame's fields together.
+# Train ids are plain strings here, checked once per id (`_known`): msgspec checks a pattern by
+# calling Python's `re`, which costs more than the rest of the frame's fields together.
 _FrameView: Any = variant(Frame, {dict[str, float]: msgspec.Raw, TrainId: str})
 _BatchView: Any = variant(FrameBatch, {Frame: _FrameView, TrainId: str})
 _AcceptedWire: Any = variant(AcceptedFrame, {dict[str, Reading]: msgspec.Raw})
@@ -166,10 +166,10 @@ class Express:
         device = envelope.principal
         if view.device_id not in (None, device) or not _known(device, self._devices, _is_device):
             return None
-        ts_ms = view.timestamp * 1000
-        if not math.isfinite(ts_ms):
+        exact_ms = view.timestamp * 1000
+        if not math.isfinite(exact_ms):
             return None
-        ts_ms = round(ts_ms)
+        ts_ms = round(exact_ms)
         if not self._in_time(envelope, now_ms)(ts_ms, False):
             return None
         readings = msgspec.to_builtins(view)  # the fields present: UNSET ones are left out
