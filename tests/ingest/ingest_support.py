@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -110,7 +111,11 @@ class Stack:
             return seen
 
 
-async def make_stack(url: str, raw_shards: int = 1, **overrides: Any) -> Stack:
+async def make_stack(
+    url: str, raw_shards: int = 1, *, max_receives: int | None = None, **overrides: Any
+) -> Stack:
+    """Fresh streams, queues and bucket on moto's server. `max_receives`: give `rejects` a
+    dead-letter queue after that many receives, as the deployed queue has (after 5)."""
     suffix = uuid.uuid4().hex[:8]
     settings = load_settings(
         IngestSettings,
@@ -119,6 +124,7 @@ async def make_stack(url: str, raw_shards: int = 1, **overrides: Any) -> Stack:
         stream_raw=f"raw-{suffix}",
         stream_telemetry=f"telemetry-{suffix}",
         queue_rejects=f"rejects-{suffix}",
+        queue_rejects_dlq=f"rejects-dlq-{suffix}",
         bucket_state=f"state-{suffix}",
         **overrides,
     )
@@ -131,6 +137,16 @@ async def make_stack(url: str, raw_shards: int = 1, **overrides: Any) -> Stack:
     ):
         await kinesis.create_stream(StreamName=settings.stream_raw, ShardCount=raw_shards)
         await kinesis.create_stream(StreamName=settings.stream_telemetry, ShardCount=2)
-        await sqs.create_queue(QueueName=settings.queue_rejects)
+        attributes = {}
+        if max_receives is not None:
+            dlq = await sqs.create_queue(QueueName=settings.queue_rejects_dlq)
+            arn = (
+                await sqs.get_queue_attributes(
+                    QueueUrl=dlq["QueueUrl"], AttributeNames=["QueueArn"]
+                )
+            )["Attributes"]["QueueArn"]
+            policy = {"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        await sqs.create_queue(QueueName=settings.queue_rejects, Attributes=attributes)
         await s3.create_bucket(Bucket=settings.bucket_state)
     return Stack(settings, clients)

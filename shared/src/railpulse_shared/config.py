@@ -42,6 +42,8 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     stream_events: str = "events"
     queue_alerts: str = "alerts"
     queue_rejects: str = "rejects"
+    queue_rejects_dlq: str = "rejects-dlq"
+    """Where a reject goes after `maxReceiveCount` receives of `rejects` (reading counts)."""
     bucket_lake: str = "railpulse-lake"
     bucket_state: str = "railpulse-state"
     alarm_table: str = "railpulse-alarms"

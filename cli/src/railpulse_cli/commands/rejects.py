@@ -3,10 +3,14 @@
     railpulse rejects list [--reason R] [--samples N] [--json]
     railpulse rejects redrive --reason R [--limit N] [--dry-run]
 
-`list` reads the queue without consuming it (every message it saw is made visible again).
+`list` reads the queues without consuming them (every message it saw is made visible again).
 `redrive` rebuilds each chosen record (the rule envelope around the device payload, from the
 message attributes; raw bytes from S3 when SQS could not carry them), puts it back on
 `telemetry-raw`, and deletes the message only once the put succeeded.
+
+Both read `rejects` and then its dead-letter queue `rejects-dlq`: SQS has no peek, so every
+listing counts as a receive, and after the queue's `maxReceiveCount` receives a reject moves to
+`rejects-dlq`. It is still a reject, and still listed and re-driven from there.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +58,8 @@ def register(subparsers: Any) -> None:
 
 @dataclass(slots=True)
 class _Message:
+    queue: str
+    """The URL of the queue it was received from."""
     receipt: str
     record: RejectedRecord | None
     attributes: dict[str, str]
@@ -63,9 +70,31 @@ class _Message:
         return self.record.reason.value if self.record else "unreadable"
 
 
-async def _receive_all(sqs: Any, queue_url: str, limit: int) -> list[_Message]:
-    """Receive up to `limit` messages, holding them invisible until released or deleted."""
+async def _queue_urls(sqs: Any, settings: CommonSettings) -> dict[str, str]:
+    """Name -> URL of `rejects` and, if it exists, its dead-letter queue."""
+    urls = {
+        settings.queue_rejects: (await sqs.get_queue_url(QueueName=settings.queue_rejects))[
+            "QueueUrl"
+        ]
+    }
+    try:
+        response = await sqs.get_queue_url(QueueName=settings.queue_rejects_dlq)
+    except sqs.exceptions.QueueDoesNotExist:
+        return urls
+    urls[settings.queue_rejects_dlq] = response["QueueUrl"]
+    return urls
+
+
+async def _receive_all(sqs: Any, queue_urls: Iterable[str], limit: int) -> list[_Message]:
+    """Receive up to `limit` messages from the queues in turn, holding them invisible until
+    released or deleted."""
     seen: list[_Message] = []
+    for url in queue_urls:
+        await _receive(sqs, url, limit, seen)
+    return seen
+
+
+async def _receive(sqs: Any, queue_url: str, limit: int, seen: list[_Message]) -> None:
     while len(seen) < limit:
         response = await sqs.receive_message(
             QueueUrl=queue_url,
@@ -86,33 +115,38 @@ async def _receive_all(sqs: Any, queue_url: str, limit: int) -> list[_Message]:
                 record = event if isinstance(event, RejectedRecord) else None
             except ContractError:
                 record = None
-            seen.append(_Message(m["ReceiptHandle"], record, attrs, m["Body"]))
-    return seen
+            seen.append(_Message(queue_url, m["ReceiptHandle"], record, attrs, m["Body"]))
 
 
-async def _release(sqs: Any, queue_url: str, messages: list[_Message]) -> None:
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        await sqs.change_message_visibility_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": 0}
-                for i, m in enumerate(chunk)
-            ],
-        )
+async def _release(sqs: Any, messages: list[_Message]) -> None:
+    """Make the messages visible again, at once."""
+    for queue_url in dict.fromkeys(m.queue for m in messages):
+        mine = [m for m in messages if m.queue == queue_url]
+        for start in range(0, len(mine), 10):
+            await sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": 0}
+                    for i, m in enumerate(mine[start : start + 10])
+                ],
+            )
 
 
 async def list_rejects(
     settings: CommonSettings, *, reason: str | None = None, samples: int = 3, limit: int = 10_000
 ) -> dict[str, Any]:
-    """{"total": n, "reasons": {reason: {"count": n, "samples": [...]}}}"""
+    """{"total": n, "queues": {queue: n}, "reasons": {reason: {"count": n, "samples": [...]}}}"""
     clients = AwsClients(settings)
     async with clients.create("sqs") as sqs:
-        queue_url = (await sqs.get_queue_url(QueueName=settings.queue_rejects))["QueueUrl"]
-        messages = await _receive_all(sqs, queue_url, limit)
+        urls = await _queue_urls(sqs, settings)
+        messages = await _receive_all(sqs, urls.values(), limit)
         try:
             counts = Counter(m.reason for m in messages)
-            out: dict[str, Any] = {"total": len(messages), "reasons": {}}
+            out: dict[str, Any] = {
+                "total": len(messages),
+                "queues": {name: sum(m.queue == url for m in messages) for name, url in urls.items()},
+                "reasons": {},
+            }
             for name, count in counts.most_common():
                 if reason and name != reason:
                     continue
@@ -120,7 +154,7 @@ async def list_rejects(
                 out["reasons"][name] = {"count": count, "samples": [_sample(m) for m in chosen]}
             return out
         finally:
-            await _release(sqs, queue_url, messages)
+            await _release(sqs, messages)
 
 
 def _sample(message: _Message) -> dict[str, Any]:
@@ -147,8 +181,7 @@ async def redrive(
         clients.create("kinesis") as kinesis,
         clients.create("s3") as s3,
     ):
-        queue_url = (await sqs.get_queue_url(QueueName=settings.queue_rejects))["QueueUrl"]
-        messages = await _receive_all(sqs, queue_url, 10_000)
+        messages = await _receive_all(sqs, (await _queue_urls(sqs, settings)).values(), 10_000)
         chosen = [m for m in messages if m.reason == reason][:limit]
         keep = [m for m in messages if m not in chosen]
         done = failed = 0
@@ -167,10 +200,10 @@ async def redrive(
                     keep.append(m)
                     failed += 1
                     continue
-                await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m.receipt)
+                await sqs.delete_message(QueueUrl=m.queue, ReceiptHandle=m.receipt)
                 done += 1
         finally:
-            await _release(sqs, queue_url, keep)
+            await _release(sqs, keep)
         return {"redriven": done, "failed": failed, "matched": len(chosen)}
 
 
@@ -207,7 +240,8 @@ def _run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{out['total']} rejected records")
+    where = ", ".join(f"{n} in {queue}" for queue, n in out["queues"].items() if n)
+    print(f"{out['total']} rejected records" + (f" ({where})" if where else ""))
     for name, info in out["reasons"].items():
         print(f"  {name}: {info['count']}")
         for sample in info["samples"]:
