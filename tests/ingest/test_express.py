@@ -152,7 +152,7 @@ def _to_json(doc: Any, sep: tuple[str, str], escape: bool) -> str:
 
 def _generic_json(doc: dict[str, Any], sep: tuple[str, str], escape: bool) -> str:
     flat = [(k, v) for k, v in doc.items() if k != "readings"] + doc["readings"]
-    return _pairs_json(flat, sep, escape=False) if not escape else _pairs_json(flat, sep, True)
+    return _pairs_json(flat, sep, escape)
 
 
 @st.composite
