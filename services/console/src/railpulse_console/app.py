@@ -2,6 +2,10 @@
 
 Read-only is enforced twice: every route is GET (HEAD), and `ReadOnly` answers 405 to any other
 method before routing, so a route added later cannot open a write path by accident.
+
+Before either, Starlette's `TrustedHostMiddleware` answers 400 to a `Host` header outside
+`ConsoleSettings.allowed_host_names()`: a foreign site whose name was re-pointed at the console's
+address (DNS rebinding) cannot read it through a visitor's browser.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import msgspec
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -220,4 +225,10 @@ def create_app(console: Console, *, start_feeds: bool = True) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(ReadOnly)
+    # Added last, so it runs first.
+    app.add_middleware(
+        TrustedHostMiddleware,
+        allowed_hosts=list(console.settings.allowed_host_names()),
+        www_redirect=False,
+    )
     return app
