@@ -156,6 +156,8 @@ def test_a_foreign_host_header_is_refused(served: int) -> None:
     for host in (f"127.0.0.1:{served}", f"localhost:{served}", "localhost"):
         status, body = _get(served, host)
         assert status == 200 and b"train-001" in body, host
+    # A load balancer checks health by the task's address: /healthz answers any host.
+    assert _get(served, "10.0.3.17:8080", "/healthz") == (200, b"ok")
 
 
 def test_allowed_hosts_default_to_loopback_and_the_bind_host() -> None:
