@@ -138,7 +138,9 @@ def base_env(config: StackConfig, pki: Pki) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": aws.ACCESS_KEY_ID,
         # moto takes any credentials; the IoT stand-in's HTTP API checks signatures made with
         # these, so the secret is the stack's own, generated at first start.
-        "AWS_SECRET_ACCESS_KEY": kept_secret(config.state_dir / "secrets" / "aws-secret-access-key"),
+        "AWS_SECRET_ACCESS_KEY": kept_secret(
+            config.state_dir / "secrets" / "aws-secret-access-key"
+        ),
         "RAILPULSE_IOT_DATA_ENDPOINT": f"http://{config.host}:{config.iot_data_port}",
         "RAILPULSE_MQTT_HOST": config.host,
         "RAILPULSE_MQTT_PORT": str(config.mqtt_port),

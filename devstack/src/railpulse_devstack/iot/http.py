@@ -109,9 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "ResourceNotFoundException",
                 )
         except AuthError as err:
-            logger.warning(
-                "http.request_refused", method=method, path=url.path, reason=err.message
-            )
+            logger.warning("http.request_refused", method=method, path=url.path, reason=err.message)
             self._send(HTTPStatus.FORBIDDEN, {"message": err.message}, "ForbiddenException")
         except ShadowError as err:
             self._send(err.code, {"code": err.code, "message": err.message}, err.error_type)
