@@ -208,7 +208,7 @@ def main() -> None:
         devstack.up(config)  # (its readiness probe dumps all of moto's state: skip when running)
     env = stack_env(config)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(key, env[key])
+        os.environ[key] = env[key]  # the stack's own: its IoT stand-in checks the signatures
     res = _resources(env)
     anomalies = _workload(args.messages, args.trains, args.keys, args.mix, res["run"],
                           random.Random(args.seed))

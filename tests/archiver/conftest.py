@@ -7,10 +7,7 @@ Helpers live in `archiver_fixtures` (a module name no other test folder uses).
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +17,8 @@ from archiver_fixtures import ensure_credentials, fresh_settings
 from waiting import free_port
 
 from railpulse_archiver.settings import ArchiverSettings
+from railpulse_devstack import postgres
+from railpulse_devstack.config import StackConfig, repo_root
 
 
 @pytest.fixture(scope="session")
@@ -34,59 +33,25 @@ def settings(moto_endpoint: str) -> ArchiverSettings:
     return fresh_settings(moto_endpoint)
 
 
-def _server_user() -> list[str]:
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    """A throwaway PostgreSQL 15: initdb in a temp dir, trust auth, a free loopback port."""
-    if shutil.which("initdb") is None:
-        pytest.fail("PostgreSQL (initdb) is not installed: make setup installs it")
-    base = Path(tempfile.mkdtemp(prefix="archiver-pg-"))
-    data = base / "data"
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam("postgres")
-        os.chown(base, entry.pw_uid, entry.pw_gid)
-    port = free_port()
-    run = [*_server_user()]
-    subprocess.run(
-        [
-            *run,
-            "initdb",
-            "-D",
-            str(data),
-            "-A",
-            "trust",
-            "-U",
-            "railpulse",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
+    """A throwaway PostgreSQL 15 on a free loopback port, set up as the local stack sets up its
+    own (railpulse_devstack.postgres): the loads run as the service role `railpulse`, with its
+    password, neither superuser nor able to create databases or roles."""
+    state = Path(tempfile.mkdtemp(prefix="archiver-pg-"))
+    state.chmod(0o755)  # the server's system user (when we are root) reaches its folder
+    config = StackConfig(
+        root=repo_root(),
+        state_dir=state,
+        moto_port=0,
+        mqtt_port=0,
+        pg_port=free_port(),
+        iot_data_port=0,
+        fleet=(),
     )
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    )
-    subprocess.run(
-        [*run, "pg_ctl", "-D", str(data), "-l", str(base / "pg.log"), "-o", options, "-w", "start"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    postgres.start(config)
     try:
-        import psycopg
-
-        with psycopg.connect(
-            f"postgresql://railpulse@127.0.0.1:{port}/postgres", autocommit=True
-        ) as c:
-            c.execute("CREATE DATABASE railpulse")
-        yield f"postgresql://railpulse@127.0.0.1:{port}/railpulse"
+        yield postgres.dsn(config)
     finally:
-        subprocess.run(
-            [*run, "pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        postgres.stop(config)
+        shutil.rmtree(state, ignore_errors=True)

@@ -73,6 +73,30 @@ def lake(moto_endpoint: str) -> Iterator[tuple[ArchiverSettings, int, int]]:
     yield settings, readings, len(kept)
 
 
+def test_the_loader_role_has_no_privileges_beyond_its_database(postgres_dsn: str) -> None:
+    """The warehouse is loaded by the role services get: password required, not superuser, no
+    CREATEDB or CREATEROLE, no way into another database (the stack's own set-up)."""
+    with psycopg.connect(postgres_dsn) as conn:
+        role = conn.execute(
+            "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls"
+            " FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+    assert role == ("railpulse", False, False, False, False, False)
+    assert owner == ("railpulse",)
+    info = psycopg.conninfo.conninfo_to_dict(postgres_dsn)
+    for refused in (
+        {**info, "password": ""},
+        {**info, "password": "railpulse"},
+        {**info, "dbname": "postgres"},
+        {**info, "user": "railpulse_admin", "dbname": "postgres"},
+    ):
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(psycopg.conninfo.make_conninfo(**refused), connect_timeout=5)
+
+
 def test_retried_load_loads_no_row_twice(
     lake: tuple[ArchiverSettings, int, int], postgres_dsn: str
 ) -> None:

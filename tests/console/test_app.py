@@ -1,12 +1,17 @@
-"""Routes without a stack: pages render, JSON answers, nothing but GET gets in."""
+"""Routes without a stack: pages render, JSON answers, nothing but GET gets in, and only for the
+host names the console is configured to answer."""
 
 from __future__ import annotations
 
+import http.client
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
+from waiting import free_port, wait_until
 
 from railpulse_console.app import create_app
 from railpulse_console.console import Console
@@ -21,7 +26,7 @@ def console() -> Console:
 
 @pytest.fixture
 def client(console: Console) -> Iterator[TestClient]:
-    with TestClient(create_app(console, start_feeds=False)) as client:
+    with TestClient(create_app(console, start_feeds=False), base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -106,3 +111,71 @@ def test_health_json_without_feeds(client: TestClient) -> None:
 
 def test_fleet_ranges_expand() -> None:
     assert expand_names("t-08..t-10, x,t-09") == ("t-08", "t-09", "t-10", "x")
+
+
+@pytest.fixture
+def served() -> Iterator[int]:
+    """The console app under a real uvicorn on a free loopback port (no feeds)."""
+    port = free_port()
+    console = Console(ConsoleSettings(fleet="train-001", port=port))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(console, start_feeds=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            proxy_headers=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 10, "the console to listen")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _get(port: int, host: str, path: str = "/api/fleet") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_foreign_host_header_is_refused(served: int) -> None:
+    """DNS rebinding: a browser on evil.example re-pointed at 127.0.0.1 sends `Host: evil.example`."""
+    for host in ("evil.example", f"evil.example:{served}", "127.0.0.1.nip.io", ""):
+        status, body = _get(served, host)
+        assert status == 400, host
+        assert b"train-001" not in body
+    for host in (f"127.0.0.1:{served}", f"localhost:{served}", "localhost"):
+        status, body = _get(served, host)
+        assert status == 200 and b"train-001" in body, host
+    # A load balancer checks health by the task's address: /healthz answers any host.
+    assert _get(served, "10.0.3.17:8080", "/healthz") == (200, b"ok")
+
+
+def test_allowed_hosts_default_to_loopback_and_the_bind_host() -> None:
+    assert ConsoleSettings().allowed_host_names() == ("127.0.0.1", "localhost")
+    assert ConsoleSettings(host="10.1.2.3").allowed_host_names() == (
+        "127.0.0.1",
+        "localhost",
+        "10.1.2.3",
+    )
+    assert ConsoleSettings(host="0.0.0.0").allowed_host_names() == ("127.0.0.1", "localhost")
+    configured = ConsoleSettings(host="0.0.0.0", allowed_hosts="console.example, *.ops.example")
+    assert configured.allowed_host_names() == ("console.example", "*.ops.example")
+
+
+def test_a_configured_host_is_answered_and_loopback_then_is_not() -> None:
+    console = Console(ConsoleSettings(fleet="train-001", allowed_hosts="console.example"))
+    app = create_app(console, start_feeds=False)
+    with TestClient(app, base_url="http://console.example") as client:
+        assert client.get("/api/fleet").status_code == 200
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/api/fleet").status_code == 400

@@ -97,7 +97,7 @@ def test_train_page_merges_warehouse_history(schema: tuple[str, str]) -> None:
     console.deliver(
         AcceptedFrame(train="wh-1", seq=9, ts_ms=now - 1000, readings={"speed": Reading(value=99.0)})
     )
-    with TestClient(create_app(console, start_feeds=False)) as client:
+    with TestClient(create_app(console, start_feeds=False), base_url="http://localhost") as client:
         detail = client.get("/api/trains/wh-1").json()
     assert detail["history"] == "stream+warehouse"
     [speed] = detail["channels"]

@@ -264,3 +264,60 @@ def test_named_shadow_over_mqtt_and_http(device, stack) -> None:  # type: ignore
         iot_data.get_thing_shadow(thingName=thing, shadowName=name)["payload"].read()
     )
     assert named["state"]["desired"]["m"] == marker
+
+
+def _alerts_version(iot_data: Any, thing: str) -> int | None:
+    try:
+        doc = iot_data.get_thing_shadow(thingName=thing, shadowName="alerts")["payload"].read()
+    except iot_data.exceptions.ResourceNotFoundException:
+        return None
+    version: int = json.loads(doc)["version"]
+    return version
+
+
+def test_an_unsigned_request_cannot_forge_an_alert(device, stack) -> None:  # type: ignore[no-untyped-def]
+    """The probe's attack: a plain POST of a critical alert to a train's shadow, and a plain
+    publish to its alert topic. Both are refused as AWS refuses them, and nothing changes."""
+    import urllib.error
+    import urllib.request
+
+    thing = "train-012"
+    train: Device = device(thing)
+    train.subscribe(f"trains/{thing}/alerts")
+    iot_data = _iot_data(stack)
+    iot_data.update_thing_shadow(
+        thingName=thing, shadowName="alerts", payload=b'{"state": {"desired": {"alerts": null}}}'
+    )
+    before = _alerts_version(iot_data, thing)
+    forged = {"state": {"desired": {"alerts": {"forged": {"severity": "critical"}}}}}
+    base = stack["RAILPULSE_IOT_DATA_ENDPOINT"]
+    for url in (f"{base}/things/{thing}/shadow?name=alerts", f"{base}/topics/trains/{thing}/alerts?qos=1"):
+        request = urllib.request.Request(url, data=json.dumps(forged).encode(), method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 403
+        assert refused.value.headers["x-amzn-ErrorType"] == "ForbiddenException"
+        assert json.loads(refused.value.read()) == {"message": "Missing Authentication Token"}
+    assert _alerts_version(iot_data, thing) == before
+    shadow = json.loads(
+        iot_data.get_thing_shadow(thingName=thing, shadowName="alerts")["payload"].read()
+    )
+    assert "forged" not in json.dumps(shadow)
+    assert train.inbox.wait_for(lambda t, p: b"forged" in p, timeout=1.0) is None
+
+
+def test_a_client_with_the_wrong_secret_is_refused(stack) -> None:  # type: ignore[no-untyped-def]
+    """moto's well-known `testing` secret, or any other than the stack issued, signs in vain."""
+    thing = "train-013"
+    iot_data = _iot_data(stack)
+    iot_data.update_thing_shadow(thingName=thing, payload=b'{"state": {"desired": {"n": 1}}}')
+    before = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())["version"]
+    assert stack["AWS_SECRET_ACCESS_KEY"] != "testing"
+    impostor = _iot_data({**stack, "AWS_SECRET_ACCESS_KEY": "testing"})
+    with pytest.raises(impostor.exceptions.ForbiddenException) as refused:
+        impostor.update_thing_shadow(thingName=thing, payload=b'{"state": {"desired": {"n": 2}}}')
+    assert "signature we calculated does not match" in str(refused.value)
+    with pytest.raises(impostor.exceptions.ForbiddenException):
+        impostor.get_thing_shadow(thingName=thing)
+    doc = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
+    assert doc["version"] == before and doc["state"]["desired"] == {"n": 1}

@@ -2,15 +2,18 @@
 
 Keys (values for the default ports):
   AWS_ENDPOINT_URL=http://127.0.0.1:4566     AWS_REGION=AWS_DEFAULT_REGION=us-east-1
-  AWS_ACCESS_KEY_ID=testing                  AWS_SECRET_ACCESS_KEY=testing
+  AWS_ACCESS_KEY_ID=testing                  AWS_SECRET_ACCESS_KEY=<generated at first start>
   RAILPULSE_IOT_DATA_ENDPOINT=http://127.0.0.1:4580   (boto3 `iot-data` endpoint_url)
   RAILPULSE_MQTT_HOST=127.0.0.1  RAILPULSE_MQTT_PORT=8883
   RAILPULSE_CA_FILE=<state>/pki/ca.crt
   RAILPULSE_CERTS_DIR=<state>/pki/devices    (<thing>.crt and <thing>.key)
-  RAILPULSE_PG_DSN=postgresql://railpulse@127.0.0.1:5433/railpulse
+  RAILPULSE_PG_DSN=postgresql://railpulse:<generated password>@127.0.0.1:5433/railpulse
   RAILPULSE_STREAM_RAW / _TELEMETRY / _EVENTS, RAILPULSE_QUEUE_ALERTS / _ALERTS_DLQ / _REJECTS /
   _REJECTS_DLQ (+ `_URL` variants), RAILPULSE_BUCKET_LAKE / _STATE, RAILPULSE_GLUE_DATABASE,
   RAILPULSE_ALARM_TABLE, RAILPULSE_STACK_DIR, RAILPULSE_STACK_LOGS, RAILPULSE_FLEET.
+
+It holds secrets (the AWS secret key the IoT stand-in checks signatures with, the warehouse
+password), so only its owner may read it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from railpulse_devstack._secrets import write_private
 from railpulse_devstack.config import StackConfig, load_config
 from railpulse_devstack.errors import StackNotRunningError
 
@@ -25,10 +29,7 @@ __all__ = ["read_env_file", "stack_env", "write_env_file"]
 
 
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
-    tmp.replace(path)
+    write_private(path, "".join(f"{k}={v}\n" for k, v in sorted(values.items())))
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -1,9 +1,22 @@
 """PostgreSQL 15, the local warehouse stand-in (Redshift speaks its protocol).
 
-`initdb` on first start under `<state>/pg/data` (superuser `railpulse`, trust auth on loopback),
-then `pg_ctl start` on 127.0.0.1:<port>, and a database `railpulse`. PostgreSQL refuses to run
-as root: when we are root, every server command runs as the `postgres` system user (created if
-missing) through `runuser`.
+`initdb` on first start under `<state>/pg/data`, then `pg_ctl start` on 127.0.0.1:<port>.
+Two roles, each with a password generated at first start and kept beside the cluster
+(`<state>/pg/secrets/`, owner-only files):
+
+- `railpulse_admin`, the superuser, used by the devstack alone (to create the service role and
+  recreate the database), and only over the cluster's own Unix socket (`<state>/pg/run/`, in a
+  folder only the stack's owner can enter);
+- `railpulse`, what services, the CLI and tests use (`RAILPULSE_PG_DSN` carries its password):
+  login only, no SUPERUSER, CREATEDB, CREATEROLE or REPLICATION; it owns the database `railpulse`
+  and may connect to nothing else.
+
+pg_hba allows exactly that, with scram-sha-256 everywhere; whatever else is refused. A cluster
+made before the roles were split (superuser `railpulse`, trust auth) is made again: it only ever
+held a warehouse `up` recreates from the lake anyway.
+
+PostgreSQL refuses to run as root: when we are root, every server command runs as the `postgres`
+system user (created if missing) through `runuser`.
 """
 
 from __future__ import annotations
@@ -15,23 +28,42 @@ import pwd
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import structlog
 
+from railpulse_devstack._secrets import kept_secret
 from railpulse_devstack.config import StackConfig
 from railpulse_devstack.errors import ProcessStartError, StackError
 
-__all__ = ["DATABASE", "USER", "dsn", "pid", "recreate_database", "start", "stop"]
+__all__ = ["ADMIN", "DATABASE", "USER", "dsn", "pid", "recreate_database", "start", "stop"]
 
 logger = structlog.get_logger()
 
 USER = "railpulse"
+"""The services' role: owns DATABASE, nothing more."""
 DATABASE = "railpulse"
+ADMIN = "railpulse_admin"
+"""The cluster's superuser, for the devstack only, over the Unix socket only."""
 _SYSTEM_USER = "postgres"
+_HBA = f"""\
+# Written by railpulse_devstack.postgres: the superuser over the Unix socket only, the service
+# role to its own database only, passwords (scram-sha-256) always; anything else is refused.
+# TYPE  DATABASE    USER        ADDRESS     METHOD
+local   all         {ADMIN}                 scram-sha-256
+local   {DATABASE}  {USER}                  scram-sha-256
+host    {DATABASE}  {USER}      samehost    scram-sha-256
+"""
+
+
+def _secret(config: StackConfig, role: str) -> str:
+    return kept_secret(_base(config) / "secrets" / role)
 
 
 def dsn(config: StackConfig) -> str:
-    return f"postgresql://{USER}@{config.host}:{config.pg_port}/{DATABASE}"
+    """The service role's DSN, password included (generated on first use)."""
+    password = quote(_secret(config, USER), safe="")
+    return f"postgresql://{USER}:{password}@{config.host}:{config.pg_port}/{DATABASE}"
 
 
 def _bin(name: str) -> str:
@@ -130,29 +162,47 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def _initdb(config: StackConfig) -> None:
+    data, _, _ = _paths(config)
+    marker = data.parent / "roles"
+    if (data / "PG_VERSION").exists() and marker.exists():
+        return
+    if (data / "PG_VERSION").exists():
+        # Made before the roles were split (a superuser `railpulse` on trust auth).
+        logger.info("postgres.reinitialising", data=str(data), reason="trust-auth cluster")
+        stop(config)
+        shutil.rmtree(data)
+    logger.info("postgres.initdb", data=str(data))
+    pwfile = data.parent / ".pwfile"
+    pwfile.write_text(_secret(config, ADMIN) + "\n")
+    try:
+        pwfile.chmod(0o600)
+        if os.geteuid() == 0:
+            uid, gid = _ensure_system_user()
+            os.chown(pwfile, uid, gid)
+        argv = [
+            _bin("initdb"),
+            *("-D", str(data), "-U", ADMIN, f"--pwfile={pwfile}"),
+            *("--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8"),
+            "--no-sync",
+        ]
+        out = _run(_as_server_user(argv))
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if out.returncode != 0:
+        raise ProcessStartError(f"initdb failed: {out.stderr.strip()[-2000:]}")
+    hba = data / "pg_hba.conf"
+    hba.write_text(_HBA)
+    if os.geteuid() == 0:
+        os.chown(hba, *_ensure_system_user())
+    marker.write_text(f"{ADMIN} over the socket, {USER} owns {DATABASE}\n")
+
+
 def start(config: StackConfig) -> None:
-    """initdb if needed, start the server, create the database; idempotent."""
+    """initdb if needed, start the server, ensure the service role and its database; idempotent."""
     data, run, log = _paths(config)
     _prepare(config)
-    if not (data / "PG_VERSION").exists():
-        logger.info("postgres.initdb", data=str(data))
-        out = _run(
-            _as_server_user(
-                [
-                    _bin("initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    USER,
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            )
-        )
-        if out.returncode != 0:
-            raise ProcessStartError(f"initdb failed: {out.stderr.strip()[-2000:]}")
+    _initdb(config)
     if pid(config) is None:
         options = (
             f"-p {config.pg_port} -c listen_addresses={config.host} "
@@ -179,28 +229,45 @@ def start(config: StackConfig) -> None:
             raise ProcessStartError(
                 f"PostgreSQL did not start ({out.stdout.strip()} {out.stderr.strip()}); see {log}"
             )
-    psql = _psql(config)
-    exists = _run(
-        [*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"]
+    # The password goes in on stdin, never on a command line. Run every start: it also repairs
+    # a role whose attributes or password drifted from what the stack issued.
+    role = f"""
+        SELECT format('CREATE ROLE %I', '{USER}')
+        WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{USER}') \\gexec
+        ALTER ROLE {USER} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
+            NOBYPASSRLS PASSWORD '{_secret(config, USER)}';
+        SELECT format('CREATE DATABASE %I OWNER %I', '{DATABASE}', '{USER}')
+        WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}') \\gexec
+        ALTER DATABASE {DATABASE} OWNER TO {USER};
+    """
+    out = _admin_sql(config, role)
+    if out.returncode != 0:
+        raise ProcessStartError(
+            f"PostgreSQL is not answering or refused the roles: {out.stderr.strip()}; see {log}"
+        )
+
+
+def _admin_sql(config: StackConfig, script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` as the superuser, over the cluster's Unix socket."""
+    _, run, _ = _paths(config)
+    argv = [
+        _bin("psql"),
+        *("-h", str(run), "-p", str(config.pg_port), "-U", ADMIN, "-d", "postgres"),
+        *("-X", "-q", "-v", "ON_ERROR_STOP=1"),
+    ]
+    env = {**os.environ, "PGPASSWORD": _secret(config, ADMIN)}
+    return subprocess.run(
+        argv, input=script, env=env, capture_output=True, text=True, timeout=60, check=False
     )
-    if exists.returncode != 0:
-        raise ProcessStartError(f"PostgreSQL is not answering: {exists.stderr.strip()}; see {log}")
-    if exists.stdout.strip() != "1":
-        created = _run([*psql, "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE}"])
-        if created.returncode != 0 and "already exists" not in created.stderr:
-            raise ProcessStartError(f"CREATE DATABASE failed: {created.stderr.strip()}")
-
-
-def _psql(config: StackConfig) -> list[str]:
-    return [_bin("psql"), "-h", config.host, "-p", str(config.pg_port), "-U", USER]
 
 
 def recreate_database(config: StackConfig) -> None:
-    """Drop the database (ending its sessions) and create it empty."""
-    for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
-        out = _run([*_psql(config), "-d", "postgres", "-c", sql])
-        if out.returncode != 0:
-            raise ProcessStartError(f"{sql} failed: {out.stderr.strip()}")
+    """Drop the database (ending its sessions) and create it empty, owned by the service role."""
+    script = f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE);\n"
+    script += f"CREATE DATABASE {DATABASE} OWNER {USER};\n"
+    out = _admin_sql(config, script)
+    if out.returncode != 0:
+        raise ProcessStartError(f"recreating {DATABASE} failed: {out.stderr.strip()}")
     logger.info("postgres.database_recreated", database=DATABASE)
 
 

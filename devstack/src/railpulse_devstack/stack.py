@@ -32,6 +32,7 @@ from pathlib import Path
 import structlog
 
 from railpulse_devstack import aws, broker, postgres
+from railpulse_devstack._secrets import kept_secret
 from railpulse_devstack.config import PRIVILEGED_IDENTITY, StackConfig, load_config
 from railpulse_devstack.env import write_env_file
 from railpulse_devstack.errors import ProcessStartError, StackError
@@ -135,7 +136,11 @@ def base_env(config: StackConfig, pki: Pki) -> dict[str, str]:
         "AWS_REGION": aws.REGION,
         "AWS_DEFAULT_REGION": aws.REGION,
         "AWS_ACCESS_KEY_ID": aws.ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": aws.SECRET_ACCESS_KEY,
+        # moto takes any credentials; the IoT stand-in's HTTP API checks signatures made with
+        # these, so the secret is the stack's own, generated at first start.
+        "AWS_SECRET_ACCESS_KEY": kept_secret(
+            config.state_dir / "secrets" / "aws-secret-access-key"
+        ),
         "RAILPULSE_IOT_DATA_ENDPOINT": f"http://{config.host}:{config.iot_data_port}",
         "RAILPULSE_MQTT_HOST": config.host,
         "RAILPULSE_MQTT_PORT": str(config.mqtt_port),

@@ -18,6 +18,7 @@ from railpulse_devstack.iot.http import DataPlaneServer
 from railpulse_devstack.iot.mqtt import IotMqtt, MqttSettings
 from railpulse_devstack.iot.rules import KinesisRule
 from railpulse_devstack.iot.shadow import ShadowStore
+from railpulse_devstack.iot.sigv4 import SigningKey
 
 logger = structlog.get_logger()
 
@@ -46,7 +47,9 @@ def main() -> None:
         store,
         rule,
     )
-    server = DataPlaneServer(http_host, int(http_port), store, mqtt)
+    # The HTTP API accepts only requests signed by the credentials the stack issued.
+    key = SigningKey(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_REGION"])
+    server = DataPlaneServer(http_host, int(http_port), store, mqtt, key)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

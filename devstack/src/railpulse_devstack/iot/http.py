@@ -7,12 +7,18 @@
     POST   /topics/<topic>?qos=<0|1>[&retain=true]    Publish (through the broker)
     GET    /healthz                                   200 once the MQTT side is subscribed
 
+Every path but /healthz needs a request signed with SigV4 by the credentials the stack issued
+(`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` of the stack env, region `AWS_REGION`, signing
+name `iotdata`), as AWS IoT's data endpoint does; `sigv4.py` checks it. Anything else gets 403
+`ForbiddenException` and changes nothing.
+
 Errors carry `x-amzn-ErrorType` and a JSON `message`, which botocore turns into
 `ConflictException`, `ResourceNotFoundException`, ... on the client.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from http import HTTPStatus
@@ -24,6 +30,7 @@ import structlog
 
 from railpulse_devstack.iot.mqtt import IotMqtt
 from railpulse_devstack.iot.shadow import ShadowError, ShadowStore
+from railpulse_devstack.iot.sigv4 import AuthError, SigningKey, verify
 
 __all__ = ["DataPlaneServer"]
 
@@ -65,7 +72,16 @@ class _Handler(BaseHTTPRequestHandler):
             if parts == ["healthz"]:
                 ok = self.server.mqtt.ready.is_set()
                 self._send(200 if ok else 503, {"ready": ok})
-            elif len(parts) == 3 and parts[0] == "things" and parts[2] == "shadow":
+                return
+            verify(
+                self.server.key,
+                method,
+                self.path,
+                dict(self.headers.items()),
+                body,
+                dt.datetime.now(dt.UTC),
+            )
+            if len(parts) == 3 and parts[0] == "things" and parts[2] == "shadow":
                 thing, name = parts[1], query.get("name", [""])[0]
                 if method == "GET":
                     self._send(200, store.get(thing, name))
@@ -92,6 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
                     {"message": f"No route for {method} {url.path}"},
                     "ResourceNotFoundException",
                 )
+        except AuthError as err:
+            logger.warning("http.request_refused", method=method, path=url.path, reason=err.message)
+            self._send(HTTPStatus.FORBIDDEN, {"message": err.message}, "ForbiddenException")
         except ShadowError as err:
             self._send(err.code, {"code": err.code, "message": err.message}, err.error_type)
         except Exception as err:
@@ -114,8 +133,11 @@ class DataPlaneServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, store: ShadowStore, mqtt: IotMqtt) -> None:
+    def __init__(
+        self, host: str, port: int, store: ShadowStore, mqtt: IotMqtt, key: SigningKey
+    ) -> None:
         super().__init__((host, port), _Handler)
+        self.key = key
         self.store = store
         self.mqtt = mqtt
         self._thread: threading.Thread | None = None

@@ -2,12 +2,16 @@
 
 Read-only is enforced twice: every route is GET (HEAD), and `ReadOnly` answers 405 to any other
 method before routing, so a route added later cannot open a write path by accident.
+
+Before either, `AllowedHosts` (Starlette's `TrustedHostMiddleware`) answers 400 to a `Host`
+header outside `ConsoleSettings.allowed_host_names()`: a foreign site whose name was re-pointed at
+the console's address (DNS rebinding) cannot read it through a visitor's browser.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 import msgspec
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -75,6 +80,21 @@ class ReadOnly:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class AllowedHosts:
+    """ASGI middleware: 400 unless the `Host` header is an allowed host name; `/healthz` (a bare
+    "ok") is exempt, since load balancers and container health checks call it by address."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.checked = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+        else:
+            await self.checked(scope, receive, send)
 
 
 def _json(value: object) -> Response:
@@ -220,4 +240,6 @@ def create_app(console: Console, *, start_feeds: bool = True) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(ReadOnly)
+    # Added last, so it runs first.
+    app.add_middleware(AllowedHosts, allowed_hosts=console.settings.allowed_host_names())
     return app

@@ -13,6 +13,8 @@ from railpulse_shared.config import CommonSettings
 
 __all__ = ["ConsoleSettings", "expand_names"]
 
+_WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
+"""Bind addresses that are no host name a browser would send."""
 _RANGE = re.compile(r"^(?P<prefix>.*?)(?P<a>\d+)\.\.(?P=prefix)(?P<b>\d+)$")
 
 
@@ -21,6 +23,10 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     """Loopback by default: put it behind an authenticating proxy before binding wider."""
     port: int = 8080
+    allowed_hosts: str = ""
+    """Host names (a `Host` header without its port) the console answers, comma-separated; any
+    other gets 400, so a page on another site cannot reach it by DNS rebinding. Unset: 127.0.0.1,
+    localhost and the bind host. `*.example.com` allows the subdomains."""
     pg_dsn: str | None = None
     """The warehouse (PostgreSQL locally, Redshift in AWS); history is optional without it."""
     warehouse_schema: str | None = None
@@ -49,6 +55,13 @@ class ConsoleSettings(CommonSettings, frozen=True, kw_only=True):
 
     def fleet_names(self) -> tuple[str, ...]:
         return expand_names(self.fleet)
+
+    def allowed_host_names(self) -> tuple[str, ...]:
+        configured = tuple(n.strip() for n in self.allowed_hosts.split(",") if n.strip())
+        if configured:
+            return configured
+        bound = () if self.host in _WILDCARD_ADDRESSES else (self.host,)
+        return tuple(dict.fromkeys(("127.0.0.1", "localhost", *bound)))
 
     def dead_letter_names(self) -> tuple[str, ...]:
         return tuple(n.strip() for n in self.dead_letter_queues.split(",") if n.strip())
