@@ -40,7 +40,7 @@ def test_train_frame_lands_in_raw_stream_with_identity(device, raw_stream: Strea
 def test_basic_ingest_topic_is_routed(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
     train: Device = device("train-002")
     marker = uuid.uuid4().hex
-    train.publish("$aws/rules/telemetry/trains/train-002/telemetry", _frame("train-002", marker))
+    train.publish("$aws/rules/railpulse_telemetry/trains/train-002/telemetry", _frame("train-002", marker))
 
     found = raw_stream.wait_for(_has_marker(marker), timeout=10)
     assert found is not None
