@@ -62,6 +62,8 @@ def connect(
     client_id: str | None = None,
     *,
     clean_session: bool = True,
+    on_message: Callable[..., None] | None = None,
+    **builder: Any,
 ) -> mqtt.Connection:
     """Connect as the device `name` (its certificate); the client id is the thing name, as the
     broker (and IoT Core's policy) requires."""
@@ -75,7 +77,10 @@ def connect(
         client_id=client_id if client_id is not None else name,
         clean_session=clean_session,
         keep_alive_secs=30,
+        **builder,
     )
+    if on_message is not None:  # before connecting: a resumed session delivers at once
+        connection.on_message(on_message)
     connection.connect().result(10)
     return connection
 

@@ -23,7 +23,7 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -154,12 +154,12 @@ class KinesisRule:
     def __init__(
         self,
         rules: Rules,
-        open_sinks: Callable[[], Awaitable[Sinks]],
+        open_sinks: Callable[[], Coroutine[Any, Any, Sinks]],
         *,
         stream: str = "telemetry-raw",
         linger: float = 0.005,
         clock: Callable[[], float] = time.time,
-        close_sinks: Callable[[], Awaitable[None]] | None = None,
+        close_sinks: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.rules = rules
         self._open_sinks = open_sinks
@@ -191,7 +191,15 @@ class KinesisRule:
 
     def _run(self) -> None:
         with asyncio.Runner() as runner:
-            kinesis, rejects = runner.run(self._open_sinks())
+            while True:  # moto may still be starting: keep trying, the queue holds the records
+                try:
+                    kinesis, rejects = runner.run(self._open_sinks())
+                    break
+                except Exception as err:
+                    logger.warning("rule.open_failed", error=repr(err))
+                    if self._closing.wait(_REQUEUE_PAUSE_S):
+                        logger.error("rule.closed_unopened", records=self._queue.qsize())
+                        return
             try:
                 stop = False
                 while not stop or self._retry:
@@ -266,7 +274,7 @@ class KinesisRule:
 
 def aws_sinks(
     clients: Any, stream: str, rejects_queue: str
-) -> tuple[Callable[[], Awaitable[Sinks]], Callable[[], Awaitable[None]]]:
+) -> tuple[Callable[[], Coroutine[Any, Any, Sinks]], Callable[[], Coroutine[Any, Any, None]]]:
     """Open/close for the shared publishers over aiobotocore clients (`railpulse_shared.aws`)."""
     from contextlib import AsyncExitStack
 

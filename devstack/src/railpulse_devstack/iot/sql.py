@@ -131,11 +131,9 @@ class _Parser:
     def expr(self) -> _Expr:
         tok = self.take()
         if tok.kind == "string":
-            value: Value = _unquote(tok.text)
-            return lambda _m, v=value: v
+            return _constant(_unquote(tok.text))
         if tok.kind == "number":
-            number: Value = float(tok.text) if "." in tok.text else int(tok.text)
-            return lambda _m, v=number: v
+            return _constant(float(tok.text) if "." in tok.text else int(tok.text))
         if tok.kind == "ident" and tok.text.lower() not in _KEYWORDS:
             following = self.peek()
             if following is None or following.text != "(":
@@ -161,6 +159,13 @@ class _Parser:
                         raise SqlError(f"expected ',' or ')' at {sep.pos}: {self.text!r}")
             return _function(tok.text, args, self.text)
         raise SqlError(f"unexpected {tok.text!r} at {tok.pos}: {self.text!r}")
+
+
+def _constant(value: Value) -> _Expr:
+    def constant(_message: Message) -> Value:
+        return value
+
+    return constant
 
 
 def _function(name: str, args: list[_Expr | None], text: str) -> _Expr:
@@ -260,11 +265,11 @@ def compile_sql(sql: str) -> CompiledRule:
     p = _Parser(sql)
     if not p.keyword("select"):
         raise SqlError(f"a rule's SQL starts with SELECT: {sql!r}")
-    columns: list[tuple[str, _Expr]] | None = []
+    columns: list[tuple[str, _Expr]] = []
     tok = p.peek()
-    if tok is not None and tok.text == "*":
+    star = tok is not None and tok.text == "*"
+    if star:
         p.take()
-        columns = None
     else:
         while True:
             start = p.peek()
@@ -296,7 +301,7 @@ def compile_sql(sql: str) -> CompiledRule:
     if not p.at_end():
         extra = p.take()
         raise SqlError(f"unexpected {extra.text!r} at {extra.pos}: {sql!r}")
-    return CompiledRule(sql, topic_filter, None if columns is None else tuple(columns))
+    return CompiledRule(sql, topic_filter, None if star else tuple(columns))
 
 
 def _check_filter(topic_filter: str, sql: str) -> None:
