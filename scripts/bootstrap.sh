@@ -10,9 +10,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-# The local broker's identity-stamping plugin (devstack/.../broker_plugin) is compiled at stack start.
+# The local broker's identity plugin (devstack/.../broker_plugin; mosquitto and OpenSSL headers) is compiled at stack start.
 [ -f /usr/include/mosquitto_broker.h ] || need_apt+=(mosquitto-dev)
 [ -f /usr/include/mosquitto.h ] || need_apt+=(libmosquitto-dev)
+[ -f /usr/include/openssl/x509.h ] || need_apt+=(libssl-dev)
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
 # Headless browser for the console's tests (driven by Playwright, never `playwright install`).

@@ -265,12 +265,50 @@ def test_topic_rules_route_to_raw_stream_with_error_action(synth: Synth) -> None
     telemetry = by_name[names.TOPIC_RULE_TELEMETRY]
     assert "'trains/+/telemetry'" in telemetry["Sql"]
     (action,) = telemetry["Actions"]
-    assert action["Kinesis"]["PartitionKey"] == "${topic(2)}"  # one train, one shard, in order
+    assert action["Kinesis"]["PartitionKey"] == "${clientid()}"  # one train, one shard, in order
     for payload in by_name.values():
         assert payload["ErrorAction"]["S3"]["Key"].startswith("iot-errors/")
     template(synth, "RailpulseCore").has_resource_properties(
         "AWS::IoT::ThingType", {"ThingTypeName": names.THING_TYPE}
     )
+
+
+def test_deployed_topic_rules_are_the_ones_the_local_stand_in_runs(synth: Synth) -> None:
+    """The SQL and partition key in the synthesised template are, byte for byte, what the
+    stand-in compiles and runs; run on a message, the template's own SQL yields the envelope
+    ingest decodes, with the client id (= the thing) as the principal."""
+    from railpulse_devstack.iot.rules import Rules
+    from railpulse_devstack.iot.sql import Message, compile_sql, compile_template
+    from railpulse_ingest.decode import decode_envelope
+    from railpulse_shared.topic_rules import SQL_VERSION, TOPIC_RULES
+
+    deployed = {
+        r["Properties"]["RuleName"]: r["Properties"]["TopicRulePayload"]
+        for r in synth.resources("RailpulseCore", "AWS::IoT::TopicRule").values()
+    }
+    stand_in = {r.spec.name: r for r in Rules(TOPIC_RULES).rules}
+    assert set(deployed) == set(stand_in)
+    for name, payload in deployed.items():
+        assert payload["Sql"] == stand_in[name].sql.sql
+        assert payload["AwsIotSqlVersion"] == SQL_VERSION
+        (action,) = payload["Actions"]
+        assert action["Kinesis"]["PartitionKey"] == stand_in[name].partition_key.text
+
+    sql = compile_sql(deployed[names.TOPIC_RULE_TELEMETRY]["Sql"])
+    key = compile_template(
+        deployed[names.TOPIC_RULE_TELEMETRY]["Actions"][0]["Kinesis"]["PartitionKey"]
+    )
+    message = Message(
+        "trains/train-007/telemetry", b"\x00not json\xff", "train-007", 1_764_000_000_123
+    )
+    envelope = decode_envelope(sql.output(message))
+    assert (envelope.topic, envelope.principal, envelope.received_ms, envelope.payload) == (
+        "trains/train-007/telemetry",
+        "train-007",
+        1_764_000_000_123,
+        b"\x00not json\xff",
+    )
+    assert key.render(message) == "train-007"
 
 
 # -- services ---------------------------------------------------------------------------------

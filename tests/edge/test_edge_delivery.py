@@ -166,10 +166,10 @@ def test_basic_ingest_topic_reaches_the_same_rule(
 ) -> None:
     thing = ensure_train("train-906")
     stream = TrainStream(stack, thing)
-    agent = agents(thing, agent_env(stack), "--rate-hz", "10", "--basic-ingest-rule", "telemetry",
-                   "--no-shadow")
+    agent = agents(thing, agent_env(stack), "--rate-hz", "10",
+                   "--basic-ingest-rule", "railpulse_telemetry", "--no-shadow")
     agent.start()
     wait_until(lambda: stream.has_all_below(10), 30, what="frames via Basic Ingest")
     assert agent.terminate() == 0
-    assert "$aws/rules/telemetry/trains/train-906/telemetry" in agent.log(1)
+    assert "$aws/rules/railpulse_telemetry/trains/train-906/telemetry" in agent.log(1)
 

@@ -56,7 +56,17 @@ class Device:
         future.result(10)
 
 
-def connect(env: dict[str, str], name: str, client_id: str | None = None) -> mqtt.Connection:
+def connect(
+    env: dict[str, str],
+    name: str,
+    client_id: str | None = None,
+    *,
+    clean_session: bool = True,
+    on_message: Callable[..., None] | None = None,
+    **builder: Any,
+) -> mqtt.Connection:
+    """Connect as the device `name` (its certificate); the client id is the thing name, as the
+    broker (and IoT Core's policy) requires."""
     certs = Path(env["RAILPULSE_CERTS_DIR"])
     connection = mqtt_connection_builder.mtls_from_path(
         endpoint=env["RAILPULSE_MQTT_HOST"],
@@ -64,10 +74,13 @@ def connect(env: dict[str, str], name: str, client_id: str | None = None) -> mqt
         cert_filepath=str(certs / f"{name}.crt"),
         pri_key_filepath=str(certs / f"{name}.key"),
         ca_filepath=env["RAILPULSE_CA_FILE"],
-        client_id=client_id or f"{name}-{time.monotonic_ns()}",
-        clean_session=True,
+        client_id=client_id if client_id is not None else name,
+        clean_session=clean_session,
         keep_alive_secs=30,
+        **builder,
     )
+    if on_message is not None:  # before connecting: a resumed session delivers at once
+        connection.on_message(on_message)
     connection.connect().result(10)
     return connection
 

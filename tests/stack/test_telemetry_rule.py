@@ -40,7 +40,9 @@ def test_train_frame_lands_in_raw_stream_with_identity(device, raw_stream: Strea
 def test_basic_ingest_topic_is_routed(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
     train: Device = device("train-002")
     marker = uuid.uuid4().hex
-    train.publish("$aws/rules/telemetry/trains/train-002/telemetry", _frame("train-002", marker))
+    train.publish(
+        "$aws/rules/railpulse_telemetry/trains/train-002/telemetry", _frame("train-002", marker)
+    )
 
     found = raw_stream.wait_for(_has_marker(marker), timeout=10)
     assert found is not None
@@ -66,7 +68,46 @@ def test_shared_sensor_topic_carries_real_identity_not_claimed_one(
     assert json.loads(envelope.payload)["device_id"] == "sensor-102"
 
 
-def test_device_cannot_forge_stamped_sensor_topic(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
+def test_device_cannot_forge_the_client_id_the_broker_stamps(
+    stack: dict[str, str], raw_stream: StreamReader
+) -> None:
+    """An MQTT 5 client sends its own `railpulse-client-id` property claiming another sensor;
+    the broker replaces it with the connection's client id (= the certificate's thing)."""
+    import ssl
+    from pathlib import Path
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    certs = Path(stack["RAILPULSE_CERTS_DIR"])
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="sensor-105", protocol=paho.MQTTv5)
+    client.tls_set(
+        ca_certs=stack["RAILPULSE_CA_FILE"],
+        certfile=str(certs / "sensor-105.crt"),
+        keyfile=str(certs / "sensor-105.key"),
+        cert_reqs=ssl.CERT_REQUIRED,
+    )
+    client.connect(stack["RAILPULSE_MQTT_HOST"], int(stack["RAILPULSE_MQTT_PORT"]))
+    client.loop_start()
+    try:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = [("railpulse-client-id", "sensor-106")]
+        marker = uuid.uuid4().hex
+        client.publish(
+            "iot/sensors", _frame("sensor-106", marker), qos=1, properties=props
+        ).wait_for_publish(10)
+        found = raw_stream.wait_for(_has_marker(marker), timeout=10)
+        assert found is not None
+        assert decode(found[1]["Data"]).principal == "sensor-105"
+        assert found[1]["PartitionKey"] == "sensor-105"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_sensor_cannot_publish_on_a_per_sensor_topic(device, raw_stream: StreamReader) -> None:  # type: ignore[no-untyped-def]
     sensor: Device = device("sensor-103")
     forged, honest = uuid.uuid4().hex, uuid.uuid4().hex
     sensor.publish("iot/sensors/sensor-104", _frame("sensor-104", forged))

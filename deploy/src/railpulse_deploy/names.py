@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from railpulse_shared.topic_rules import SENSORS_RULE, TELEMETRY_RULE
+
 __all__ = [
     "BUCKET_LAKE",
     "BUCKET_LOGS",
@@ -43,8 +45,9 @@ GLUE_DATABASE: Final = "railpulse"
 WAREHOUSE: Final = "railpulse"
 THING_TYPE: Final = "railpulse-train"
 # Rule names are the Basic Ingest prefix: trains publish to $aws/rules/<rule>/trains/<thing>/telemetry.
-TOPIC_RULE_TELEMETRY: Final = "railpulse_telemetry"
-TOPIC_RULE_SENSORS: Final = "railpulse_sensors"
+# The rules (names and SQL) are defined once, in railpulse_shared.topic_rules.
+TOPIC_RULE_TELEMETRY: Final = TELEMETRY_RULE.name
+TOPIC_RULE_SENSORS: Final = SENSORS_RULE.name
 METRICS_NAMESPACE: Final = "railpulse"
 
 SERVICES: Final = ("ingest", "detector", "notifier", "archiver")

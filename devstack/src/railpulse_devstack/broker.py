@@ -1,21 +1,29 @@
-"""mosquitto with mutual TLS: the local stand-in for IoT Core's message broker.
+"""mosquitto with mutual TLS: the local stand-in for IoT Core's message broker, as strict as it.
 
-Every client presents a certificate issued by the local CA; its CN becomes the MQTT username
-(`use_identity_as_username`), and the ACL keeps a device to its own topics:
+Every client presents a certificate issued by the local CA. A small mosquitto 2.0 plugin
+(`broker_plugin/iot_identity.c`, compiled here with gcc against Debian's mosquitto-dev and OpenSSL
+headers, cached by source hash) decides who a connection is:
+
+- the client id must be the certificate's CN (the thing name), as the train policy's
+  `iot:Connect` on `client/${iot:Connection.Thing.ThingName}` requires in AWS; another client id
+  is refused before the broker looks at sessions, so it cannot take over another train's session;
+- a certificate the IoT registry marks INACTIVE or REVOKED is refused, and a live connection of
+  one is dropped within about a second: the IoT stand-in watches moto's registry and writes the
+  deny file (`deny_file(config)`, lines `<sha256 of the DER certificate> <CN>`) that the plugin
+  re-reads when it changes;
+- the username becomes the CN, so the ACL keeps a device to its own topics:
 
     pattern readwrite trains/%u/#
     pattern readwrite $aws/things/%u/shadow/#
-    pattern write iot/sensors                  (the shared acceptance topic, stamped; see below)
-    pattern write iot/sensors/%u
     pattern write $aws/rules/+/trains/%u/#     (Basic Ingest form of the telemetry topic)
+    pattern write iot/sensors                  (the generic sensors' shared topic)
 
-The IoT Core stand-in's identity (`railpulse-iot-core`) may read and write everything.
+- every message carries its publisher's client id as the MQTT 5 user property
+  `railpulse-client-id` (a client's own is dropped): the topic rules' `clientid()`.
 
-Identity on the shared topic: a small mosquitto 2.0 plugin (`broker_plugin/stamp_identity.c`,
-compiled here with gcc against Debian's mosquitto-dev headers and cached by source hash)
-rewrites a publish on `iot/sensors` to `iot/sensors/<username>` and adds the MQTT 5 user
-property `railpulse-principal`, so the rules stand-in knows who published, whatever the payload
-claims.
+The IoT Core stand-in's identity (`railpulse-iot-core`) may read and write everything. A PUBLISH
+over IoT Core's 128 KB payload limit is refused (PUBACK "packet too large" under MQTT 5; under
+3.1.1 it is acknowledged and dropped) and the connection carries on.
 """
 
 from __future__ import annotations
@@ -32,9 +40,20 @@ from railpulse_devstack.config import PRIVILEGED_IDENTITY, StackConfig
 from railpulse_devstack.errors import StackError
 from railpulse_devstack.pki import Pki
 
-__all__ = ["SHARED_TOPICS", "build_plugin", "mosquitto_argv", "persist", "write_config"]
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "SHARED_TOPICS",
+    "build_plugin",
+    "deny_file",
+    "mosquitto_argv",
+    "persist",
+    "write_config",
+]
 
 SHARED_TOPICS = ("iot/sensors",)
+MAX_PAYLOAD_BYTES = 128 * 1024
+"""AWS IoT Core's limit on a message's payload."""
+_PLUGIN = "iot_identity"
 
 _ACL = """\
 # railpulse local broker ACL (generated). Username = the client certificate's CN.
@@ -52,6 +71,11 @@ def _broker_dir(config: StackConfig) -> Path:
     return config.state_dir / "broker"
 
 
+def deny_file(state_dir: Path) -> Path:
+    """Certificates the registry does not mark ACTIVE (written by the IoT stand-in)."""
+    return state_dir / "broker" / "denied-certs"
+
+
 def mosquitto_binary() -> str:
     found = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -62,28 +86,28 @@ def mosquitto_binary() -> str:
 
 
 def build_plugin(config: StackConfig) -> Path:
-    """Compile the identity-stamping plugin (once per source version)."""
+    """Compile the identity plugin (once per source version)."""
     source = (
-        resources.files("railpulse_devstack")
-        .joinpath("broker_plugin/stamp_identity.c")
-        .read_bytes()
+        resources.files("railpulse_devstack").joinpath(f"broker_plugin/{_PLUGIN}.c").read_bytes()
     )
     digest = hashlib.sha256(source).hexdigest()[:12]
     out_dir = _broker_dir(config)
-    target = out_dir / f"stamp_identity-{digest}.so"
+    target = out_dir / f"{_PLUGIN}-{digest}.so"
     if target.exists():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
-    src = out_dir / f"stamp_identity-{digest}.c"
+    src = out_dir / f"{_PLUGIN}-{digest}.c"
     src.write_bytes(source)
-    if not Path("/usr/include/mosquitto_broker.h").exists():
+    if not all(
+        Path(h).exists() for h in ("/usr/include/mosquitto_broker.h", "/usr/include/openssl/x509.h")
+    ):
         raise StackError(
             "mosquitto plugin headers are missing: run `make setup` "
-            "(apt-get install mosquitto-dev libmosquitto-dev gcc)"
+            "(apt-get install mosquitto-dev libmosquitto-dev libssl-dev gcc)"
         )
     tmp = target.with_suffix(".so.tmp")
     out = subprocess.run(
-        ["gcc", "-O2", "-Wall", "-fPIC", "-shared", "-o", str(tmp), str(src)],
+        ["gcc", "-O2", "-Wall", "-fPIC", "-shared", "-o", str(tmp), str(src), "-lcrypto"],
         capture_output=True,
         text=True,
         check=False,
@@ -97,7 +121,7 @@ def build_plugin(config: StackConfig) -> Path:
 def write_config(config: StackConfig, pki: Pki, plugin: Path) -> Path:
     broker_dir = _broker_dir(config)
     (broker_dir / "data").mkdir(parents=True, exist_ok=True)
-    shared = "\n".join(f"pattern write {t}\npattern write {t}/%u" for t in SHARED_TOPICS)
+    shared = "\n".join(f"pattern write {t}" for t in SHARED_TOPICS)
     acl = broker_dir / "acl"
     acl.write_text(_ACL.format(shared=shared, privileged=PRIVILEGED_IDENTITY))
     lines = [
@@ -109,10 +133,10 @@ def write_config(config: StackConfig, pki: Pki, plugin: Path) -> Path:
         f"certfile {pki.server_cert_path}",
         f"keyfile {pki.server_key_path}",
         "require_certificate true",
-        "use_identity_as_username true",
         f"acl_file {acl}",
         f"plugin {plugin}",
-        f"plugin_opt_topics {','.join(SHARED_TOPICS)}",
+        f"plugin_opt_deny_file {deny_file(config.state_dir)}",
+        f"message_size_limit {MAX_PAYLOAD_BYTES}",
         "persistence true",
         f"persistence_location {broker_dir / 'data'}/",
         "max_queued_messages 10000",

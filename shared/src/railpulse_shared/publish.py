@@ -18,11 +18,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from railpulse_shared.errors import PermanentError, TransientError
 
-__all__ = ["KINESIS_MAX_BATCH", "SQS_MAX_BATCH", "KinesisPublisher", "Retry", "SqsPublisher"]
+__all__ = [
+    "KINESIS_MAX_BATCH",
+    "KINESIS_MAX_RECORD_BYTES",
+    "SQS_MAX_BATCH",
+    "KinesisPublisher",
+    "PutFailure",
+    "Retry",
+    "SqsPublisher",
+]
 
 KINESIS_MAX_BATCH = 500
 """PutRecords takes at most 500 records (and 5 MiB) per call."""
 KINESIS_MAX_BATCH_BYTES = 5 * 1024 * 1024
+KINESIS_MAX_RECORD_BYTES = 1024 * 1024
+"""One record's data plus partition key."""
+KINESIS_MAX_KEY_CHARS = 256
 SQS_MAX_BATCH = 10
 """SendMessageBatch takes at most 10 messages (and 256 KiB) per call."""
 SQS_MAX_BATCH_BYTES = 256 * 1024
@@ -37,6 +48,19 @@ _PERMANENT_CODES = frozenset(
         "InvalidArgumentException",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PutFailure:
+    """A record `KinesisPublisher.put_each` could not write: `permanent` if it never can be
+    (too large, refused on its own), else it was still failing when the retries ran out."""
+
+    error: str
+    permanent: bool
+
+
+# Codes for which a refused PutRecords call may be the fault of one of its records.
+_RECORD_FAULT_CODES = frozenset({"ValidationException", "InvalidArgumentException"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +142,80 @@ class KinesisPublisher:
                     f"after {self.retry.attempts} attempts"
                 )
         return sequence_numbers
+
+    async def put_each(self, records: Sequence[tuple[str, bytes]]) -> list[str | PutFailure]:
+        """Like `put`, but one bad record never costs the others: each record gets its sequence
+        number or a `PutFailure`, and nothing raises. A record over Kinesis's limits fails
+        before any call; a call refused as a whole for a reason a record can cause is split in
+        halves until the bad records stand alone."""
+        outcomes: list[str | PutFailure] = [PutFailure("not attempted", False)] * len(records)
+        valid: list[tuple[int, tuple[str, bytes]]] = []
+        for index, (key, data) in enumerate(records):
+            size = len(key.encode()) + len(data)
+            if not key or len(key) > KINESIS_MAX_KEY_CHARS:
+                outcomes[index] = PutFailure(f"partition key of {len(key)} characters", True)
+            elif size > KINESIS_MAX_RECORD_BYTES:
+                outcomes[index] = PutFailure(
+                    f"record of {size} bytes is over Kinesis's {KINESIS_MAX_RECORD_BYTES}", True
+                )
+            else:
+                valid.append((index, (key, data)))
+        for chunk in _chunks(
+            valid,
+            KINESIS_MAX_BATCH,
+            KINESIS_MAX_BATCH_BYTES,
+            lambda item: len(item[1][1]) + len(item[1][0]),
+        ):
+            await self._put_isolating(chunk, outcomes)
+        return outcomes
+
+    async def _put_isolating(
+        self, chunk: list[tuple[int, tuple[str, bytes]]], outcomes: list[str | PutFailure]
+    ) -> None:
+        pending = chunk
+        last_error = ""
+        for attempt in range(self.retry.attempts):
+            try:
+                response = await self.client.put_records(
+                    StreamName=self.stream,
+                    Records=[{"PartitionKey": key, "Data": data} for _, (key, data) in pending],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                error = _classify(exc, f"PutRecords {self.stream}")
+                last_error = str(error)
+                if isinstance(error, PermanentError):
+                    code = (
+                        exc.response.get("Error", {}).get("Code", "")
+                        if isinstance(exc, ClientError)
+                        else ""
+                    )
+                    if code in _RECORD_FAULT_CODES and len(pending) > 1:
+                        half = len(pending) // 2
+                        await self._put_isolating(pending[:half], outcomes)
+                        await self._put_isolating(pending[half:], outcomes)
+                        return
+                    for index, _ in pending:
+                        outcomes[index] = PutFailure(last_error, True)
+                    return
+                if attempt < self.retry.attempts - 1:
+                    await self.retry.pause(attempt)
+                continue
+            failed = []
+            for (index, record), result in zip(pending, response["Records"], strict=True):
+                if "SequenceNumber" in result and not result.get("ErrorCode"):
+                    outcomes[index] = result["SequenceNumber"]
+                else:
+                    failed.append((index, record))
+                    last_error = f"{result.get('ErrorCode')}: {result.get('ErrorMessage', '')}"
+            pending = failed
+            if not pending:
+                return
+            if attempt < self.retry.attempts - 1:
+                await self.retry.pause(attempt)
+        for index, _ in pending:
+            outcomes[index] = PutFailure(
+                f"still failing after {self.retry.attempts} attempts: {last_error}", False
+            )
 
 
 class SqsPublisher:

@@ -17,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from railpulse_deploy import names
+from railpulse_shared.topic_rules import SQL_VERSION, TOPIC_RULES
 
 __all__ = ["THING", "build_iot", "train_policy_document"]
 
@@ -103,28 +104,24 @@ def build_iot(scope: Construct, raw: kinesis.IStream, lake: s3.IBucket) -> None:
             key=f"{_ERRORS_PREFIX}/${{topic()}}/${{timestamp()}}-${{newuuid()}}.json",
         )
     )
-    rules = {
-        # Trains: `trains/<thing>/telemetry`, or Basic Ingest (no messaging charge) on
-        # `$aws/rules/railpulse_telemetry/trains/<thing>/telemetry`. Keyed by train, so a
-        # train's frames stay in order on one shard.
-        names.TOPIC_RULE_TELEMETRY: ("SELECT * FROM 'trains/+/telemetry'", "${topic(2)}"),
-        # Generic sensors share one topic; keyed by the publishing client.
-        names.TOPIC_RULE_SENSORS: ("SELECT * FROM 'iot/sensors'", "${clientid()}"),
-    }
-    for rule_name, (sql, partition_key) in rules.items():
+    # The rules the local stand-in runs too (railpulse_shared.topic_rules): trains on
+    # `trains/<thing>/telemetry` or Basic Ingest (no messaging charge)
+    # `$aws/rules/railpulse_telemetry/trains/<thing>/telemetry`, generic sensors on `iot/sensors`;
+    # each message becomes a RuleEnvelope keyed by the client id (= the thing, by the policy).
+    for rule in TOPIC_RULES:
         iot.CfnTopicRule(
             scope,
-            f"Rule{rule_name.title().replace('_', '')}",
-            rule_name=rule_name,
+            f"Rule{rule.name.title().replace('_', '')}",
+            rule_name=rule.name,
             topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                sql=sql,
-                aws_iot_sql_version="2016-03-23",
+                sql=rule.sql,
+                aws_iot_sql_version=SQL_VERSION,
                 rule_disabled=False,
                 actions=[
                     iot.CfnTopicRule.ActionProperty(
                         kinesis=iot.CfnTopicRule.KinesisActionProperty(
                             stream_name=raw.stream_name,
-                            partition_key=partition_key,
+                            partition_key=rule.partition_key,
                             role_arn=role.role_arn,
                         )
                     )

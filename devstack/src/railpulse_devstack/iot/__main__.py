@@ -14,11 +14,16 @@ import structlog
 
 from railpulse_devstack._logging import configure
 from railpulse_devstack.aws import client
+from railpulse_devstack.broker import deny_file
 from railpulse_devstack.iot.http import DataPlaneServer
 from railpulse_devstack.iot.mqtt import IotMqtt, MqttSettings
-from railpulse_devstack.iot.rules import KinesisRule
+from railpulse_devstack.iot.registry_watch import RegistryWatch
+from railpulse_devstack.iot.rules import KinesisRule, Rules, aws_sinks
 from railpulse_devstack.iot.shadow import ShadowStore
 from railpulse_devstack.iot.sigv4 import SigningKey
+from railpulse_shared.aws import AwsClients
+from railpulse_shared.config import CommonSettings, load_settings
+from railpulse_shared.topic_rules import TOPIC_RULES
 
 logger = structlog.get_logger()
 
@@ -32,8 +37,12 @@ def main() -> None:
     http_host, http_port = data_endpoint.rsplit(":", 1)
 
     store = ShadowStore(Path(env["RAILPULSE_STACK_DIR"]) / "iot" / "shadows.json")
+    settings = load_settings(CommonSettings, env=env)
+    open_sinks, close_sinks = aws_sinks(
+        AwsClients(settings), settings.stream_raw, settings.queue_rejects
+    )
     rule = KinesisRule(
-        client("kinesis", env["AWS_ENDPOINT_URL"]), env.get("RAILPULSE_STREAM_RAW", "telemetry-raw")
+        Rules(TOPIC_RULES), open_sinks, stream=settings.stream_raw, close_sinks=close_sinks
     )
     mqtt = IotMqtt(
         MqttSettings(
@@ -54,6 +63,10 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
+    watch = RegistryWatch(
+        client("iot", env["AWS_ENDPOINT_URL"]), deny_file(Path(env["RAILPULSE_STACK_DIR"]))
+    )
+    watch.start()
     rule.start()
     mqtt.start()
     server.start()
@@ -61,10 +74,11 @@ def main() -> None:
     stop.wait()
     logger.info("iot.stopping")
     server.stop()
+    watch.stop()
     mqtt.stop()
     rule.close()
     store.close()
-    logger.info("iot.stopped", records_put=rule.put_count, records_failed=rule.failed_count)
+    logger.info("iot.stopped", records_put=rule.put_count, records_rejected=rule.rejected_count)
 
 
 if __name__ == "__main__":

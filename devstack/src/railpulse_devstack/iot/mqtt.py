@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from railpulse_devstack.iot.rules import SUBSCRIPTIONS, KinesisRule
+from railpulse_devstack.iot.rules import CLIENT_ID_PROPERTY, KinesisRule
 from railpulse_devstack.iot.shadow import ShadowError, ShadowStore
 
 __all__ = ["SESSION_EXPIRY_S", "IotMqtt", "MqttSettings", "parse_shadow_topic", "shadow_prefix"]
@@ -66,6 +66,15 @@ def parse_shadow_topic(topic: str) -> tuple[str, str, str] | None:
         return parts[2], "", parts[4]
     if len(parts) == 7 and parts[:2] == ["$aws", "things"] and parts[3:5] == ["shadow", "name"]:
         return parts[2], parts[5], parts[6]
+    return None
+
+
+def _client_id(msg: mqtt.MQTTMessage) -> str | None:
+    """The publisher's client id, as the broker stamped it (see `railpulse_devstack.broker`)."""
+    props = getattr(msg, "properties", None)
+    for name, value in getattr(props, "UserProperty", None) or ():
+        if name == CLIENT_ID_PROPERTY:
+            return str(value)
     return None
 
 
@@ -123,7 +132,10 @@ class IotMqtt:
         if reason.is_failure:
             logger.error("mqtt.connect_failed", reason=str(reason))
             return
-        topics = [(t, SubscribeOptions(qos=1)) for t in (*SHADOW_SUBSCRIPTIONS, *SUBSCRIPTIONS)]
+        topics = [
+            (t, SubscribeOptions(qos=1))
+            for t in (*SHADOW_SUBSCRIPTIONS, *self._rule.rules.subscriptions())
+        ]
         _, mid = client.subscribe(topics)
         if mid is not None:
             self._pending_subs.add(mid)
@@ -149,7 +161,7 @@ class IotMqtt:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
-        if self._rule.offer(topic, bytes(msg.payload)):
+        if self._rule.offer(topic, bytes(msg.payload), _client_id(msg)):
             return
         parsed = parse_shadow_topic(topic)
         if parsed is None:

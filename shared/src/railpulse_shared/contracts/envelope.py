@@ -1,9 +1,10 @@
 """What the IoT rule puts on Kinesis `telemetry-raw`: the device's bytes plus who sent them.
 
-In AWS the rule is `SELECT encode(*, 'base64') AS payload, topic() AS topic,
-principal() AS principal, timestamp() AS received_ms FROM 'trains/+/telemetry'` (and the same for
-`iot/sensors`), so any payload, even one that is not JSON, arrives intact. `principal` is the
-authenticated identity of the publishing connection (the thing name): ingest rejects a payload that
+The rule's SQL is defined once, in `railpulse_shared.topic_rules` (deployed by CDK, run by the
+local stand-in): `SELECT encode(*, 'base64') AS payload, topic() AS topic, clientid() AS principal,
+timestamp() AS received_ms FROM 'trains/+/telemetry'` (and the same for `iot/sensors`),
+so any payload, even one that is not JSON, arrives intact. `principal` is the client id of the
+publishing connection, which the IoT policy pins to the thing name: ingest rejects a payload that
 claims to be another device.
 """
 
