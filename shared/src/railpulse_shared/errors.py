@@ -15,6 +15,7 @@ __all__ = [
     "PermanentError",
     "RailpulseError",
     "TransientError",
+    "UnstorableError",
 ]
 
 
@@ -54,6 +55,11 @@ class HandlerError(PermanentError):
         super().__init__(f"{type(error).__name__}: {error}")
         self.error_type = type(error).__name__
         self.attempts = attempts
+
+
+class UnstorableError(PermanentError):
+    """A valid event that a store cannot hold (an integer beyond int64, a NUL in a string, ...):
+    the record is dead-lettered on its own, the rest of its batch is stored."""
 
 
 class ConfigError(RailpulseError):
