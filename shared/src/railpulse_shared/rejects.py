@@ -109,8 +109,11 @@ def reason_of(exc: BaseException | None) -> RejectReason:
     return RejectReason.SCHEMA_VIOLATION
 
 
-def consumer_rejection(failure: RecordFailure, consumer: str) -> Rejection:
-    """A consumer's poison record as a rejection: its error, raw bytes and stream position."""
+def consumer_rejection(
+    failure: RecordFailure, consumer: str, *, stream: str = "", shard_id: str = ""
+) -> Rejection:
+    """A consumer's poison record as a rejection: its error, raw bytes and stream position
+    (`stream` and `shard_id` stand in for a record that does not carry them)."""
     record = failure.record
     return Rejection(
         reason=reason_of(failure.exception),
@@ -118,8 +121,8 @@ def consumer_rejection(failure: RecordFailure, consumer: str) -> Rejection:
         raw=record.data,
         raw_kind=RawKind.EVENT,
         source=SourcePosition(
-            stream=record.stream,
-            shard_id=record.shard_id,
+            stream=record.stream or stream,
+            shard_id=record.shard_id or shard_id,
             sequence_number=record.sequence_number,
             sub_sequence_number=record.sub_sequence_number,
         ),
