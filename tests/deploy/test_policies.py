@@ -199,9 +199,16 @@ EXPECTED_ALARMS = {
         "error-rate",
         "silent-train",
     },
-    "RailpulseDetector": {"iterator-age", "error-rate"},
+    "RailpulseDetector": {"iterator-age", "records-dead-lettered", "error-rate"},
     "RailpulseNotifier": {"oldest-alert-age", "alerts-dlq-depth", "error-rate"},
-    "RailpulseArchiver": {"iterator-age-telemetry", "iterator-age-events", "error-rate"},
+    "RailpulseArchiver": {
+        "iterator-age-telemetry",
+        "iterator-age-events",
+        "records-dead-lettered-telemetry",
+        "records-dead-lettered-events",
+        "warehouse-set-aside",
+        "error-rate",
+    },
 }
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
-KINDS = ("iterator-age", "dead-letter-depth", "error-rate", "silent-train")
+KINDS = (
+    "iterator-age",
+    "dead-letter-depth",
+    "error-rate",
+    "silent-train",
+    "consumer-dead-letters",
+    "warehouse-set-aside",
+)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -90,7 +90,8 @@ async def test_limit_anomaly_reaches_alerts_and_events_and_poison_is_rejected(
         (reject_body,) = await drain(sqs, settings.queue_rejects)
         reject = codec.decode_event(reject_body.encode())
         assert isinstance(reject, RejectedRecord)
-        assert reject.raw == b"not json" and reject.reason is RejectReason.SCHEMA_VIOLATION
+        assert reject.raw == b"not json" and reject.reason is RejectReason.MALFORMED_JSON
+        assert reject.detail.startswith("detector: MalformedPayloadError")
         assert reject.source.sequence_number == "1003"
         assert json.loads(reject_body)["source"]["stream"] == "telemetry"
 
@@ -209,3 +210,43 @@ async def test_a_shard_without_new_frames_checkpoints_without_a_snapshot() -> No
     handler.emitter.fail = False  # type: ignore[attr-defined]
     await handler.process([record(1, b"not json")])  # poison only: the models did not move
     assert handler.durable_position(("1001", 0)) == ("1001", 0)
+
+
+async def test_a_frame_the_snapshot_cannot_hold_is_refused_and_snapshots_go_on(
+    aws: CommonSettings,
+) -> None:
+    """A sequence number beyond int64 never reaches the model: dead-lettered on its own, while
+    the snapshot (which the checkpoint waits for) is written and the checkpoint moves past it."""
+    settings = msgspec.structs.replace(
+        settings_for(aws, "h4"), bucket_state="state-h4", snapshot_interval_s=0.0
+    )
+    clients = AwsClients(settings)
+    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
+            clients.create("s3") as s3:
+        for queue in (settings.queue_alerts, settings.queue_rejects):
+            await sqs.create_queue(QueueName=queue)
+        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
+        await s3.create_bucket(Bucket=settings.bucket_state)
+        calm = train_frames("train-8", range(1, 6))
+        huge = StreamRecord(
+            data=calm[0].data.replace(b'"seq":1,', b'"seq":%d,' % 2**70),
+            sequence_number="1006",
+            partition_key="train-8",
+        )
+        handler = DetectorHandler(settings)
+        await handler.start("shardId-000000000008")
+        try:
+            with capture_logs() as logs:
+                result = await handler.process([*calm, huge])
+            await handler.dead_letter(result.poison)
+        finally:
+            await handler.stop()
+        assert [f.record.sequence_number for f in result.poison] == ["1006"]
+        assert len(result.succeeded) == 5
+        assert "model_snapshot_saved" in {log["event"] for log in logs}
+        assert handler.durable_position(("1006", 0)) == ("1006", 0)
+        (body,) = await drain(sqs, settings.queue_rejects)
+        reject = codec.decode_event(body.encode())
+        assert isinstance(reject, RejectedRecord)
+        assert reject.reason is RejectReason.UNSTORABLE and reject.raw == huge.data
+        assert (reject.source.stream, reject.source.shard_id) == ("telemetry", "shardId-000000000008")

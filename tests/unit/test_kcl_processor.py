@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
-from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord, process_batch
-from railpulse_shared.errors import PermanentError, TransientError
+from railpulse_shared.batch import (
+    BatchResult,
+    FailureKind,
+    RecordFailure,
+    StreamRecord,
+    process_batch,
+)
+from railpulse_shared.errors import HandlerError, PermanentError, TransientError
 from railpulse_shared.kcl import ShardHandler, ShardProcessor
+from railpulse_shared.metrics import Metrics
 
 
 class Checkpointer:
@@ -67,7 +76,7 @@ def batch(numbers: list[int], checkpointer: Checkpointer) -> SimpleNamespace:
     return SimpleNamespace(records=records, checkpointer=checkpointer, millis_behind_latest=0)
 
 
-def processor(handler: Handler) -> ShardProcessor:
+def processor(handler: ShardHandler) -> ShardProcessor:
     p = ShardProcessor(handler, checkpoint_interval_s=0, backoff_base_s=0.001)
     p.initialize(SimpleNamespace(shard_id="shardId-1", sequence_number=None))
     return p
@@ -128,3 +137,114 @@ def test_checkpoint_waits_for_the_durable_position() -> None:
     handler.durable = ("104", 0)
     p.process_records(batch([], cp))
     assert cp.calls == [("104", 0)]
+
+
+class Lines:
+    """A metrics sink that keeps the EMF documents it is given."""
+
+    def __init__(self) -> None:
+        self.docs: list[dict[str, Any]] = []
+
+    def write(self, line: bytes) -> None:
+        self.docs.append(json.loads(line))
+
+    def total(self, name: str) -> float:
+        values = [d[name] for d in self.docs if name in d]
+        return sum(sum(v) if isinstance(v, list) else v for v in values)
+
+
+class Raising(ShardHandler):
+    """Raises an unexpected error whenever a call includes record 3 (a handler bug, e.g. an
+    OverflowError deep in an encoder), so the whole batch call fails, not one record of it."""
+
+    def __init__(self, bad: int = 3, heals_after: int | None = None) -> None:
+        self.bad = bad
+        self.heals_after = heals_after
+        self.outputs: list[int] = []
+        self.dead: list[RecordFailure] = []
+        self.calls_with_bad = 0
+
+    async def process(self, records: Sequence[StreamRecord]) -> BatchResult[Any]:
+        numbers = [int(r.data) for r in records]
+        if self.bad in numbers:
+            self.calls_with_bad += 1
+            if self.heals_after is None or self.calls_with_bad <= self.heals_after:
+                raise OverflowError("Python int too large to convert to C long")
+        result: BatchResult[Any] = BatchResult()
+        for record, n in zip(records, numbers, strict=True):
+            if n not in self.outputs:  # a record handled again is not handled twice
+                self.outputs.append(n)
+            result.succeeded.append((record, None))
+        return result
+
+    async def dead_letter(self, failures: Sequence[RecordFailure]) -> None:
+        self.dead.extend(failures)
+
+
+def test_a_record_whose_handler_raises_is_dead_lettered_after_n_tries_and_passed() -> None:
+    """One record that makes `process` raise cannot stall the shard: the batch is re-run record
+    by record, the others succeed, the culprit is tried `max_handler_attempts` times in all,
+    then dead-lettered with its error, bytes and position, counted, and checkpointed past."""
+    handler, cp, lines = Raising(), Checkpointer(), Lines()
+    metrics = Metrics("railpulse", {"service": "test", "stream": "telemetry"}, lines)
+    p = ShardProcessor(
+        handler,
+        stream="telemetry",
+        metrics=metrics,
+        checkpoint_interval_s=0,
+        backoff_base_s=0.001,
+        max_handler_attempts=3,
+    )
+    p.initialize(SimpleNamespace(shard_id="shardId-1", sequence_number=None))
+    with capture_logs() as logs:
+        p.process_records(batch([1, 2, 3, 4], cp))
+    assert handler.outputs == [1, 2, 4]
+    assert handler.calls_with_bad == 1 + 3  # the batch, then the record alone three times
+    (dead,) = handler.dead
+    assert dead.record.data == b"3" and dead.kind is FailureKind.POISON
+    assert (dead.record.stream, dead.record.shard_id) == ("telemetry", "shardId-1")
+    assert (dead.seq, dead.sub_seq) == ("103", 0)
+    assert isinstance(dead.exception, HandlerError) and dead.exception.attempts == 3
+    assert dead.error == "HandlerError: OverflowError: Python int too large to convert to C long"
+    assert cp.calls == [("104", 0)]
+    assert lines.total("RecordsDeadLettered") == 1
+    assert lines.total("HandlerErrorsDeadLettered") == 1
+    assert lines.total("HandlerErrors") == 3
+    assert [log["attempt"] for log in logs if log["event"] == "handler_raised"] == [1, 2, 3]
+
+
+def test_a_handler_error_that_passes_on_retry_dead_letters_nothing() -> None:
+    handler, cp = Raising(heals_after=2), Checkpointer()
+    p = processor(handler)
+    with capture_logs():
+        p.process_records(batch([1, 3, 4], cp))
+    assert sorted(handler.outputs) == [1, 3, 4] and handler.dead == []
+    assert cp.calls == [("104", 0)]
+
+
+def test_a_transient_error_raised_by_the_handler_is_retried_not_dead_lettered() -> None:
+    class Throttled(Raising):
+        async def process(self, records: Sequence[StreamRecord]) -> BatchResult[Any]:
+            self.calls_with_bad += 1
+            if self.calls_with_bad <= 5:
+                raise TransientError("throttled")
+            return await super().process(records)
+
+    handler, cp = Throttled(bad=-1), Checkpointer()
+    p = processor(handler)
+    with capture_logs():
+        p.process_records(batch([1, 2], cp))
+    assert handler.outputs == [1, 2] and handler.dead == []
+    assert cp.calls == [("102", 0)]
+
+
+def test_a_dead_letter_that_raises_ends_the_process_rather_than_dropping_the_batch() -> None:
+    class Broken(Raising):
+        async def dead_letter(self, failures: Sequence[RecordFailure]) -> None:
+            raise RuntimeError("no queue")
+
+    handler, cp = Broken(), Checkpointer()
+    p = processor(handler)
+    with capture_logs(), pytest.raises(SystemExit):
+        p.process_records(batch([3, 4], cp))
+    assert cp.calls == []

@@ -10,10 +10,12 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ContractError",
+    "HandlerError",
     "MalformedPayloadError",
     "PermanentError",
     "RailpulseError",
     "TransientError",
+    "UnstorableError",
 ]
 
 
@@ -43,6 +45,21 @@ class ContractError(PermanentError):
 
 class MalformedPayloadError(ContractError):
     """Bytes that are not a document at all (not JSON, truncated, wrong encoding)."""
+
+
+class HandlerError(PermanentError):
+    """A handler raised an unexpected error for one record, `attempts` times in a row: the record
+    is dead-lettered with that error (`error_type`, the message) so the shard moves on."""
+
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error_type = type(error).__name__
+        self.attempts = attempts
+
+
+class UnstorableError(PermanentError):
+    """A valid event that a store cannot hold (an integer beyond int64, a NUL in a string, ...):
+    the record is dead-lettered on its own, the rest of its batch is stored."""
 
 
 class ConfigError(RailpulseError):

@@ -8,6 +8,12 @@ The MultiLangDaemon starts one child process per leased shard and talks to it ov
   backoff (the checkpoint never passes them; after `max_retry_s` the process exits so the KCL
   restarts the shard from its last checkpoint rather than dropping data); then checkpoint at the
   handler's durable position, at most every `checkpoint_interval_s`.
+- A handler that *raises* (anything but `TransientError`) breaks its contract for some record, and
+  must not stall the shard: the batch is re-run one record at a time, each record that still
+  raises is retried `max_handler_attempts` times in all, then dead-lettered as a `HandlerError`
+  (its error, raw bytes and position) and passed, like any poison record. Handlers must take a
+  record they already processed again without doing its work twice (the KCL's replays after a
+  restart need that too).
 - `shard_ended`: flush, then `checkpoint()` (or the shard end is retried forever).
 - `shutdown_requested`: flush, then checkpoint: the last chance.
 - `lease_lost`: flush only (another worker owns the shard; checkpointing would fail).
@@ -33,8 +39,8 @@ from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
-from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord
-from railpulse_shared.errors import RailpulseError, TransientError
+from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
+from railpulse_shared.errors import HandlerError, RailpulseError, TransientError
 from railpulse_shared.metrics import Metrics
 
 __all__ = [
@@ -111,6 +117,7 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         max_retry_s: float = 300.0,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 10.0,
+        max_handler_attempts: int = 3,
     ) -> None:
         self.handler = handler
         self.stream = stream
@@ -119,6 +126,8 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         self.max_retry_s = max_retry_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
+        self.max_handler_attempts = max_handler_attempts
+        """How often a record whose handler raises is tried before it is dead-lettered."""
         self.shard_id = ""
         self._runner: asyncio.Runner | None = None
         self._processed: Position | None = None
@@ -140,7 +149,13 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         records = [self._record(r) for r in process_records_input.records]
         # Empty batches arrive too (callProcessRecordsEvenForEmptyRecordList), so a handler's
         # time-based flush happens on a quiet shard.
-        self._run(self._process(records))
+        try:
+            self._run(self._process(records))
+        except Exception:
+            # Never let amazon_kclpy log and acknowledge the batch: it would be dropped unhandled.
+            # Leave instead; the KCL restarts the shard from its last checkpoint.
+            logger.exception("process_records_failed")
+            raise SystemExit(1) from None
         if records:
             self._processed = (records[-1].sequence_number, records[-1].sub_sequence_number)
         if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
@@ -174,8 +189,9 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         deadline = time.monotonic() + self.max_retry_s
         pending: Sequence[StreamRecord] = records
         attempt = 0
+        raised: dict[tuple[int, int], int] = {}
         while True:
-            result: BatchResult[Any] = await self.handler.process(pending)
+            result = await self._attempt(pending, raised)
             poison = result.poison
             if poison:
                 await self._retry(partial(self.handler.dead_letter, poison), deadline)
@@ -188,6 +204,9 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                     )
                 if self.metrics is not None:
                     self.metrics.add("RecordsDeadLettered", len(poison))
+                    errors = sum(isinstance(f.exception, HandlerError) for f in poison)
+                    if errors:
+                        self.metrics.add("HandlerErrorsDeadLettered", errors)
             # Keep the original order of what is retried (per-partition order matters).
             retry = {id(f.record) for f in result.transient}
             pending = [r for r in pending if id(r) in retry]
@@ -197,6 +216,48 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 self.metrics.add("RecordsRetried", len(pending))
             attempt += 1
             await self._backoff(attempt, deadline, result.transient[0].error)
+
+    async def _attempt(
+        self, records: Sequence[StreamRecord], raised: dict[tuple[int, int], int]
+    ) -> BatchResult[Any]:
+        """The handler's result for `records`; when it raises, the outcome of each record alone.
+
+        `raised` counts, per record position, the calls of that record alone that raised: below
+        `max_handler_attempts` the record is reported transient (retried with backoff), at it
+        poison (a `HandlerError`, dead-lettered).
+        """
+        try:
+            return await self.handler.process(records)
+        except TransientError as exc:
+            return BatchResult(failed=[_failure(r, FailureKind.TRANSIENT, exc) for r in records])
+        except Exception as exc:
+            if len(records) > 1:
+                logger.warning(
+                    "handler_raised_isolating", records=len(records), error=_describe(exc)
+                )
+                merged: BatchResult[Any] = BatchResult()
+                for record in records:
+                    alone = await self._attempt([record], raised)
+                    merged.succeeded.extend(alone.succeeded)
+                    merged.failed.extend(alone.failed)
+                return merged
+            (record,) = records
+            count = raised[record.position] = raised.get(record.position, 0) + 1
+            logger.warning(
+                "handler_raised",
+                sequence=record.sequence_number,
+                sub_sequence=record.sub_sequence_number,
+                attempt=count,
+                error=_describe(exc),
+                exc_info=count == 1,
+            )
+            if self.metrics is not None:
+                self.metrics.add("HandlerErrors", 1)
+            if count < self.max_handler_attempts:
+                return BatchResult(failed=[_failure(record, FailureKind.TRANSIENT, exc)])
+            error = HandlerError(exc, count)
+            error.__cause__ = exc
+            return BatchResult(failed=[_failure(record, FailureKind.POISON, error)])
 
     async def _retry(self, action: Callable[[], Coroutine[Any, Any, _T]], deadline: float) -> _T:
         attempt = 0
@@ -280,6 +341,14 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
             shard_id=self.shard_id,
             stream=self.stream,
         )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _failure(record: StreamRecord, kind: FailureKind, exc: BaseException) -> RecordFailure:
+    return RecordFailure(record, kind, _describe(exc), exc)
 
 
 def run_processor(make_processor: Callable[[], ShardProcessor]) -> None:

@@ -2,6 +2,8 @@
 
 PostgreSQL locally (bulk COPY), Redshift in AWS (`COPY ... FORMAT AS PARQUET` from S3), chosen by
 `RAILPULSE_WAREHOUSE_DIALECT`. Safe to re-run at any time: loaded objects are never loaded again.
+An object the warehouse refuses is set aside (table `archive_setaside`, with the error) and the
+rest is loaded; `--retry-set-aside` tries those objects again after a fix.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--lake", help="lake root instead of s3://$RAILPULSE_BUCKET_LAKE")
+    parser.add_argument(
+        "--retry-set-aside",
+        action="store_true",
+        help="also try the objects earlier loads set aside (after fixing them or the warehouse)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -31,9 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
     settings = archive_settings()
     try:
-        loaded, skipped, rows = load_warehouse(settings, lake=args.lake)
+        report = load_warehouse(settings, lake=args.lake, retry_set_aside=args.retry_set_aside)
     except ArchiverError as exc:
         print(f"railpulse load: {exc}", file=sys.stderr)
         return 1
-    print(f"loaded {loaded} objects ({rows} rows); {skipped} already loaded", file=sys.stderr)
-    return 0
+    print(
+        f"loaded {len(report.loaded)} objects ({report.rows} rows); {report.skipped} already "
+        f"loaded; {len(report.set_aside)} set aside now, {report.held} set aside before",
+        file=sys.stderr,
+    )
+    for key, error in report.set_aside.items():
+        print(f"  set aside {key}: {error}", file=sys.stderr)
+    return 1 if report.set_aside else 0

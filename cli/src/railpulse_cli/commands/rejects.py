@@ -1,4 +1,4 @@
-"""`railpulse rejects`: what ingest dead-lettered, by reason, and re-driving it after a fix.
+"""`railpulse rejects`: what ingest and the consumers dead-lettered, by reason, and re-driving it.
 
     railpulse rejects list [--reason R] [--samples N] [--json]
     railpulse rejects redrive --reason R [--limit N] [--dry-run]
@@ -6,7 +6,9 @@
 `list` reads the queues without consuming them (every message it saw is made visible again).
 `redrive` rebuilds each chosen record (the rule envelope around the device payload, from the
 message attributes; raw bytes from S3 when SQS could not carry them), puts it back on
-`telemetry-raw`, and deletes the message only once the put succeeded.
+`telemetry-raw`, and deletes the message only once the put succeeded. What a consumer (detector,
+archiver) dead-lettered goes back on the stream it was read from (`source.stream`), where every
+consumer of that stream reads it again.
 
 Both read `rejects` and then its dead-letter queue `rejects-dlq`: SQS has no peek, so every
 listing counts as a receive, and after the queue's `maxReceiveCount` receives a reject moves to
@@ -24,12 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from railpulse_ingest.reject import RawKind
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.config import CommonSettings, load_settings
 from railpulse_shared.contracts import RejectedRecord, RejectReason, RuleEnvelope
 from railpulse_shared.errors import ContractError
+from railpulse_shared.rejects import RawKind
 
 __all__ = ["list_rejects", "redrive", "register"]
 
@@ -37,7 +39,7 @@ __all__ = ["list_rejects", "redrive", "register"]
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "rejects",
-        help="list ingest's rejected records by reason; re-drive chosen ones",
+        help="list dead-lettered records by reason; re-drive chosen ones",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,7 +51,7 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--max", type=int, default=10_000, help="messages to look at, at most")
     listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
     listing.set_defaults(func=_run_list)
-    again = sub.add_parser("redrive", help="re-publish rejects of one reason to telemetry-raw")
+    again = sub.add_parser("redrive", help="re-publish rejects of one reason where they came from")
     again.add_argument("--reason", choices=reasons, required=True)
     again.add_argument("--limit", type=int, default=100)
     again.add_argument("--dry-run", action="store_true", help="show what would be re-driven")
@@ -144,7 +146,9 @@ async def list_rejects(
             counts = Counter(m.reason for m in messages)
             out: dict[str, Any] = {
                 "total": len(messages),
-                "queues": {name: sum(m.queue == url for m in messages) for name, url in urls.items()},
+                "queues": {
+                    name: sum(m.queue == url for m in messages) for name, url in urls.items()
+                },
                 "reasons": {},
             }
             for name, count in counts.most_common():
@@ -174,7 +178,7 @@ def _sample(message: _Message) -> dict[str, Any]:
 async def redrive(
     settings: CommonSettings, *, reason: str, limit: int = 100, dry_run: bool = False
 ) -> dict[str, int]:
-    """Re-put up to `limit` rejects of `reason` on telemetry-raw; {"redriven", "failed"}."""
+    """Re-put up to `limit` rejects of `reason` where they came from; {"redriven", "failed"}."""
     clients = AwsClients(settings)
     async with (
         clients.create("sqs") as sqs,
@@ -191,9 +195,9 @@ async def redrive(
                     keep.append(m)
                     continue
                 try:
-                    data, key = await _rebuild(s3, m)
+                    data, key, stream = await _rebuild(s3, m)
                     await kinesis.put_record(
-                        StreamName=settings.stream_raw, Data=data, PartitionKey=key
+                        StreamName=stream or settings.stream_raw, Data=data, PartitionKey=key
                     )
                 except Exception as exc:  # keep the message; report and go on
                     print(f"not re-driven: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -207,8 +211,8 @@ async def redrive(
         return {"redriven": done, "failed": failed, "matched": len(chosen)}
 
 
-async def _rebuild(s3: Any, message: _Message) -> tuple[bytes, str]:
-    """The telemetry-raw record data and partition key of a rejected record."""
+async def _rebuild(s3: Any, message: _Message) -> tuple[bytes, str, str | None]:
+    """The record data, partition key and stream (None: telemetry-raw) of a rejected record."""
     record = message.record
     if record is None:
         raise ValueError("message body is not a rejected.v1 record")
@@ -221,15 +225,18 @@ async def _rebuild(s3: Any, message: _Message) -> tuple[bytes, str]:
     attrs = message.attributes
     principal = attrs.get("principal") or record.device or ""
     partition_key = attrs.get("partition_key") or principal or "redrive"
-    if attrs.get("raw_kind", RawKind.PAYLOAD.value) == RawKind.RECORD.value:
-        return raw, partition_key
+    kind = attrs.get("raw_kind", RawKind.PAYLOAD.value)
+    if kind == RawKind.EVENT.value:
+        return raw, partition_key, record.source.stream
+    if kind == RawKind.RECORD.value:
+        return raw, partition_key, None
     envelope = RuleEnvelope(
         topic=attrs.get("topic", ""),
         principal=principal,
         received_ms=int(attrs.get("received_ms", "0") or 0),
         payload=raw,
     )
-    return codec.encode(envelope), partition_key
+    return codec.encode(envelope), partition_key, None
 
 
 def _run_list(args: argparse.Namespace) -> int:

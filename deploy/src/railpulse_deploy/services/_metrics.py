@@ -20,6 +20,7 @@ __all__ = [
     "queue_age",
     "queue_depth",
     "service_metric",
+    "stream_metric",
 ]
 
 _MIN = Duration.minutes(1)
@@ -85,6 +86,20 @@ def service_metric(
         namespace=names.METRICS_NAMESPACE,
         metric_name=name,
         dimensions_map={"service": service},
+        statistic=statistic,
+        period=period,
+    )
+
+
+def stream_metric(
+    service: str, stream: str, name: str, statistic: str = "Sum", period: Duration = _FIVE_MIN
+) -> cw.Metric:
+    """A metric of a KCL consumer (or the archiver's warehouse loads): railpulse_shared's Metrics
+    there carry both dimensions, `service` and `stream`."""
+    return cw.Metric(
+        namespace=names.METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service, "stream": stream},
         statistic=statistic,
         period=period,
     )

@@ -57,6 +57,12 @@ class ArchiverStack(ServiceStack):
                 resources=[f"{glue}:catalog", f"{glue}:database/{names.GLUE_DATABASE}"]
                 + [f"{glue}:table/{names.GLUE_DATABASE}/{t}" for t in LAKE_TABLES],
             ),
+            p.sqs_send(self.queue(names.QUEUE_REJECTS)),
+            # Dead letters too large for SQS keep their bytes here (railpulse_shared.rejects).
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket(names.BUCKET_STATE).arn_for_objects("rejects/archiver/*")],
+            ),
             # Temporary warehouse credentials for COPY (IAM auth; no stored password).
             iam.PolicyStatement(
                 actions=["redshift-serverless:GetCredentials"],
@@ -91,4 +97,22 @@ class ArchiverStack(ServiceStack):
                 f"The archiver is more than 10 min behind {stream}; past 24 h data expires unarchived.",
                 "iterator-age",
             )
+            self.alarm(
+                f"records-dead-lettered-{stream}",
+                m.stream_metric(self.service, stream, "RecordsDeadLettered"),
+                0,
+                1,
+                f"The archiver dead-lettered records of {stream} to `rejects` (undecodable, "
+                "unstorable, or a handler error): they are not in the lake.",
+                "consumer-dead-letters",
+            )
+        self.alarm(
+            "warehouse-set-aside",
+            m.stream_metric(self.service, "warehouse", "WarehouseObjectsSetAside", "Maximum"),
+            0,
+            1,
+            "The warehouse load set lake objects aside (table archive_setaside): their rows are "
+            "in the lake but not in the warehouse.",
+            "warehouse-set-aside",
+        )
         self.error_rate_alarm()

@@ -43,7 +43,12 @@ class DetectorStack(ServiceStack):
                 resources=[consumer.attr_consumer_arn],
             ),
             p.kinesis_write(self.stream(names.STREAM_EVENTS)),
-            p.sqs_send(self.queue(names.QUEUE_ALERTS)),
+            p.sqs_send(self.queue(names.QUEUE_ALERTS), self.queue(names.QUEUE_REJECTS)),
+            # Dead letters too large for SQS keep their bytes here (railpulse_shared.rejects).
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket(names.BUCKET_STATE).arn_for_objects("rejects/detector/*")],
+            ),
             p.lease_table(self, APP),
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject"],
@@ -72,5 +77,14 @@ class DetectorStack(ServiceStack):
             3,
             "The detector is more than 5 s behind telemetry: alerts reach trains late.",
             "iterator-age",
+        )
+        self.alarm(
+            "records-dead-lettered",
+            m.stream_metric(self.service, names.STREAM_TELEMETRY, "RecordsDeadLettered"),
+            0,
+            1,
+            "The detector dead-lettered frames to `rejects` (a handler error, or a frame it "
+            "cannot hold): those frames were not judged.",
+            "consumer-dead-letters",
         )
         self.error_rate_alarm()

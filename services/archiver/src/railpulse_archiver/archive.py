@@ -6,7 +6,10 @@ directly. Its invariants, with the manifest (see `manifest.py`):
 - a record is in the lake once its range is `committed`; the durable position (what the KCL may
   checkpoint) never passes a buffered or pending record;
 - every flush starts right after the previous committed range, and a half-done (`pending`) flush
-  is redone with the same boundaries, so keys and bytes repeat instead of overlapping.
+  is redone with the same boundaries, so keys and bytes repeat instead of overlapping;
+- a buffered event the lake cannot hold (see `lake.build_storable`) is handed to `reject` (the
+  dead-letter queue) before its flush commits, and the flush stores the rest: one such event never
+  stalls the shard, and it is never passed without being dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,21 +17,27 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from railpulse_archiver.catalog import GlueCatalog
 from railpulse_archiver.errors import LakeUnavailableError
-from railpulse_archiver.lake import Archivable, LakeObject, build_objects
+from railpulse_archiver.lake import Archivable, LakeObject, build_storable
 from railpulse_archiver.manifest import Pending, ShardManifest, load_manifest, save_manifest
 from railpulse_archiver.store import ObjectStore
 from railpulse_archiver.tables import TABLES, Located
 from railpulse_shared import codec
-from railpulse_shared.batch import BatchResult, StreamRecord, failure_of
+from railpulse_shared.batch import (
+    BatchResult,
+    FailureKind,
+    RecordFailure,
+    StreamRecord,
+    failure_of,
+)
 from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly
-from railpulse_shared.errors import ContractError, TransientError
+from railpulse_shared.errors import ContractError, TransientError, UnstorableError
 
 __all__ = ["BufferHints", "FlushStats", "ShardArchive", "decode_archivable"]
 
@@ -53,18 +62,26 @@ class FlushStats:
     rows: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    unstorable: int = 0
+
+
+Reject = Callable[[Sequence[RecordFailure]], Awaitable[None]]
+"""Dead-letter records (raises `TransientError` when that failed)."""
 
 
 @dataclass(slots=True)
 class _Buffer:
     items: list[tuple[Located, Archivable]] = field(default_factory=list)
     positions: list[SeqPos] = field(default_factory=list)
+    records: list[StreamRecord] = field(default_factory=list)
+    """The records as they arrived: the raw bytes of anything dead-lettered at a flush."""
     bytes: int = 0
     since: float = 0.0
 
     def clear(self) -> None:
         self.items.clear()
         self.positions.clear()
+        self.records.clear()
         self.bytes = 0
 
 
@@ -90,6 +107,7 @@ class ShardArchive:
         hints: BufferHints | None = None,
         retry_s: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        reject: Reject | None = None,
     ) -> None:
         self.store = store
         self.stream = stream
@@ -98,6 +116,8 @@ class ShardArchive:
         self.hints = hints or BufferHints()
         self.retry_s = retry_s
         self.clock = clock
+        self.reject = reject
+        """Where events the lake cannot hold go; without it such an event fails the flush."""
         self.manifest = ShardManifest()
         self.stats = FlushStats()
         self._buffer = _Buffer()
@@ -129,6 +149,10 @@ class ShardArchive:
                 self._durable = pos
                 result.succeeded.append((record, None))
                 continue
+            if self._buffer.positions and _key(pos) <= _key(self._buffer.positions[-1]):
+                # Offered again (the adapter re-runs a batch whose call raised): buffered once.
+                result.succeeded.append((record, None))
+                continue
             try:
                 event = decode_archivable(record.data)
             except ContractError as exc:
@@ -154,6 +178,7 @@ class ShardArchive:
         where = Located(self.stream, self.shard, record.sequence_number, record.sub_sequence_number)
         self._buffer.items.append((where, event))
         self._buffer.positions.append(pos)
+        self._buffer.records.append(record)
         self._buffer.bytes += len(record.data)
 
     def _must_flush_now(self) -> bool:
@@ -213,9 +238,11 @@ class ShardArchive:
 
     async def _flush_once(self) -> None:
         first, last = self._buffer.positions[0], self._buffer.positions[-1]
-        objects = await asyncio.to_thread(
-            build_objects, self.shard, self._buffer.items, first, last
+        objects, unstorable = await asyncio.to_thread(
+            build_storable, self.shard, self._buffer.items, first, last
         )
+        if unstorable:
+            await self._reject(unstorable)
         keys = [o.key for o in objects]
         previous = self.manifest.pending
         if previous is None or previous.keys != keys:
@@ -244,6 +271,7 @@ class ShardArchive:
         self.stats.rows += sum(o.rows for o in objects)
         self.stats.bytes_in += self._buffer.bytes
         self.stats.bytes_out += sum(len(o.data) for o in objects)
+        self.stats.unstorable += len(unstorable)
         logger.info(
             "flushed",
             objects=len(objects),
@@ -252,6 +280,25 @@ class ShardArchive:
             last=last[0],
         )
         self._buffer.clear()
+
+    async def _reject(self, errors: dict[int, UnstorableError]) -> None:
+        """Dead-letter what the lake cannot hold, before the flush that leaves it out commits."""
+        failures = [
+            RecordFailure(
+                self._buffer.records[i], FailureKind.POISON, f"{type(exc).__name__}: {exc}", exc
+            )
+            for i, exc in sorted(errors.items())
+        ]
+        for failure in failures:
+            logger.warning(
+                "unstorable_record",
+                sequence=failure.seq,
+                sub_sequence=failure.sub_seq,
+                error=failure.error,
+            )
+        if self.reject is None:
+            raise errors[min(errors)]
+        await self.reject(failures)
 
     async def _save(self, manifest: ShardManifest) -> None:
         await save_manifest(self.store, self.stream, self.shard, manifest)

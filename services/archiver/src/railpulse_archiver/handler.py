@@ -19,13 +19,11 @@ from railpulse_archiver.catalog import GlueCatalog
 from railpulse_archiver.errors import ArchiverError
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.store import ObjectStore, S3Store
-from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord
-from railpulse_shared.contracts import RejectedRecord, RejectReason, SourcePosition
-from railpulse_shared.errors import MalformedPayloadError, TransientError
 from railpulse_shared.kcl import Position, ShardHandler
 from railpulse_shared.metrics import Metrics
+from railpulse_shared.rejects import RejectSink, consumer_rejection
 
 __all__ = ["ArchiverHandler", "stream_name"]
 
@@ -52,7 +50,7 @@ class ArchiverHandler(ShardHandler):
         self.clients = clients or AwsClients(settings)
         self._store_factory = store_factory
         self._stack = AsyncExitStack()
-        self._sqs: Any = None
+        self._rejects: RejectSink | None = None
         self._archive: ShardArchive | None = None
         self._discard = False
         self.metrics = metrics
@@ -68,7 +66,13 @@ class ArchiverHandler(ShardHandler):
         await super().start(shard_id)
         s3 = await self._stack.enter_async_context(self.clients.create("s3"))
         glue = await self._stack.enter_async_context(self.clients.create("glue"))
-        self._sqs = await self._stack.enter_async_context(self.clients.create("sqs"))
+        sqs = await self._stack.enter_async_context(self.clients.create("sqs"))
+        self._rejects = RejectSink(
+            sqs,
+            s3,
+            queue_url=(await sqs.get_queue_url(QueueName=self.settings.queue_rejects))["QueueUrl"],
+            bucket=self.settings.bucket_state,
+        )
         catalog = GlueCatalog(glue, self.settings.glue_database, self.settings.bucket_lake)
         self._archive = ShardArchive(
             self._store_factory(s3, self.settings.bucket_lake),
@@ -81,6 +85,7 @@ class ArchiverHandler(ShardHandler):
                 max_age_s=self.settings.buffer_max_age_s,
             ),
             retry_s=self.settings.flush_retry_s,
+            reject=self.dead_letter,
         )
         await self._guard(self._archive.open())
         await self._guard(catalog.ensure_tables())
@@ -107,7 +112,11 @@ class ArchiverHandler(ShardHandler):
         self.metrics.add("RowsWritten", now.rows - before.rows)
         self.metrics.add("ParquetBytes", now.bytes_out - before.bytes_out, "Bytes")
         self.metrics.add("BufferedRecords", self._archive.buffered)
-        self._reported = FlushStats(now.flushes, now.objects, now.rows, now.bytes_in, now.bytes_out)
+        if now.unstorable > before.unstorable:
+            self.metrics.add("RecordsUnstorable", now.unstorable - before.unstorable)
+        self._reported = FlushStats(
+            now.flushes, now.objects, now.rows, now.bytes_in, now.bytes_out, now.unstorable
+        )
 
     def discard(self) -> None:
         """Drop the buffer instead of flushing it: another worker owns the shard now.
@@ -122,31 +131,11 @@ class ArchiverHandler(ShardHandler):
         return self._archive.durable_position() if self._archive else None
 
     async def dead_letter(self, failures: Sequence[RecordFailure]) -> None:
-        """Park undecodable records on the rejects queue with their reason and raw bytes."""
-        try:
-            url = (await self._sqs.get_queue_url(QueueName=self.settings.queue_rejects))["QueueUrl"]
-            for failure in failures:
-                record = failure.record
-                reject = RejectedRecord(
-                    reason=RejectReason.MALFORMED_JSON
-                    if isinstance(failure.exception, MalformedPayloadError)
-                    else RejectReason.SCHEMA_VIOLATION,
-                    detail=f"archiver: {failure.error}"[:1000],
-                    raw=record.data[:200_000],
-                    raw_size=len(record.data),
-                    source=SourcePosition(
-                        stream=record.stream,
-                        shard_id=record.shard_id,
-                        sequence_number=record.sequence_number,
-                        sub_sequence_number=record.sub_sequence_number,
-                    ),
-                    rejected_ms=int(time.time() * 1000),
-                )
-                await self._sqs.send_message(
-                    QueueUrl=url, MessageBody=codec.encode(reject).decode()
-                )
-        except Exception as exc:  # any SQS failure: retried by the adapter, never checkpointed past
-            raise TransientError(f"dead letter: {exc}") from exc
+        """Park records on the rejects queue with their reason and raw bytes: undecodable ones,
+        ones the lake cannot hold (before their flush commits), ones the handler raised for."""
+        assert self._rejects is not None, "start() opens the rejects queue"
+        rejections = [consumer_rejection(f, self.settings.service) for f in failures]
+        await self._rejects.send(rejections, int(time.time() * 1000))
 
     async def stop(self) -> None:
         await self._stack.aclose()

@@ -11,6 +11,11 @@ measured, which is what "one train, one day" queries ask for. One flush covers o
 range of a shard's records and writes one object per partition it touches, all named by that
 range: writing the same range again produces the same keys and the same bytes (rows sorted, no
 wall-clock anything in the file), so a replay overwrites instead of duplicating.
+
+A valid event the lake cannot hold (an integer beyond its column's range, a NUL in a string, a
+time no calendar has) must not stall the flush: `build_storable` finds such events by bisection
+(only when the whole flush fails to build, so the healthy path pays nothing) and builds the
+objects of the rest; the caller dead-letters the ones set aside.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import pyarrow.parquet as pq
 from railpulse_archiver.tables import (
     ALARMS,
     ALERTS,
+    TABLES,
     TELEMETRY,
     Located,
     Table,
@@ -36,11 +42,13 @@ from railpulse_archiver.tables import (
     telemetry_table,
 )
 from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly
+from railpulse_shared.errors import UnstorableError
 
 __all__ = [
     "Archivable",
     "LakeObject",
     "build_objects",
+    "build_storable",
     "encode_parquet",
     "object_key",
     "partition_of",
@@ -115,23 +123,27 @@ _BUILDERS: dict[str, Callable[[Any, Any], pa.Table]] = {
 }
 
 
+def _groups(
+    items: Sequence[tuple[Located, Archivable]],
+) -> dict[tuple[str, tuple[str, ...]], tuple[list[Located], list[Archivable]]]:
+    groups: dict[tuple[str, tuple[str, ...]], tuple[list[Located], list[Archivable]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for located, event in items:
+        table = table_for(event)
+        group = groups[(table.name, partition_of(table, _event_ms(event)))]
+        group[0].append(located)
+        group[1].append(event)
+    return groups
+
+
 def build_objects(
     shard: str, items: Sequence[tuple[Located, Archivable]], first: SeqPos, last: SeqPos
 ) -> list[LakeObject]:
     """The objects of one flush: one per (table, partition), all named by the flush's range."""
-    groups: dict[tuple[str, tuple[str, ...]], tuple[list[Located], list[Archivable]]] = defaultdict(
-        lambda: ([], [])
-    )
-    tables: dict[str, Table] = {}
-    for located, event in items:
-        table = table_for(event)
-        tables[table.name] = table
-        group = groups[(table.name, partition_of(table, _event_ms(event)))]
-        group[0].append(located)
-        group[1].append(event)
     objects = []
-    for (name, partition), (positions, events) in sorted(groups.items()):
-        table = tables[name]
+    for (name, partition), (positions, events) in sorted(_groups(items).items()):
+        table = TABLES[name]
         arrow = _BUILDERS[name](events, positions)
         objects.append(
             LakeObject(
@@ -143,3 +155,44 @@ def build_objects(
             )
         )
     return objects
+
+
+def _check(items: Sequence[tuple[Located, Archivable]]) -> None:
+    """Raise if `items` cannot become tables (what `build_objects` does, short of Parquet)."""
+    for (name, _), (positions, events) in _groups(items).items():
+        _BUILDERS[name](events, positions)
+
+
+def _unstorable(
+    items: Sequence[tuple[Located, Archivable]], offset: int = 0
+) -> list[tuple[int, Exception]]:
+    """The index (from `offset`) and error of every item that cannot become a table row."""
+    try:
+        _check(items)
+        return []
+    except Exception as exc:  # anything Arrow or the calendar refuses: narrowed down below
+        if len(items) == 1:
+            return [(offset, exc)]
+        mid = len(items) // 2
+        return _unstorable(items[:mid], offset) + _unstorable(items[mid:], offset + mid)
+
+
+def build_storable(
+    shard: str, items: Sequence[tuple[Located, Archivable]], first: SeqPos, last: SeqPos
+) -> tuple[list[LakeObject], dict[int, UnstorableError]]:
+    """The objects of one flush without the items the lake cannot hold, and those items' errors
+    by index (the objects keep the flush's range in their names either way)."""
+    try:
+        return build_objects(shard, items, first, last), {}
+    except Exception:  # which item (if any) is to blame is found below
+        bad = _unstorable(items)
+        if not bad:
+            raise  # not one item alone: a fault of its own, not the data's
+    errors = {
+        i: exc
+        if isinstance(exc, UnstorableError)
+        else UnstorableError(f"{type(exc).__name__}: {exc}")
+        for i, exc in bad
+    }
+    rest = [item for i, item in enumerate(items) if i not in errors]
+    return build_objects(shard, rest, first, last), errors

@@ -21,6 +21,7 @@ import structlog
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_shared.config import load_settings
 from railpulse_shared.log import configure_logging
+from railpulse_shared.metrics import Metrics, sink_from_url
 from railpulse_shared.multilang import kcl_application, start_daemon
 
 __all__ = ["APPLICATIONS", "main"]
@@ -54,11 +55,11 @@ def start_daemons(settings: ArchiverSettings) -> dict[str, subprocess.Popen[byte
     return daemons
 
 
-def _load(settings: ArchiverSettings) -> None:
+def _load(settings: ArchiverSettings, metrics: Metrics) -> None:
     from railpulse_archiver.share import load_warehouse
 
     try:
-        load_warehouse(settings)
+        load_warehouse(settings, metrics=metrics)
     except Exception:
         # Best effort, on a timer: whatever failed (the warehouse, S3, DuckDB), the ledger makes
         # the next attempt safe and the archive is unaffected. It must never take down this
@@ -70,6 +71,12 @@ def main() -> int:
     settings = load_settings(ArchiverSettings)
     configure_logging(settings.log_level, service=settings.service)
     daemons = start_daemons(settings)
+    # This process's stdout is no KCL protocol channel (the daemons' children have their own).
+    metrics = Metrics(
+        settings.metrics_namespace,
+        {"service": settings.service, "stream": "warehouse"},
+        sink_from_url(settings.metrics_sink),
+    )
     stopping = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -91,7 +98,7 @@ def main() -> int:
                 and time.monotonic() >= next_load
                 and not stopping
             ):
-                _load(settings)
+                _load(settings, metrics)
                 next_load = time.monotonic() + settings.warehouse_load_every_s
             time.sleep(0.5)
     except BaseException:

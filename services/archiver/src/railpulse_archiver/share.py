@@ -13,12 +13,14 @@ from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
 from railpulse_archiver.warehouse import (
+    LoadReport,
     PostgresDialect,
     RedshiftDialect,
     WarehouseLoader,
     connect_warehouse,
     lake_objects,
 )
+from railpulse_shared.metrics import Metrics
 
 __all__ = [
     "export_train",
@@ -113,8 +115,15 @@ def fleet_report(
     return report.summary
 
 
-def load_warehouse(settings: ArchiverSettings, *, lake: str | None = None) -> tuple[int, int, int]:
-    """Load every lake object not in the ledger; return (objects loaded, skipped, rows)."""
+def load_warehouse(
+    settings: ArchiverSettings,
+    *,
+    lake: str | None = None,
+    retry_set_aside: bool = False,
+    metrics: Metrics | None = None,
+) -> LoadReport:
+    """Load every lake object not in the ledger (objects set aside earlier only when
+    `retry_set_aside`); count what was loaded and what is set aside in `metrics`."""
     root = lake_root(settings, lake)
     duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
     conn = connect_warehouse(settings.warehouse_url, settings.warehouse_schema)
@@ -125,8 +134,20 @@ def load_warehouse(settings: ArchiverSettings, *, lake: str | None = None) -> tu
     )
     loader = WarehouseLoader(conn, dialect)
     loader.ensure_schema()
-    report = loader.load(lake_objects(duck, root))
+    report = loader.load(lake_objects(duck, root), retry_set_aside=retry_set_aside)
     logger.info(
-        "warehouse_loaded", objects=len(report.loaded), skipped=report.skipped, rows=report.rows
+        "warehouse_loaded",
+        objects=len(report.loaded),
+        skipped=report.skipped,
+        rows=report.rows,
+        set_aside=len(report.set_aside),
+        held=report.held,
     )
-    return len(report.loaded), report.skipped, report.rows
+    if metrics is not None:
+        metrics.add("WarehouseObjectsLoaded", len(report.loaded))
+        metrics.add("WarehouseRowsLoaded", report.rows)
+        # What stays set aside now (new ones and older ones not retried): the alarm's metric, so
+        # it stays in ALARM until the objects are fixed and loaded.
+        metrics.add("WarehouseObjectsSetAside", len(report.set_aside) + report.held)
+        metrics.flush()
+    return report

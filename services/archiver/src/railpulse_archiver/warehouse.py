@@ -6,6 +6,13 @@ after the commit when the client never heard back — finds the key in the ledge
 of the object loaded, so no row is ever loaded twice. Objects are immutable under their key
 (see `lake.py`), which is what makes the key a sound identity.
 
+An object the warehouse refuses (bad data in it, say a NUL PostgreSQL's text cannot hold, or an
+unreadable file) is set aside: recorded in `archive_setaside` with the error and the number of
+attempts, and the loader goes on with the next one, so one bad object never blocks the rest.
+Later loads leave it alone (it would fail again) until asked to retry the set-aside objects
+(`railpulse load --retry-set-aside`) after a fix; a successful load removes it from there. Only
+a warehouse that cannot be reached stops a load.
+
 Dialects: `postgres` (local) reads the object from the lake with DuckDB and bulk-loads it with
 `COPY ... FROM STDIN`; `redshift` issues `COPY ... FROM 's3://...' IAM_ROLE ... FORMAT AS PARQUET`
 so the cluster reads S3 itself. Column order in the tables equals the Parquet files' (Redshift's
@@ -40,6 +47,7 @@ __all__ = [
     "ddl",
     "lake_objects",
     "ledger_ddl",
+    "setaside_ddl",
 ]
 
 logger = structlog.get_logger()
@@ -62,6 +70,17 @@ CREATE TABLE IF NOT EXISTS archive_ledger (
     table_name {text} NOT NULL,
     row_count BIGINT NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
+)"""
+
+
+def setaside_ddl(text: str = "TEXT") -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS archive_setaside (
+    object_key {text} PRIMARY KEY,
+    table_name {text} NOT NULL,
+    error {text} NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_at TIMESTAMPTZ NOT NULL
 )"""
 
 
@@ -210,6 +229,13 @@ class LoadReport:
     loaded: list[str] = field(default_factory=list)
     skipped: int = 0
     rows: int = 0
+    set_aside: dict[str, str] = field(default_factory=dict)
+    """Objects this load could not load: key -> error."""
+    held: int = 0
+    """Objects set aside earlier and not retried by this load."""
+
+
+_MAX_ERROR = 2000
 
 
 class WarehouseLoader:
@@ -220,6 +246,7 @@ class WarehouseLoader:
     def ensure_schema(self) -> None:
         with self.conn.transaction():
             self.conn.execute(ledger_ddl(self.dialect.text_type).encode())
+            self.conn.execute(setaside_ddl(self.dialect.text_type).encode())
             for table in TABLES.values():
                 self.conn.execute(ddl(table, self.dialect.text_type).encode())
             for view in VIEWS.values():
@@ -228,41 +255,83 @@ class WarehouseLoader:
     def loaded_keys(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT object_key FROM archive_ledger")}
 
-    def load(self, objects: Iterable[tuple[str, str]]) -> LoadReport:
-        """Load `(table, key)` objects not in the ledger yet, one transaction each."""
+    def set_aside_keys(self) -> dict[str, str]:
+        """Objects set aside: key -> the last error."""
+        rows = self.conn.execute("SELECT object_key, error FROM archive_setaside")
+        return {row[0]: row[1] for row in rows}
+
+    def load(
+        self, objects: Iterable[tuple[str, str]], *, retry_set_aside: bool = False
+    ) -> LoadReport:
+        """Load `(table, key)` objects not in the ledger yet, one transaction each; set aside
+        what the warehouse refuses and go on (objects set aside earlier are tried again only
+        with `retry_set_aside`)."""
         report = LoadReport()
         done = self.loaded_keys()
+        aside = self.set_aside_keys()
         for table_name, key in objects:
             if key in done:
                 report.skipped += 1
                 continue
+            if key in aside and not retry_set_aside:
+                report.held += 1
+                continue
             table = TABLES[table_name]
             try:
-                with self.conn.transaction(), self.conn.cursor() as cur:
-                    # The ledger row first: a concurrent loader of the same object waits on its
-                    # primary key, then fails on it and loads nothing (PostgreSQL enforces keys;
-                    # Redshift does not, so run one loader there).
-                    cur.execute(
-                        "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
-                        "VALUES (%s, %s, 0, %s)",
-                        (key, table.name, datetime.now(UTC)),
-                    )
-                    rows = self.dialect.copy(cur, table, key)
-                    cur.execute(
-                        "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s",
-                        (rows, key),
-                    )
+                rows = self._load_one(table, key, was_set_aside=key in aside)
             except psycopg.errors.UniqueViolation:
                 report.skipped += 1  # another loader got there first
                 continue
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, duckdb.IOException) as exc:
+                # The warehouse (or the lake) cannot be reached: nothing is wrong with the object.
                 raise WarehouseUnavailableError(f"loading {key}: {exc}") from exc
-            except psycopg.Error as exc:
-                raise WarehouseError(f"loading {key}: {exc}") from exc
+            except (psycopg.Error, duckdb.Error, pa.ArrowException) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+                self._set_aside(table, key, error)
+                report.set_aside[key] = error
+                logger.error("object_set_aside", key=key, table=table.name, error=error)
+                continue
             report.loaded.append(key)
             report.rows += rows
             logger.info("object_loaded", key=key, table=table.name, rows=rows)
         return report
+
+    def _load_one(self, table: Table, key: str, *, was_set_aside: bool) -> int:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            # The ledger row first: a concurrent loader of the same object waits on its
+            # primary key, then fails on it and loads nothing (PostgreSQL enforces keys;
+            # Redshift does not, so run one loader there).
+            cur.execute(
+                "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
+                "VALUES (%s, %s, 0, %s)",
+                (key, table.name, datetime.now(UTC)),
+            )
+            rows = self.dialect.copy(cur, table, key)
+            cur.execute(
+                "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s", (rows, key)
+            )
+            if was_set_aside:
+                cur.execute("DELETE FROM archive_setaside WHERE object_key = %s", (key,))
+        return rows
+
+    def _set_aside(self, table: Table, key: str, error: str) -> None:
+        """Record the failure in its own transaction (the load's rolled back)."""
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("SELECT attempts FROM archive_setaside WHERE object_key = %s", (key,))
+                row = cur.fetchone()
+                attempts = (int(row[0]) if row else 0) + 1
+                cur.execute("DELETE FROM archive_setaside WHERE object_key = %s", (key,))
+                cur.execute(
+                    "INSERT INTO archive_setaside "
+                    "(object_key, table_name, error, attempts, failed_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (key, table.name, error.replace("\x00", "\\0"), attempts, datetime.now(UTC)),
+                )
+        except psycopg.OperationalError as exc:
+            raise WarehouseUnavailableError(f"setting {key} aside: {exc}") from exc
+        except psycopg.Error as exc:
+            raise WarehouseError(f"setting {key} aside: {exc}") from exc
 
 
 def lake_objects(lake: duckdb.DuckDBPyConnection, root: str) -> list[tuple[str, str]]:

@@ -18,7 +18,13 @@ snapshot would leave the frames in between out of the models for good. A worker 
 lease writes nothing: the shard, and its snapshot, belong to the new owner.
 
 A record that is not an accepted frame is a bug upstream: it goes to the rejects queue with its
-bytes and the reason, like every other record the platform cannot use.
+bytes and the reason, like every other record the platform cannot use. So does a frame whose
+sequence number the model's state cannot keep (beyond int64; the archiver refuses it too): it is
+refused before it reaches the rules or the forests, because a value the snapshot cannot hold would
+fail every snapshot, and the checkpoint, which waits for snapshots, would stop for the whole shard.
+Should one get through anyway, the snapshot drops that train's small state (`ModelStatesDropped`)
+rather than fail, and a snapshot that fails for any other reason counts in `SnapshotsFailed`
+instead of escaping `process`.
 """
 
 from __future__ import annotations
@@ -41,17 +47,17 @@ from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
 from railpulse_shared.catalogue import load_catalogue
-from railpulse_shared.contracts import (
-    AcceptedFrame,
-    Anomaly,
-    RejectedRecord,
-    RejectReason,
-    SourcePosition,
+from railpulse_shared.contracts import AcceptedFrame, Anomaly
+from railpulse_shared.errors import (
+    ContractError,
+    PermanentError,
+    TransientError,
+    UnstorableError,
 )
-from railpulse_shared.errors import ContractError, PermanentError, TransientError
 from railpulse_shared.kcl import Position, ShardHandler
 from railpulse_shared.metrics import Metrics
 from railpulse_shared.publish import KinesisPublisher, SqsPublisher
+from railpulse_shared.rejects import RejectSink, consumer_rejection
 
 __all__ = ["DetectorHandler"]
 
@@ -60,6 +66,10 @@ logger = structlog.get_logger()
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_INT64 = range(-(2**63), 2**63)
+"""What the model's state (and the lake) can keep of a frame's sequence number."""
 
 
 def _int(position: Position) -> tuple[int, int]:
@@ -104,7 +114,7 @@ class DetectorHandler(ShardHandler):
         self._stack = AsyncExitStack()
         self._undelivered: dict[tuple[int, int], list[Anomaly]] = {}
         self.emitter: AnomalyEmitter | None = None
-        self.rejects: SqsPublisher | None = None
+        self.rejects: RejectSink | None = None
 
     async def start(self, shard_id: str) -> None:
         await super().start(shard_id)
@@ -115,9 +125,14 @@ class DetectorHandler(ShardHandler):
             await SqsPublisher.for_queue(sqs, self.settings.queue_alerts),
             KinesisPublisher(kinesis, self.settings.stream_events),
         )
-        self.rejects = await SqsPublisher.for_queue(sqs, self.settings.queue_rejects)
+        self._s3 = await self._stack.enter_async_context(clients.create("s3"))
+        self.rejects = RejectSink(
+            sqs,
+            self._s3,
+            queue_url=(await sqs.get_queue_url(QueueName=self.settings.queue_rejects))["QueueUrl"],
+            bucket=self.settings.bucket_state,
+        )
         if self.model is not None:
-            self._s3 = await self._stack.enter_async_context(clients.create("s3"))
             await self._restore()
 
     async def flush(self) -> None:
@@ -162,7 +177,19 @@ class DetectorHandler(ShardHandler):
         if self.model is None or self._s3 is None:
             return
         self._last_snapshot = time.monotonic()
-        data, position = self.model.dumps(), self._position
+        position = self._position
+        try:
+            data = self.model.dumps()
+        except Exception as exc:  # a bug, never the input's fault alone: count it, go on
+            logger.exception("model_snapshot_unserialisable", error=f"{type(exc).__name__}: {exc}")
+            if self.metrics is not None:
+                self.metrics.add("SnapshotsFailed", 1)
+            return
+        dropped = self.model.take_dropped()
+        if dropped:
+            logger.error("model_state_dropped", trains=dropped[:20], count=len(dropped))
+            if self.metrics is not None:
+                self.metrics.add("ModelStatesDropped", len(dropped))
         try:
             await self._s3.put_object(
                 Bucket=self.settings.bucket_state, Key=self._snapshot_key(), Body=data
@@ -211,6 +238,14 @@ class DetectorHandler(ShardHandler):
                 error = PermanentError(f"expected accepted.v1, got {type(event).__name__}")
                 result.failed.append(RecordFailure(record, FailureKind.POISON, str(error), error))
                 continue
+            if event.seq not in _INT64:
+                refused = UnstorableError(f"seq {event.seq} is beyond int64")
+                result.failed.append(
+                    RecordFailure(
+                        record, FailureKind.POISON, f"UnstorableError: {refused}", refused
+                    )
+                )
+                continue
             fresh.append((record, event))
         for (record, _), found in zip(fresh, self.decide([f for _, f in fresh]), strict=True):
             self._undelivered[record.position] = found
@@ -249,21 +284,13 @@ class DetectorHandler(ShardHandler):
         assert self.rejects is not None, "start() opens the rejects queue"
         await self.rejects.send(
             [
-                codec.encode(
-                    RejectedRecord(
-                        reason=RejectReason.SCHEMA_VIOLATION,
-                        detail=f.error,
-                        raw=f.record.data,
-                        source=SourcePosition(
-                            stream=self.settings.stream_telemetry,
-                            shard_id=self.shard_id,
-                            sequence_number=f.seq,
-                            sub_sequence_number=f.sub_seq,
-                        ),
-                        rejected_ms=_now_ms(),
-                        raw_size=len(f.record.data),
-                    )
-                ).decode()
+                consumer_rejection(
+                    f,
+                    self.settings.service,
+                    stream=self.settings.stream_telemetry,
+                    shard_id=self.shard_id,
+                )
                 for f in failures
-            ]
+            ],
+            _now_ms(),
         )

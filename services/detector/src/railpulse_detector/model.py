@@ -5,6 +5,12 @@ frames from many trains is one `process` call). Frames are fed in sequence order
 or below a train's last sequence number (a replay, a duplicate) or marked `backfill` (older than
 what the model has seen; the hard limits still judge it) is not fed to the forest.
 
+The snapshot (`dumps`) must always be written, since the checkpoint waits for it: a train whose
+own small state cannot be serialised (say a sequence number beyond what msgpack holds) loses that
+state (its last sequence number, its open event's key: the train starts those afresh) rather than
+failing every snapshot of the shard; `take_dropped` tells the caller which trains, for a metric.
+The handler refuses such frames before they get here; this is the second line.
+
 An event (the thresholder's START) becomes one `model` anomaly whose attribution names the
 channels that moved (each feature maps to the channel it stood for in that frame); while the event
 lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open.
@@ -68,6 +74,14 @@ class _BankState(msgspec.Struct):
     last_seq: dict[str, int]
 
 
+def _serialisable(value: object) -> bool:
+    try:
+        msgspec.msgpack.encode(value)
+    except (msgspec.EncodeError, OverflowError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _seed(train: str) -> int:
     return int.from_bytes(hashlib.blake2b(train.encode(), digest_size=8).digest(), "little")
 
@@ -117,6 +131,7 @@ class ModelBank:
             for kind, features in feature_sets(catalogue).items()
         }
         self.last_seq: dict[str, int] = {}
+        self._dropped: list[str] = []
 
     def bytes_per_model(self, kind: DeviceKind = DeviceKind.TRAIN) -> int:
         probe = FleetDetector(self.kinds[kind].config, [1])
@@ -204,6 +219,33 @@ class ModelBank:
 
     def dumps(self) -> bytes:
         """The whole bank, versioned: forests (their own format), carry-forward state, positions."""
+        try:
+            return self._encode()
+        except (msgspec.EncodeError, OverflowError, TypeError, ValueError):
+            dropped = self._drop_unserialisable()
+            if not dropped:
+                raise
+            self._dropped.extend(dropped)
+            return self._encode()
+
+    def take_dropped(self) -> list[str]:
+        """The trains whose state `dumps` dropped since the last call."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
+    def _drop_unserialisable(self) -> list[str]:
+        """Forget the per-train values msgpack refuses; the trains whose state went."""
+        dropped = [t for t, seq in self.last_seq.items() if not _serialisable({t: seq})]
+        for train in dropped:
+            del self.last_seq[train]
+        for kind in self.kinds.values():
+            for train, key in list(kind.event_key.items()):
+                if not _serialisable({train: key}):
+                    del kind.event_key[train]
+                    dropped.append(train)
+        return dropped
+
+    def _encode(self) -> bytes:
         kinds = {}
         for kind, state in self.kinds.items():
             if state.fleet is None:

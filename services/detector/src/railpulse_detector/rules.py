@@ -126,7 +126,9 @@ class Rules:
                 )
         return self._report(frame, state, found)
 
-    def _peers(self, frame: AcceptedFrame) -> dict[str, tuple[AnomalyKind, Severity, Attribution, str]]:
+    def _peers(
+        self, frame: AcceptedFrame
+    ) -> dict[str, tuple[AnomalyKind, Severity, Attribution, str]]:
         found = {}
         for (warning, critical), channels in self.catalogue.peer_groups.values():
             good = [

@@ -98,7 +98,13 @@ class Thresholder:
             calm = x < np.maximum(cfg.floor, m + cfg.z_exit * sd)
             qr = np.where(ev & live_all[j] & calm, qr + 1, 0)
             end = ready & ev & (qr >= cfg.quiet)
-            thr_out[j], ready_all[j], start_all[j], end_all[j], ev_all[j] = thr, ready, start, end, ev
+            thr_out[j], ready_all[j], start_all[j], end_all[j], ev_all[j] = (
+                thr,
+                ready,
+                start,
+                end,
+                ev,
+            )
             ev = ev != (start | end)  # a start needs no event, an end needs one
             se = np.where(end, 0, se + live_all[j])
             learn = learn_ok_all[j] & ~ev

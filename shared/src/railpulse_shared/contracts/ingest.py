@@ -80,6 +80,11 @@ class RejectReason(enum.StrEnum):
     TIMESTAMP_OUT_OF_BOUNDS = "timestamp_out_of_bounds"
     UNKNOWN_KIND = "unknown_kind"
     BAD_ENVELOPE = "bad_envelope"
+    HANDLER_ERROR = "handler_error"
+    """A consumer's handler raised for the record, again and again (a bug, or input nothing
+    upstream refused): dead-lettered so the shard moves on."""
+    UNSTORABLE = "unstorable"
+    """A valid event the lake or warehouse cannot hold (an integer beyond int64, a NUL)."""
 
 
 class RejectedRecord(Event, frozen=True, kw_only=True, tag="rejected.v1"):
