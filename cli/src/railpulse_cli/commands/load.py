@@ -7,8 +7,14 @@ PostgreSQL locally (bulk COPY), Redshift in AWS (`COPY ... FORMAT AS PARQUET` fr
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from railpulse_cli.commands._archive_settings import (
+    add_lake_arguments,
+    archive_settings,
+    checked_lake,
+)
+from railpulse_cli.progress import Progress
 
 __all__ = ["register"]
 
@@ -20,20 +26,19 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--lake", help="lake root instead of s3://$RAILPULSE_BUCKET_LAKE")
+    add_lake_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from railpulse_archiver.errors import ArchiverError
-    from railpulse_archiver.share import load_warehouse
-    from railpulse_cli.commands._archive_settings import archive_settings
+    from railpulse_archiver.share import lake_root, load_warehouse, open_lake
 
-    settings = archive_settings()
-    try:
-        loaded, skipped, rows = load_warehouse(settings, lake=args.lake)
-    except ArchiverError as exc:
-        print(f"railpulse load: {exc}", file=sys.stderr)
-        return 1
-    print(f"loaded {loaded} objects ({rows} rows); {skipped} already loaded", file=sys.stderr)
+    lake = checked_lake(args.lake)
+    settings = archive_settings(args, warehouse=True, lake=lake)
+    with Progress("railpulse load") as progress:
+        if lake is not None:
+            open_lake(settings, lake).close()  # a --lake with no lake in it is a mistake
+        progress.step(f"loading new objects of {lake_root(settings, lake)} into the warehouse")
+        loaded, skipped, rows = load_warehouse(settings, lake=lake)
+        progress.done(f"loaded {loaded} objects ({rows} rows); {skipped} already loaded")
     return 0

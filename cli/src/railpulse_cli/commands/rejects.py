@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from railpulse_cli.target import add_target_argument, resolve_env
 from railpulse_ingest.reject import RawKind
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
@@ -48,11 +49,13 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--samples", type=int, default=3, help="samples per reason")
     listing.add_argument("--max", type=int, default=10_000, help="messages to look at, at most")
     listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_target_argument(listing)
     listing.set_defaults(func=_run_list)
     again = sub.add_parser("redrive", help="re-publish rejects of one reason to telemetry-raw")
     again.add_argument("--reason", choices=reasons, required=True)
     again.add_argument("--limit", type=int, default=100)
     again.add_argument("--dry-run", action="store_true", help="show what would be re-driven")
+    add_target_argument(again)
     again.set_defaults(func=_run_redrive)
 
 
@@ -144,7 +147,9 @@ async def list_rejects(
             counts = Counter(m.reason for m in messages)
             out: dict[str, Any] = {
                 "total": len(messages),
-                "queues": {name: sum(m.queue == url for m in messages) for name, url in urls.items()},
+                "queues": {
+                    name: sum(m.queue == url for m in messages) for name, url in urls.items()
+                },
                 "reasons": {},
             }
             for name, count in counts.most_common():
@@ -233,7 +238,7 @@ async def _rebuild(s3: Any, message: _Message) -> tuple[bytes, str]:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    settings = load_settings(CommonSettings)
+    settings = load_settings(CommonSettings, resolve_env(args.aws))
     out = asyncio.run(
         list_rejects(settings, reason=args.reason, samples=args.samples, limit=args.max)
     )
@@ -250,7 +255,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_redrive(args: argparse.Namespace) -> int:
-    settings = load_settings(CommonSettings)
+    settings = load_settings(CommonSettings, resolve_env(args.aws))
     out = asyncio.run(redrive(settings, reason=args.reason, limit=args.limit, dry_run=args.dry_run))
     print(json.dumps(out))
     return 1 if out["failed"] else 0
