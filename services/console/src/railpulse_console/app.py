@@ -151,9 +151,7 @@ def create_app(console: Console, *, start_feeds: bool = True) -> Starlette:
         first = train_state.series.ts[0] if len(train_state.series) else now
         with_series = request.query_params.get("series", "1") != "0"
         try:
-            if (
-                with_series and first > start + 60_000
-            ):  # the streams do not cover the window: ask the warehouse
+            if with_series and first > start + 60_000:  # the streams do not cover the window: ask the warehouse
                 older = await console.warehouse.telemetry(train, start, first)
             older_alarms = await console.warehouse.alarm_transitions(train, start)
             history = "stream+warehouse"
