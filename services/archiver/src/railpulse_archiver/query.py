@@ -142,14 +142,18 @@ def run_profiled(
     """Run `sql` once, with profiling: its result, and the objects it opened of those it saw."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "profile.json"
-        con.execute("SET enable_profiling = 'json'")
         con.execute(f"SET profiling_output = '{out}'")
+        # `ALL`: a plain count(*) is answered from Parquet metadata, which the default coverage
+        # (`SELECT`) leaves unprofiled, writing no profile at all. Every statement is profiled
+        # then, so the profile is read before the next one overwrites it.
+        con.execute("SET profiling_coverage = 'ALL'")
+        con.execute("SET enable_profiling = 'json'")
         try:
             result = run_sql(con, sql, params)
+            profile = json.loads(out.read_text())
         finally:
-            con.execute("SET enable_profiling = 'no_output'")
             con.execute("PRAGMA disable_profiling")
-        profile = json.loads(out.read_text())
+            con.execute("RESET profiling_coverage")
     read = total = 0
     stack = [profile]
     while stack:
