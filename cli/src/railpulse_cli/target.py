@@ -67,9 +67,9 @@ def resolve_env(aws: bool = False, environ: dict[str, str] | None = None) -> dic
         return env
     if env.get("AWS_ENDPOINT_URL"):
         ensure_answers(env["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL")
-    else:
-        env = _with_stack(env)
-        ensure_answers(env["AWS_ENDPOINT_URL"], "the local stack")
+        return env
+    env = _with_stack(env)
+    ensure_answers(env["AWS_ENDPOINT_URL"], "the local stack")
     if environ is None:
         for key in _SHELL_CREDENTIALS:
             os.environ.pop(key, None)
