@@ -125,12 +125,10 @@ def run_demo(options: DemoOptions) -> int:
             "pick another with --console-port, or run without the console (--no-console)",
         )
     config = load_config()
-    say("railpulse demo: starting the local stack ...")
     began = time.monotonic()
-    up_with_progress("railpulse demo")
+    up_with_progress("railpulse demo")  # says what it is doing on stderr
     env = stack_env(config)
     os.environ.update(env)  # this process queries the lake and the tables too
-    say(f"  stack ready in {time.monotonic() - began:.1f} s")
 
     run_dir = REPO / ".local" / "demo" / time.strftime("run-%Y%m%dT%H%M%S")
     (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
