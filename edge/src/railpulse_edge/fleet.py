@@ -32,6 +32,7 @@ from railpulse_edge.sim.model import CHANNELS, FleetModel
 from railpulse_edge.sim.scenario import Scenario, ScenarioRunner, load_scenario
 from railpulse_edge.sources import Sample
 from railpulse_edge.spool import Spool
+from railpulse_shared.entrypoint import add_version_argument
 from railpulse_shared.log import configure_logging
 from railpulse_shared.shutdown import GracefulShutdown
 
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "MQTT connection, spool and shadow; signals come from one vectorised physical model; a "
         "scenario file schedules failures (ground truth written as they start).",
     )
+    add_version_argument(p, "railpulse-edge")
     p.add_argument("--trains", type=int, default=10, help="number of trains (default: %(default)s)")
     p.add_argument("--prefix", default="train-", help="thing name prefix; names are <prefix>NNN from 001")
     p.add_argument("--rate-hz", type=float, default=1.0, help="frames per second per train")

@@ -17,6 +17,7 @@ import msgspec
 from railpulse_edge.frames import METERING_UNIT
 from railpulse_edge.link import LinkConfig
 from railpulse_shared.config import env_name, load_settings
+from railpulse_shared.entrypoint import add_version_argument
 
 __all__ = ["HELP", "EdgeSettings", "build_parser", "parse_settings"]
 
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
             "environment variable shown."
         ),
     )
+    add_version_argument(parser, "railpulse-edge")
     for f in msgspec.structs.fields(EdgeSettings):
         flag = "--" + f.name.replace("_", "-")
         default = None if f.default is msgspec.NODEFAULT else f.default

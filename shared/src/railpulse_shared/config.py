@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args, get_origin
 
 import msgspec
 
@@ -89,8 +89,21 @@ def load_settings(cls: type[_S], env: Mapping[str, str] | None = None, **overrid
             raise ConfigError(env_name(missing.group(1)), "is required but not set") from exc
         at = re.search(r"at `\$\.(\w+)`", message)
         if at:
-            variable = env_name(at.group(1))
-            shown = raw.get(at.group(1))
-            problem = message.split(" - at ")[0]
-            raise ConfigError(variable, f"{problem} (got {shown!r})") from exc
+            field = next(f for f in fields if f.name == at.group(1))
+            problem = _problem(field.type, message.split(" - at ")[0], raw.get(field.name))
+            raise ConfigError(env_name(field.name), problem) from exc
         raise ConfigError(cls.__name__, message) from exc
+
+
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def _problem(annotation: object, message: str, shown: object) -> str:
+    """msgspec's complaint about one value, in the words of someone setting a variable."""
+    allowed = [a for a in get_args(annotation) if isinstance(a, str)]
+    if get_origin(annotation) is Literal and allowed:
+        return f"{shown!r} is not one of {', '.join(map(repr, allowed))}"
+    expected = re.match(r"Expected `(\w+)(?: \| null)?`", message)
+    if expected and expected.group(1) in _KINDS:
+        return f"expected {_KINDS[expected.group(1)]}, got {shown!r}"
+    return f"{message} (got {shown!r})"

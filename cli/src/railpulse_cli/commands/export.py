@@ -1,16 +1,26 @@
 """`railpulse export --train T --from ... --to ... --out FILE`: one train's readings for analysis.
 
 Every reading with its quality flag, the frame's position and speed, and the Kinesis position it
-came from, in [from, to). `.parquet` writes Parquet (zstd), anything else CSV. Times are ISO 8601,
-UTC unless they say otherwise; only the days in range are read from the lake.
+came from, in [from, to). `.parquet` (or `.pq`) writes Parquet (zstd), `.csv` CSV; any other
+extension is refused. Times are ISO 8601, UTC unless they say otherwise; only the days in range
+are read from the lake. A train with no readings in the range writes nothing and exits 3, naming
+the trains that have some.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
+
+from railpulse_cli.commands._archive_settings import (
+    add_lake_arguments,
+    archive_settings,
+    checked_lake,
+    output_format,
+    time_range,
+)
+from railpulse_cli.progress import Progress
 
 __all__ = ["register"]
 
@@ -25,30 +35,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--train", required=True)
     parser.add_argument("--from", dest="start", required=True, help="start, inclusive (ISO 8601)")
     parser.add_argument("--to", dest="end", required=True, help="end, exclusive (ISO 8601)")
-    parser.add_argument("--out", type=Path, required=True, help="FILE.parquet or FILE.csv")
+    parser.add_argument("--out", type=Path, required=True, help="FILE.parquet (or .pq) or FILE.csv")
     parser.add_argument("--warehouse", action="store_true", help="read from the warehouse instead")
-    parser.add_argument("--lake", help="lake root instead of s3://$RAILPULSE_BUCKET_LAKE")
+    add_lake_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from railpulse_archiver.errors import ArchiverError
-    from railpulse_archiver.share import export_train, parse_time
-    from railpulse_cli.commands._archive_settings import archive_settings
+    from railpulse_archiver.query import write_result
+    from railpulse_archiver.share import lake_root, select_train
 
-    settings = archive_settings()
-    try:
-        rows = export_train(
-            settings,
-            args.train,
-            parse_time(args.start),
-            parse_time(args.end),
-            args.out,
-            warehouse=args.warehouse,
-            lake=args.lake,
-        )
-    except (ArchiverError, ValueError) as exc:
-        print(f"railpulse export: {exc}", file=sys.stderr)
-        return 1
-    print(f"{rows} readings of {args.train} written to {args.out}", file=sys.stderr)
+    fmt = output_format(args.out, ("csv", "parquet"))
+    start, end = time_range(args.start, args.end)
+    lake = checked_lake(args.lake)
+    settings = archive_settings(args, warehouse=args.warehouse, lake=lake)
+    with Progress("railpulse export") as progress:
+        where = "the warehouse" if args.warehouse else lake_root(settings, lake)
+        progress.step(f"reading {args.train} from {where}, {args.start} to {args.end}")
+        result = select_train(settings, args.train, start, end, warehouse=args.warehouse, lake=lake)
+        progress.step(f"writing {result.num_rows:,} readings to {args.out}")
+        write_result(result, "parquet" if fmt == "parquet" else "csv", args.out, None)
+        progress.done(f"{result.num_rows:,} readings of {args.train} written to {args.out}")
     return 0

@@ -12,6 +12,13 @@ import argparse
 import sys
 from typing import Any
 
+from railpulse_cli.commands._archive_settings import (
+    add_lake_arguments,
+    archive_settings,
+    checked_lake,
+)
+from railpulse_cli.progress import Progress
+
 __all__ = ["register"]
 
 
@@ -22,7 +29,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--lake", help="lake root instead of s3://$RAILPULSE_BUCKET_LAKE")
+    add_lake_arguments(parser)
     parser.add_argument(
         "--retry-set-aside",
         action="store_true",
@@ -32,21 +39,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from railpulse_archiver.errors import ArchiverError
-    from railpulse_archiver.share import load_warehouse
-    from railpulse_cli.commands._archive_settings import archive_settings
+    from railpulse_archiver.share import lake_root, load_warehouse, open_lake
 
-    settings = archive_settings()
-    try:
-        report = load_warehouse(settings, lake=args.lake, retry_set_aside=args.retry_set_aside)
-    except ArchiverError as exc:
-        print(f"railpulse load: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"loaded {len(report.loaded)} objects ({report.rows} rows); {report.skipped} already "
-        f"loaded; {len(report.set_aside)} set aside now, {report.held} set aside before",
-        file=sys.stderr,
-    )
+    lake = checked_lake(args.lake)
+    settings = archive_settings(args, warehouse=True, lake=lake)
+    with Progress("railpulse load") as progress:
+        if lake is not None:
+            open_lake(settings, lake).close()  # a --lake with no lake in it is a mistake
+        progress.step(f"loading new objects of {lake_root(settings, lake)} into the warehouse")
+        report = load_warehouse(settings, lake=lake, retry_set_aside=args.retry_set_aside)
+        progress.done(
+            f"loaded {len(report.loaded)} objects ({report.rows} rows); {report.skipped} already "
+            f"loaded; {len(report.set_aside)} set aside now, {report.held} set aside before"
+        )
     for key, error in report.set_aside.items():
         print(f"  set aside {key}: {error}", file=sys.stderr)
     return 1 if report.set_aside else 0

@@ -15,6 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from railpulse_cli.commands._archive_settings import (
+    add_lake_arguments,
+    archive_settings,
+    checked_lake,
+    output_format,
+)
+from railpulse_cli.errors import UsageError
+
 __all__ = ["register"]
 
 
@@ -29,35 +37,46 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--warehouse", action="store_true", help="run on the warehouse (PostgreSQL/Redshift)"
     )
-    parser.add_argument("--format", choices=["table", "csv", "parquet"], default="table")
-    parser.add_argument("--out", type=Path, help="write the result to FILE (needed for parquet)")
     parser.add_argument(
-        "--lake", help="lake root instead of s3://$RAILPULSE_BUCKET_LAKE (a folder works)"
+        "--format",
+        choices=["table", "csv", "parquet"],
+        help="output format (default: table, or what --out's extension says)",
     )
     parser.add_argument(
-        "--explain", action="store_true", help="print how many objects were read (stderr)"
+        "--out", type=Path, help="write the result to FILE (.csv, .parquet or .txt)"
+    )
+    add_lake_arguments(parser)
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print how many lake objects the query read (stderr); it runs once",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from railpulse_archiver.errors import ArchiverError
     from railpulse_archiver.share import query
-    from railpulse_cli.commands._archive_settings import archive_settings
 
-    settings = archive_settings()
-    try:
-        query(
-            settings,
-            args.sql,
-            fmt=args.format,
-            out=args.out,
-            stream=sys.stdout,
-            warehouse=args.warehouse,
-            lake=args.lake,
-            explain=sys.stderr if args.explain else None,
-        )
-    except ArchiverError as exc:
-        print(f"railpulse query: {exc}", file=sys.stderr)
-        return 1
+    fmt = args.format
+    if args.out is not None:
+        implied = output_format(args.out, ("csv", "parquet", "table"))
+        if fmt is not None and fmt != implied:
+            raise UsageError(
+                f"--format {fmt} and --out {args.out} disagree", "drop one, or make them match"
+            )
+        fmt = implied
+    elif fmt == "parquet":
+        raise UsageError("Parquet output needs --out FILE.parquet")
+    lake = checked_lake(args.lake)
+    settings = archive_settings(args, warehouse=args.warehouse, lake=lake)
+    query(
+        settings,
+        args.sql,
+        fmt=fmt or "table",
+        out=args.out,
+        stream=sys.stdout,
+        warehouse=args.warehouse,
+        lake=lake,
+        explain=sys.stderr if args.explain else None,
+    )
     return 0

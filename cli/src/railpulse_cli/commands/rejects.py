@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from railpulse_cli.target import add_target_argument, resolve_env
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.config import CommonSettings, load_settings
@@ -50,11 +51,13 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--samples", type=int, default=3, help="samples per reason")
     listing.add_argument("--max", type=int, default=10_000, help="messages to look at, at most")
     listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_target_argument(listing)
     listing.set_defaults(func=_run_list)
     again = sub.add_parser("redrive", help="re-publish rejects of one reason where they came from")
     again.add_argument("--reason", choices=reasons, required=True)
     again.add_argument("--limit", type=int, default=100)
     again.add_argument("--dry-run", action="store_true", help="show what would be re-driven")
+    add_target_argument(again)
     again.set_defaults(func=_run_redrive)
 
 
@@ -240,7 +243,7 @@ async def _rebuild(s3: Any, message: _Message) -> tuple[bytes, str, str | None]:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    settings = load_settings(CommonSettings)
+    settings = load_settings(CommonSettings, resolve_env(args.aws))
     out = asyncio.run(
         list_rejects(settings, reason=args.reason, samples=args.samples, limit=args.max)
     )
@@ -257,7 +260,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_redrive(args: argparse.Namespace) -> int:
-    settings = load_settings(CommonSettings)
+    settings = load_settings(CommonSettings, resolve_env(args.aws))
     out = asyncio.run(redrive(settings, reason=args.reason, limit=args.limit, dry_run=args.dry_run))
     print(json.dumps(out))
     return 1 if out["failed"] else 0

@@ -7,9 +7,17 @@ from the warehouse (or, with --from-lake, from the lake directly).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
+
+from railpulse_cli.commands._archive_settings import (
+    add_lake_arguments,
+    archive_settings,
+    checked_lake,
+    output_format,
+    time_range,
+)
+from railpulse_cli.progress import Progress
 
 __all__ = ["register"]
 
@@ -23,35 +31,27 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--from", dest="start", required=True, help="start, inclusive (ISO 8601)")
     parser.add_argument("--to", dest="end", required=True, help="end, exclusive (ISO 8601)")
-    parser.add_argument("--out", type=Path, default=Path("report.html"))
+    parser.add_argument("--out", type=Path, default=Path("report.html"), help="FILE.html")
     parser.add_argument(
         "--from-lake", action="store_true", help="compute from the lake, not the warehouse"
     )
-    parser.add_argument("--lake", help="lake root instead of s3://$RAILPULSE_BUCKET_LAKE")
+    add_lake_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from railpulse_archiver.errors import ArchiverError
-    from railpulse_archiver.share import fleet_report, parse_time
-    from railpulse_cli.commands._archive_settings import archive_settings
+    from railpulse_archiver.share import fleet_report, lake_root
 
-    settings = archive_settings()
-    try:
-        summary = fleet_report(
-            settings,
-            parse_time(args.start),
-            parse_time(args.end),
-            args.out,
-            lake=args.lake,
-            from_lake=args.from_lake,
+    output_format(args.out, ("html",))
+    start, end = time_range(args.start, args.end)
+    lake = checked_lake(args.lake)
+    settings = archive_settings(args, warehouse=not args.from_lake, lake=lake)
+    with Progress("railpulse report") as progress:
+        where = lake_root(settings, lake) if args.from_lake else "the warehouse"
+        progress.step(f"computing fleet health from {where}, {args.start} to {args.end}")
+        summary = fleet_report(settings, start, end, args.out, lake=lake, from_lake=args.from_lake)
+        progress.done(
+            f"report written to {args.out}: {summary['alerts']} alerts, "
+            f"{summary['trains_with_alerts']} trains affected"
         )
-    except (ArchiverError, ValueError) as exc:
-        print(f"railpulse report: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"report written to {args.out}: {summary['alerts']} alerts, "
-        f"{summary['trains_with_alerts']} trains affected",
-        file=sys.stderr,
-    )
     return 0

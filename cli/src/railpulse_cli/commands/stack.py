@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["register"]
+from railpulse_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from railpulse_devstack.stack import UpResult
+
+__all__ = ["register", "up_with_progress"]
+
+
+def up_with_progress(prog: str = "railpulse stack up") -> UpResult:
+    """`stack.up()`, saying on stderr which components are ready while it waits."""
+    from railpulse_devstack import stack
+
+    with Progress(prog, detail=_ready_components) as progress:
+        progress.step("starting the local stack (moto, mosquitto, PostgreSQL, IoT stand-in)")
+        result = stack.up()
+        progress.done("stack ready")
+    return result
+
+
+def _ready_components() -> str:
+    from railpulse_devstack import stack
+
+    rows = stack.status()
+    ready = [row.name for row in rows if row.running]
+    waiting = [row.name for row in rows if not row.running]
+    return f"ready: {', '.join(ready) or 'none'}" + (
+        f"; waiting for {', '.join(waiting)}" if waiting else ""
+    )
 
 
 def _up(args: argparse.Namespace) -> int:
     from railpulse_devstack import stack
-    from railpulse_devstack.errors import StackError
 
-    try:
-        result = stack.up()
-    except StackError as err:
-        print(f"railpulse stack up: {err}", file=sys.stderr)
-        return 1
+    result = up_with_progress()
     config = stack.load_config()
     if result.started:
         print(f"stack ready in {result.seconds:.1f} s (started: {', '.join(result.started)})")

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from railpulse_cli.commands.stack import up_with_progress
 from railpulse_cli.demo.emf import MetricsTail
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_cli.demo.report import Report, collect, spool_counters
 from railpulse_cli.demo.supervisor import Supervisor
+from railpulse_cli.errors import CliError, UsageError
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -101,9 +103,9 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def run_demo(options: DemoOptions) -> int:
-    from railpulse_devstack import stack as devstack
     from railpulse_devstack.config import load_config
     from railpulse_devstack.env import stack_env
+    from railpulse_devstack.ports import is_free
     from railpulse_edge.errors import ScenarioError
     from railpulse_edge.fleet import train_names
     from railpulse_edge.sim.scenario import ScenarioRunner, load_scenario
@@ -117,13 +119,16 @@ def run_demo(options: DemoOptions) -> int:
             file=sys.stderr,
         )
         return 2
+    if options.console and not is_free("127.0.0.1", options.console_port):
+        raise UsageError(
+            f"the console's port {options.console_port} is taken by another process",
+            "pick another with --console-port, or run without the console (--no-console)",
+        )
     config = load_config()
-    say("railpulse demo: starting the local stack ...")
     began = time.monotonic()
-    devstack.up(config)
+    up_with_progress("railpulse demo")  # says what it is doing on stderr
     env = stack_env(config)
     os.environ.update(env)  # this process queries the lake and the tables too
-    say(f"  stack ready in {time.monotonic() - began:.1f} s")
 
     run_dir = REPO / ".local" / "demo" / time.strftime("run-%Y%m%dT%H%M%S")
     (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
@@ -161,10 +166,20 @@ def run_demo(options: DemoOptions) -> int:
             say("  waiting for the KCL consumers to take their leases ...")
             deadline = time.monotonic() + options.lease_timeout_s
             while not leases_renewed(env, KCL_APPLICATIONS, leases_before):
-                if supervisor.failed():
-                    raise RuntimeError(f"a service exited: {[p.name for p in supervisor.failed()]}")
+                died = supervisor.failed()
+                if died:
+                    for process in died:
+                        print(f"railpulse demo: {process.death()}", file=sys.stderr)
+                    raise CliError(
+                        f"{', '.join(p.name for p in died)} exited before the fleet started",
+                        f"see the logs in {run_dir / 'logs'}",
+                    )
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"leases not renewed in {options.lease_timeout_s:.0f} s")
+                    raise CliError(
+                        f"the KCL consumers did not take their leases in "
+                        f"{options.lease_timeout_s:.0f} s",
+                        f"see the logs in {run_dir / 'logs'}",
+                    )
                 time.sleep(2)
             say(f"  consumers ready after {time.monotonic() - began:.0f} s")
 
@@ -205,9 +220,7 @@ def run_demo(options: DemoOptions) -> int:
                 for process in supervisor.failed():
                     if process.name not in reported:
                         reported.add(process.name)
-                        say(
-                            f"  !! {process.name} exited with {process.returncode}; see {process.log}"
-                        )
+                        print(f"railpulse demo: !! {process.death()}", file=sys.stderr)
         except _Interrupted:
             say("\n  interrupted: stopping the fleet and reporting what arrived")
         finally:

@@ -38,6 +38,21 @@ class Process:
     def returncode(self) -> int | None:
         return None if self.popen is None else self.popen.poll()
 
+    def log_tail(self, lines: int = 12, max_bytes: int = 16_384) -> list[str]:
+        """The last lines of its log (what a process that died said last)."""
+        try:
+            with self.log.open("rb") as f:
+                f.seek(max(0, self.log.stat().st_size - max_bytes))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if line.strip()][-lines:]
+
+    def death(self) -> str:
+        """How it ended and what it said last, for a person: one line, then its log's tail."""
+        tail = "\n".join(f"    | {line}" for line in self.log_tail())
+        return f"{self.name} exited with code {self.returncode}; the end of {self.log}:\n{tail}"
+
 
 class Supervisor:
     """Starts processes and stops them all, in reverse order, however the run ends."""

@@ -8,6 +8,7 @@ __all__ = [
     "ArchiverError",
     "LakeUnavailableError",
     "ManifestConflictError",
+    "NoDataError",
     "QueryError",
     "WarehouseError",
     "WarehouseUnavailableError",
@@ -36,3 +37,8 @@ class WarehouseUnavailableError(ArchiverError, TransientError):
 
 class QueryError(ArchiverError, PermanentError):
     """A query over the lake or the warehouse failed (bad SQL, missing table)."""
+
+
+class NoDataError(ArchiverError, PermanentError):
+    """What a sharing command was asked for is not there (no lake at a root, no readings of a
+    train in a period): said so, and nothing written."""

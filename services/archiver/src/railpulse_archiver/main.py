@@ -19,7 +19,7 @@ from types import FrameType
 import structlog
 
 from railpulse_archiver.settings import ArchiverSettings
-from railpulse_shared.config import load_settings
+from railpulse_shared.entrypoint import EXIT_CONFIG, service_parser, service_settings
 from railpulse_shared.log import configure_logging
 from railpulse_shared.metrics import Metrics, sink_from_url
 from railpulse_shared.multilang import kcl_application, start_daemon
@@ -34,9 +34,14 @@ APPLICATIONS = {
 }
 
 
-def start_daemons(settings: ArchiverSettings) -> dict[str, subprocess.Popen[bytes]]:
+def start_daemons(
+    settings: ArchiverSettings, only: str | None = None
+) -> dict[str, subprocess.Popen[bytes]]:
+    """One daemon per stream (`only`: just that one, `telemetry` or `events`)."""
     daemons: dict[str, subprocess.Popen[bytes]] = {}
     for which, application in APPLICATIONS.items():
+        if only is not None and which != only:
+            continue
         stream = settings.stream_telemetry if which == "telemetry" else settings.stream_events
         app = kcl_application(
             settings,
@@ -67,10 +72,42 @@ def _load(settings: ArchiverSettings, metrics: Metrics) -> None:
         logger.exception("warehouse_load_failed")
 
 
-def main() -> int:
-    settings = load_settings(ArchiverSettings)
+def _parse(argv: list[str] | None) -> str | None:
+    parser = service_parser(
+        "railpulse-archiver",
+        "Archive Kinesis telemetry and events into the Parquet lake (S3, dt=/hour= partitions) "
+        "with its Glue catalogue, and optionally load the warehouse on a timer. Runs one KCL "
+        "MultiLangDaemon per stream; SIGTERM stops both gracefully.",
+    )
+    parser.add_argument(
+        "--stream",
+        help="archive only this stream (its name, or `telemetry` / `events`); default both",
+    )
+    stream: str | None = parser.parse_args(argv).stream
+    return stream
+
+
+def _which(stream: str | None, settings: ArchiverSettings) -> str | None:
+    if stream is None:
+        return None
+    names = {settings.stream_telemetry: "telemetry", settings.stream_events: "events"}
+    names.update({key: key for key in APPLICATIONS})
+    if stream not in names:
+        print(
+            f"railpulse-archiver: --stream {stream}: archives "
+            f"{settings.stream_telemetry!r} or {settings.stream_events!r}",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_CONFIG)
+    return names[stream]
+
+
+def main(argv: list[str] | None = None) -> int:
+    stream = _parse(argv)
+    settings = service_settings("railpulse-archiver", ArchiverSettings)
+    only = _which(stream, settings)
     configure_logging(settings.log_level, service=settings.service)
-    daemons = start_daemons(settings)
+    daemons = start_daemons(settings, only)
     # This process's stdout is no KCL protocol channel (the daemons' children have their own).
     metrics = Metrics(
         settings.metrics_namespace,

@@ -4,7 +4,8 @@
 extensions here) pointed at S3 or at the local stack's endpoint (`AWS_ENDPOINT_URL`), and defines
 one view per lake table over its Hive-partitioned objects. A filter on `dt` / `hour` prunes whole
 objects before they are opened; a filter on `train` or `ts` then skips row groups by their
-statistics. `files_scanned` reads DuckDB's profile to show which objects a query really read.
+statistics. `run_profiled` runs a query once with DuckDB's profile on, to show which objects it
+really read (`files_scanned` when only that matters).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "connect_lake",
     "files_scanned",
     "lake_glob",
+    "run_profiled",
     "run_sql",
     "write_result",
 ]
@@ -131,16 +133,27 @@ def files_scanned(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
 ) -> Scan:
     """Run `sql` with profiling and report how many Parquet objects it opened of those it saw."""
+    return run_profiled(con, sql, params)[1]
+
+
+def run_profiled(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[pa.Table, Scan]:
+    """Run `sql` once, with profiling: its result, and the objects it opened of those it saw."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "profile.json"
-        con.execute("SET enable_profiling = 'json'")
         con.execute(f"SET profiling_output = '{out}'")
+        # `ALL`: a plain count(*) is answered from Parquet metadata, which the default coverage
+        # (`SELECT`) leaves unprofiled, writing no profile at all. Every statement is profiled
+        # then, so the profile is read before the next one overwrites it.
+        con.execute("SET profiling_coverage = 'ALL'")
+        con.execute("SET enable_profiling = 'json'")
         try:
-            run_sql(con, sql, params)
+            result = run_sql(con, sql, params)
+            profile = json.loads(out.read_text())
         finally:
-            con.execute("SET enable_profiling = 'no_output'")
             con.execute("PRAGMA disable_profiling")
-        profile = json.loads(out.read_text())
+            con.execute("RESET profiling_coverage")
     read = total = 0
     stack = [profile]
     while stack:
@@ -154,7 +167,7 @@ def files_scanned(
             n = int(info["Total Files Read"])
             read, total = read + n, total + n
         stack.extend(node.get("children", []))
-    return Scan(read, total)
+    return result, Scan(read, total)
 
 
 def write_result(result: pa.Table, fmt: OutputFormat, out: Path | None, stream: Any) -> None:

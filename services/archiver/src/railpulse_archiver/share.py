@@ -6,12 +6,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import duckdb
+import pyarrow as pa
 import structlog
 
-from railpulse_archiver.query import OutputFormat, connect_lake, files_scanned, write_result
+from railpulse_archiver.errors import LakeUnavailableError, NoDataError
+from railpulse_archiver.query import (
+    OutputFormat,
+    Scan,
+    connect_lake,
+    lake_glob,
+    run_profiled,
+    write_result,
+)
 from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
+from railpulse_archiver.tables import TABLES
 from railpulse_archiver.warehouse import (
     LoadReport,
     PostgresDialect,
@@ -27,9 +38,12 @@ __all__ = [
     "fleet_report",
     "lake_root",
     "load_warehouse",
+    "open_lake",
     "open_source",
     "parse_time",
     "query",
+    "run_query",
+    "select_train",
 ]
 
 logger = structlog.get_logger()
@@ -45,15 +59,46 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def open_lake(settings: ArchiverSettings, lake: str | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB over the lake; a root that holds no lake table at all is `NoDataError`."""
+    root = lake_root(settings, lake)
+    try:
+        con = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
+        found = [
+            name
+            for name, table in TABLES.items()
+            if con.execute("SELECT count(*) FROM glob(?)", [lake_glob(root, table)]).fetchone()
+            != (0,)
+        ]
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "404" in first or "NoSuchBucket" in first:
+            raise NoDataError(f"no lake at {root}: the bucket does not exist") from exc
+        raise LakeUnavailableError(f"cannot read the lake at {root}: {first}") from exc
+    if not found:
+        tables = ", ".join(f"{name}/" for name in TABLES)
+        raise NoDataError(
+            f"no lake at {root}: no Parquet objects under {tables} (nothing archived yet, "
+            "or the wrong --lake)"
+        )
+    return con
+
+
 def open_source(
     settings: ArchiverSettings, *, warehouse: bool, lake: str | None = None, views: bool = False
 ) -> SqlSource:
     if warehouse:
         return WarehouseSource(connect_warehouse(settings.warehouse_url, settings.warehouse_schema))
-    con = connect_lake(
-        lake_root(settings, lake), endpoint=settings.endpoint_for("s3"), region=settings.aws_region
-    )
-    return LakeSource(con, with_views=views)
+    return LakeSource(open_lake(settings, lake), with_views=views)
+
+
+def run_query(
+    source: SqlSource, sql: str, *, explain: bool = False
+) -> tuple[pa.Table, Scan | None]:
+    """Run `sql` once; with `explain`, over the lake, also the objects it read of those it saw."""
+    if explain and isinstance(source, LakeSource):
+        return run_profiled(source.con, sql)
+    return source.query(sql), None
 
 
 def query(
@@ -68,12 +113,48 @@ def query(
     explain: TextIO | None = None,
 ) -> int:
     source = open_source(settings, warehouse=warehouse, lake=lake, views=True)
-    result = source.query(sql)
+    result, scan = run_query(source, sql, explain=explain is not None)
     write_result(result, fmt, out, stream)
-    if explain is not None and isinstance(source, LakeSource):
-        scan = files_scanned(source.con, sql)
+    if explain is not None and scan is not None:
         explain.write(f"objects read: {scan.files_read} of {scan.files_total}\n")
     return int(result.num_rows)
+
+
+def select_train(
+    settings: ArchiverSettings,
+    train: str,
+    start: datetime,
+    end: datetime,
+    *,
+    warehouse: bool = False,
+    lake: str | None = None,
+) -> pa.Table:
+    """One train's readings in [start, end); none is `NoDataError` (naming trains that have some)."""
+    source = open_source(settings, warehouse=warehouse, lake=lake)
+    params: list[Any] = [start, end]
+    where = "ts >= ? AND ts < ?"
+    if not warehouse:
+        # The partition predicate is what lets DuckDB skip every other day's objects.
+        where += " AND dt BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)"
+        params += [start.astimezone(UTC).date(), end.astimezone(UTC).date()]
+    result = source.query(
+        f"SELECT * FROM telemetry WHERE train = ? AND {where} ORDER BY ts, channel",
+        [train, *params],
+    )
+    if result.num_rows == 0:
+        others = (
+            source.query(
+                f"SELECT DISTINCT train FROM telemetry WHERE {where} ORDER BY train", params
+            )
+            .column("train")
+            .to_pylist()
+        )
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise NoDataError(
+            f"no readings of {train} from {start.isoformat()} to {end.isoformat()} "
+            + (f"(trains with readings then: {shown})" if others else "(no train has any then)")
+        )
+    return result
 
 
 def export_train(
@@ -85,17 +166,12 @@ def export_train(
     *,
     warehouse: bool = False,
     lake: str | None = None,
+    fmt: OutputFormat | None = None,
 ) -> int:
-    """One train's readings in [start, end) to CSV or Parquet (by the file's extension)."""
-    source = open_source(settings, warehouse=warehouse, lake=lake)
-    params: list[Any] = [train, start, end]
-    where = "train = ? AND ts >= ? AND ts < ?"
-    if not warehouse:
-        # The partition predicate is what lets DuckDB skip every other day's objects.
-        where += " AND dt BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)"
-        params += [start.astimezone(UTC).date(), end.astimezone(UTC).date()]
-    result = source.query(f"SELECT * FROM telemetry WHERE {where} ORDER BY ts, channel", params)
-    fmt: OutputFormat = "parquet" if out.suffix in (".parquet", ".pq") else "csv"
+    """One train's readings in [start, end) to CSV or Parquet (`fmt`, else by the extension)."""
+    result = select_train(settings, train, start, end, warehouse=warehouse, lake=lake)
+    if fmt is None:
+        fmt = "parquet" if out.suffix in (".parquet", ".pq") else "csv"
     write_result(result, fmt, out, None)
     return int(result.num_rows)
 
@@ -125,7 +201,10 @@ def load_warehouse(
     """Load every lake object not in the ledger (objects set aside earlier only when
     `retry_set_aside`); count what was loaded and what is set aside in `metrics`."""
     root = lake_root(settings, lake)
-    duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
+    try:
+        duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
+    except duckdb.Error as exc:
+        raise LakeUnavailableError(f"cannot read the lake at {root}: {exc}") from exc
     conn = connect_warehouse(settings.warehouse_url, settings.warehouse_schema)
     dialect = (
         RedshiftDialect(settings.bucket_lake, settings.redshift_iam_role)

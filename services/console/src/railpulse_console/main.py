@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from types import FrameType
 
@@ -11,11 +13,10 @@ import uvicorn
 from railpulse_console.app import create_app
 from railpulse_console.console import Console
 from railpulse_console.settings import ConsoleSettings
-from railpulse_shared.config import load_settings
-from railpulse_shared.errors import ConfigError
+from railpulse_shared.entrypoint import add_version_argument, service_settings
 from railpulse_shared.log import configure_logging
 
-__all__ = ["main", "serve"]
+__all__ = ["bind", "main", "serve"]
 
 
 class _Server(uvicorn.Server):
@@ -35,8 +36,25 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: ConsoleSettings) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, taken before the console says it serves (uvicorn is handed it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ConsoleSettings, sock: socket.socket | None = None) -> None:
     configure_logging(settings.log_level, service=settings.service)
+    if sock is None:
+        sock = bind(settings.host, settings.port)
     console = Console(settings)
     config = uvicorn.Config(
         create_app(console),
@@ -47,7 +65,7 @@ def serve(settings: ConsoleSettings) -> None:
         timeout_graceful_shutdown=5,  # a backstop: the streams end on their own first
         proxy_headers=False,
     )
-    _Server(config, console).run()
+    _Server(config, console).run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         description="A read-only, real-time web view of the fleet: trains, channels, anomalies, "
         "alarms and data health. Configured by RAILPULSE_* and AWS_* environment variables.",
     )
+    add_version_argument(parser, "railpulse-console")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1: loopback only)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
     args = parser.parse_args(argv)
@@ -64,13 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    settings = service_settings("railpulse-console", ConsoleSettings, None, **overrides)
     try:
-        settings = load_settings(ConsoleSettings, None, **overrides)
-    except ConfigError as exc:
-        print(f"railpulse-console: {exc}", file=sys.stderr)
-        return 2
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        taken = exc.errno == errno.EADDRINUSE
+        print(
+            f"railpulse-console: cannot listen on {settings.host}:{settings.port}: "
+            + ("the port is taken by another process" if taken else exc.strerror or str(exc))
+            + "; pick another with --port (or RAILPULSE_PORT)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"railpulse console on http://{settings.host}:{settings.port}", file=sys.stderr)
-    serve(settings)
+    serve(settings, sock)
     return 0
 
 

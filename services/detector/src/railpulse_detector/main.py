@@ -7,36 +7,29 @@ shard processor to shut down (flush, snapshot, checkpoint) within `kcl_shutdown_
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from railpulse_detector.settings import APPLICATION_NAME, DetectorSettings
-from railpulse_shared.config import load_settings
-from railpulse_shared.errors import ConfigError
+from railpulse_shared.entrypoint import service_parser, service_settings
 from railpulse_shared.multilang import exec_daemon, kcl_application
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="railpulse-detector",
-        description="Score every accepted frame (hard limits, sensor faults, Random Cut Forest) "
-        "and send anomalies to SQS alerts and Kinesis events. Configured by RAILPULSE_* and "
-        "AWS_* environment variables (see railpulse_detector.settings).",
+    service_parser(
+        "railpulse-detector",
+        "Score every accepted frame (hard limits, sensor faults, Random Cut Forest) and send "
+        "anomalies to SQS alerts and Kinesis events (settings: railpulse_detector.settings).",
+    ).parse_args(argv)
+    settings = service_settings("railpulse-detector", DetectorSettings)
+    app = kcl_application(
+        settings,
+        application_name=APPLICATION_NAME,
+        stream_name=settings.stream_telemetry,
+        processor_module="railpulse_detector.processor",
     )
-    parser.parse_args(argv)
-    try:
-        settings = load_settings(DetectorSettings)
-        app = kcl_application(
-            settings,
-            application_name=APPLICATION_NAME,
-            stream_name=settings.stream_telemetry,
-            processor_module="railpulse_detector.processor",
-        )
-        exec_daemon(app, Path(settings.kcl_state_dir))
-    except ConfigError as exc:
-        print(f"railpulse-detector: {exc}", file=sys.stderr)
-        return 2
+    exec_daemon(app, Path(settings.kcl_state_dir))
+    return 0  # not reached: the daemon replaced this process
 
 
 if __name__ == "__main__":

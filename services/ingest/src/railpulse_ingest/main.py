@@ -6,12 +6,13 @@ within `shutdownGraceMillis`, each checkpointing what it finished).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import structlog
 
 from railpulse_ingest.settings import IngestSettings
-from railpulse_shared.config import load_settings
+from railpulse_shared.entrypoint import service_parser, service_settings
 from railpulse_shared.log import configure_logging
 from railpulse_shared.multilang import KclApplication, exec_daemon, kcl_application
 
@@ -29,13 +30,20 @@ def application(settings: IngestSettings) -> KclApplication:
     )
 
 
-def main() -> None:
-    settings = load_settings(IngestSettings)
+def main(argv: list[str] | None = None) -> int:
+    service_parser(
+        "railpulse-ingest",
+        "Validate, de-duplicate and normalise raw telemetry from Kinesis telemetry-raw; forward "
+        "accepted frames to Kinesis telemetry and dead-letter the rest (SQS rejects, with the "
+        "reason and the raw bytes). Runs the KCL MultiLangDaemon, one processor per shard.",
+    ).parse_args(argv)
+    settings = service_settings("railpulse-ingest", IngestSettings)
     configure_logging(settings.log_level, service=settings.service)
     app = application(settings)
     logger.info("starting", stream=settings.stream_raw, worker_id=app.worker_id)
     exec_daemon(app, Path(settings.kcl_state_dir))
+    return 0  # not reached: the daemon replaced this process
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
