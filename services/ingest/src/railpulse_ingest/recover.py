@@ -4,7 +4,8 @@ The dedup state lives in memory, and a worker killed between PutRecords and its 
 frames on `telemetry` that the KCL will replay to the next owner. Each accepted frame carries its
 source position, so the next owner reads `telemetry` back from the arrival time of its checkpoint
 record (minus `margin_s`, for redeliveries around it), bounded by `max_s`, and marks every frame
-that came from its shard as seen before it processes anything.
+that came from its shard as seen (its train, epoch, seq and content digest, as the previous owner
+marked it) before it processes anything.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from railpulse_ingest.dedup import Deduplicator
+from railpulse_ingest.dedup import Deduplicator, accepted_digest
 from railpulse_shared import codec
 from railpulse_shared.contracts import AcceptedFrame
 from railpulse_shared.errors import ContractError, TransientError
@@ -94,7 +95,7 @@ def _mark(data: bytes, shard_id: str, dedup: Deduplicator) -> int:
         return 0
     if event.source.shard_id != shard_id:
         return 0
-    dedup.mark(event.train, event.seq)
+    dedup.mark(event.train, event.epoch, event.seq, accepted_digest(event))
     return 1
 
 
