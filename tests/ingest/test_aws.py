@@ -13,7 +13,6 @@ from ingest_support import Stack, envelope, frame, make_stack, record
 from test_boundary import SEED003
 
 from railpulse_cli.commands.rejects import list_rejects, redrive
-from railpulse_ingest.dedup import accepted_digest
 from railpulse_ingest.handler import IngestHandler
 from railpulse_ingest.processor import make_processor
 from railpulse_shared import codec
@@ -265,7 +264,8 @@ async def test_a_conflict_is_dead_lettered_with_both_digests_and_survives_a_fail
     assert reject.reason.value == "seq_conflict" and attrs["reason"] == "seq_conflict"
     assert reject.raw == changed and reject.device == train
     kept = (await accepted(stack))[0]
-    assert f"seq 1 epoch 11: accepted content {accepted_digest(kept):08x}, this " in reject.detail
+    theirs = second.pipeline.express.digest.of_accepted(kept)  # digests are per process
+    assert f"seq 1 epoch 11: accepted content {theirs:08x}, this " in reject.detail
     totals: dict[str, float] = {}
     for line in emf.read_text().splitlines():
         doc = json.loads(line)

@@ -14,7 +14,6 @@ import pytest
 from ingest_support import envelope, record
 from structlog.testing import capture_logs
 
-from railpulse_ingest.dedup import accepted_digest
 from railpulse_ingest.handler import build_pipeline
 from railpulse_ingest.pipeline import Pipeline, Plan
 from railpulse_ingest.recover import _mark
@@ -222,7 +221,7 @@ def test_other_content_under_a_seen_identity_is_a_conflict_kept_with_both_digest
     (rejected,) = plan.rejected
     r = rejected.rejection
     assert r.reason is RejectReason.SEQ_CONFLICT and r.raw == other and r.device == TRAIN
-    theirs = accepted_digest(kept)
+    theirs = pipe.express.digest.of_accepted(kept)
     assert f"seq 5 epoch 0: accepted content {theirs:08x}, this " in r.detail
     this = r.detail.split(", this ")[1][:8]
     assert int(this, 16) not in (0, theirs)
@@ -273,7 +272,8 @@ def test_recovery_rebuilds_identity_and_content() -> None:
     data = js(frame(5, epoch=3)).encode()
     (forwarded,) = plan_of(data, pipe=first).outgoing
     second = pipeline()
-    assert _mark(forwarded.data, "shardId-000000000000", second.dedup) == 1
+    shard = "shardId-000000000000"
+    assert _mark(forwarded.data, shard, second.dedup, second.express.digest) == 1
     assert plan_of(data, pipe=second, start=10).duplicates == 1
     changed = js(frame(5, epoch=3, readings={"speed": 1.0})).encode()
     assert plan_of(changed, pipe=second, start=20).conflicts == 1

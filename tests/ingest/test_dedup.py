@@ -3,10 +3,11 @@ redeliveries, counters of different epochs kept apart, bounded in memory."""
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from railpulse_ingest.dedup import Deduplicator, accepted_digest, content_digest
+from railpulse_ingest.dedup import ContentDigest, Deduplicator
 from railpulse_shared.contracts import AcceptedFrame, Position, Reading
 
 
@@ -88,6 +89,9 @@ def test_clearing_wraps_around_the_ring() -> None:
     assert [d.previous("t", 0, s) for s in range(6, 14)] == [106, 107, 0, 0, 0, 0, 0, 5]
 
 
+NAMES = ("speed", "bearing_temp_1", "humidity")
+
+
 def _accepted(**overrides: object) -> AcceptedFrame:
     fields: dict[str, object] = {
         "train": "t",
@@ -103,20 +107,36 @@ def _accepted(**overrides: object) -> AcceptedFrame:
 def test_digest_is_content_only() -> None:
     """The same frame delivered again (later receipt, other source, as backfill, readings in
     another order) has the same digest; any change of content changes it."""
-    base = accepted_digest(_accepted())
+    digest = ContentDigest(NAMES)
+    base = digest.of_accepted(_accepted())
     again = _accepted(
         received_ms=5,
         ingested_ms=6,
         backfill=True,
         readings={"bearing_temp_1": Reading(41.0), "speed": Reading(80.5)},
     )
-    assert accepted_digest(again) == base != 0
+    assert digest.of_accepted(again) == base != 0
     for change in (
         {"ts_ms": 1_764_374_400_124},
         {"readings": {"speed": Reading(80.6), "bearing_temp_1": Reading(41.0)}},
         {"readings": {"speed": Reading(80.5)}},
+        {"readings": {"speed": Reading(80.5), "bearing_temp_1": Reading(41.0), "x": Reading(1)}},
         {"position": None},
         {"speed_kmh": 80.0},
     ):
-        assert accepted_digest(_accepted(**change)) != base, change
-    assert content_digest(1, {"a": 1.0}, None, None) == content_digest(1, {"a": 1.0}, None, None)
+        assert digest.of_accepted(_accepted(**change)) != base, change
+
+
+def test_a_checked_row_digests_as_its_values() -> None:
+    """The express lane digests its checked readings struct as a row (`astuple`, fields in
+    `names`' order, absent ones unset); it must give what the values give."""
+    fields = [(n, float | msgspec.UnsetType, msgspec.UNSET) for n in NAMES]
+    checked_type = msgspec.defstruct("Checked", fields)
+    digest = ContentDigest(NAMES)
+    for values in ({}, {"humidity": 40.0}, {"speed": 1.0, "bearing_temp_1": 2.0, "humidity": 3.0}):
+        row = msgspec.structs.astuple(checked_type(**values))
+        position = Position(1.0, 2.0)
+        assert digest.of_row(5, row, position, 3.0) == digest.of_values(5, values, position, 3.0)
+    assert digest.of_values(5, {"speed": 1.0}, None, None) != digest.of_values(
+        5, {"speed": 1.0, "other": 1.0}, None, None
+    )

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from railpulse_ingest.decode import decode_envelope, decode_payload
+from railpulse_ingest.dedup import ContentDigest
 from railpulse_ingest.errors import RejectError
 from railpulse_ingest.express import Express, encoded
 from railpulse_ingest.normalise import Normaliser
@@ -220,9 +221,9 @@ def payloads(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 def general(norm: Normaliser, envelope: RuleEnvelope) -> list[tuple[str, int, int, int, bytes]]:
-    return [
-        encoded(f) for f in norm.accept(decode_payload(envelope.payload), envelope, SOURCE, NOW_MS)
-    ]
+    digest = ContentDigest([c.name for c in CATALOGUE.channels.values()])
+    frames = norm.accept(decode_payload(envelope.payload), envelope, SOURCE, NOW_MS)
+    return [encoded(f, digest) for f in frames]
 
 
 def outcome(run: Any) -> tuple[str, Any]:

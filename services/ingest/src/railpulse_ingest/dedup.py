@@ -15,12 +15,15 @@ so a check or a mark is O(1).
 - seq <= high - window: older than the window; it cannot be judged, so it is let through and
   counted (`beyond_window`): losing a frame is worse than a rare duplicate.
 
-The digest (`content_digest`) is CRC-32 of the frame's content as accepted: sensor time, readings
-(canonical name → value, in name order), position and speed. Not the backfill flag, the receipt or
-ingest times, nor the source position: they differ between deliveries of the same frame. Both
-lanes of ingest and `recover` (which reads accepted frames back from `telemetry`) compute it from
-the same values. Two contents share a digest with probability 2^-32: such a conflict passes for a
-duplicate.
+The digest (`ContentDigest`) is 32 bits of Python's hash of the frame's content as accepted:
+sensor time, position, speed and readings (canonical name → value: the catalogue's channels as a
+row in a fixed order, then any other names sorted). Not the backfill flag, the receipt or ingest
+times, nor the source position: they differ between deliveries of the same frame. Both lanes of
+ingest and `recover` (which reads accepted frames back from `telemetry`) compute it from the same
+values. Python salts the hash of strings per process, so a digest means something only inside
+the process that made it, which is the only place digests are compared (a new shard owner
+computes them again from `telemetry`). Two contents share a digest with probability 2^-32: such a
+conflict passes for a duplicate.
 
 Memory, the trade-off: a slot takes 4 bytes where a seen/not-seen bit took 1 bit, so for about
 the same memory the window is shorter. Defaults: `window` = 8,192 seqs (2.3 h of 1 Hz train
@@ -35,31 +38,55 @@ after a failover the new owner rebuilds it from `telemetry` (see `recover`).
 
 from __future__ import annotations
 
-import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from railpulse_shared.contracts import AcceptedFrame, Position
 
-__all__ = ["Deduplicator", "accepted_digest", "content_digest"]
+__all__ = ["ContentDigest", "Deduplicator"]
 
-_canonical = msgspec.json.Encoder(order="sorted").encode
-
-
-def content_digest(
-    ts_ms: int, readings: Any, position: Position | None, speed_kmh: float | None
-) -> int:
-    """The content digest of a frame (never 0). `readings`: canonical name → float value, as a
-    dict or a struct (encoded in name order either way; a struct's unset fields are left out)."""
-    return zlib.crc32(_canonical((ts_ms, readings, position, speed_kmh))) or 1
+_UNSET = msgspec.UNSET
 
 
-def accepted_digest(frame: AcceptedFrame) -> int:
-    """`content_digest` of an accepted frame."""
-    values = {name: reading.value for name, reading in frame.readings.items()}
-    return content_digest(frame.ts_ms, values, frame.position, frame.speed_kmh)
+class ContentDigest:
+    """Content digests of frames, with the catalogue's channels as a row in `names`' order (the
+    order of the express lane's checked-readings struct, whose fields are `names`)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self._known = frozenset(self.names)
+
+    def of_row(
+        self,
+        ts_ms: int,
+        row: tuple[Any, ...],
+        position: Position | None,
+        speed_kmh: float | None,
+    ) -> int:
+        """A frame whose readings are all catalogue channels: `row` holds their values in
+        `names`' order, `msgspec.UNSET` where absent (a checked struct's `astuple`)."""
+        return hash((ts_ms, position, speed_kmh, row)) & 0xFFFFFFFF or 1
+
+    def of_values(
+        self,
+        ts_ms: int,
+        values: dict[str, float],
+        position: Position | None,
+        speed_kmh: float | None,
+    ) -> int:
+        """Any frame: canonical name → value."""
+        row = tuple(values.get(name, _UNSET) for name in self.names)
+        key: tuple[Any, ...] = (ts_ms, position, speed_kmh, row)
+        if not self._known.issuperset(values):
+            key += (tuple(sorted((n, v) for n, v in values.items() if n not in self._known)),)
+        return hash(key) & 0xFFFFFFFF or 1
+
+    def of_accepted(self, frame: AcceptedFrame) -> int:
+        values = {name: reading.value for name, reading in frame.readings.items()}
+        return self.of_values(frame.ts_ms, values, frame.position, frame.speed_kmh)
 
 
 class _Ring:

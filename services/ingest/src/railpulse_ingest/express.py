@@ -17,8 +17,8 @@ time building a `Reading` per channel and formatting every float again. Here:
   A name given twice stays twice, each value checked good, and every reader keeps the last one,
   as the general path does.
 
-Each frame's content digest (see `dedup`) is taken from the checked readings struct, encoded in
-name order as the general path encodes its dict of values.
+Each frame's content digest (see `dedup`) is taken from the checked readings struct as a row
+(`astuple`), the row the general path builds from its dict of values.
 
 Anything else (aliases, uncatalogued or invalid readings, a failed identity or time check, a live
 clock off by more than the tolerance, more than `MAX_CHANNELS` name-value pairs in the text, a
@@ -36,9 +36,10 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from railpulse_ingest._variant import variant
-from railpulse_ingest.dedup import accepted_digest, content_digest
+from railpulse_ingest.dedup import ContentDigest
 from railpulse_ingest.errors import RejectError
 from railpulse_ingest.forward import MAX_RECORD_BYTES
 from railpulse_ingest.normalise import DEVICE_ID, Normaliser
@@ -89,7 +90,8 @@ explains it."""
 class Express:
     def __init__(self, normaliser: Normaliser) -> None:
         self.normaliser = normaliser
-        # Every catalogue channel, optional, within its physical range; nothing else.
+        # Every catalogue channel, optional, within its physical range; nothing else. In the
+        # catalogue's order, which frames follow (msgspec matches the next field first).
         good = [
             (
                 c.name,
@@ -100,6 +102,12 @@ class Express:
             for c in normaliser.catalogue.channels.values()
             if _PLAIN_NAME.fullmatch(c.name)
         ]
+        self.digest = ContentDigest([g[0] for g in good])
+        """Content digests with a checked struct's fields as the row (see `dedup`)."""
+        # Readings text no longer than this cannot hold more than MAX_CHANNELS pairs of these
+        # names (each at least `"<shortest>":1,`): counting them is skipped.
+        shortest = min((len(g[0]) for g in good), default=1)
+        self._count_above = MAX_CHANNELS * (shortest + len('"":1,'))
         self._check = msgspec.json.Decoder(
             msgspec.defstruct("GoodReadings", good, forbid_unknown_fields=True, gc=False)
         )
@@ -111,6 +119,8 @@ class Express:
         ]
         excluded = {*_GENERIC_META, "kind"}
         generic = [*meta, *(g for g in good if g[0] not in excluded)]
+        # The readings after the metadata are the digest's row, unless a channel was excluded.
+        self._generic_row = len(generic) == len(meta) + len(good)
         self._generic_check: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             msgspec.defstruct(
                 "GoodGeneric", generic, kw_only=True, forbid_unknown_fields=True, gc=False
@@ -138,6 +148,7 @@ class Express:
             return None
         in_time = self._in_time(envelope, now_ms)
         check = self._check.decode
+        of_row = self.digest.of_row
         out = []
         for frame in (message,) if type(message) is _FrameView else message.frames:
             if frame.train != train or not in_time(frame.ts_ms, frame.backfill):
@@ -145,7 +156,7 @@ class Express:
             # Each checked pair has one `:` (names are canonical): more pairs than a frame may
             # have distinct channels go the general way, which counts names, not pairs.
             raw = bytes(frame.readings)
-            if raw.count(b":") > MAX_CHANNELS:
+            if len(raw) > self._count_above and raw.count(b":") > MAX_CHANNELS:
                 return None
             try:
                 checked = check(raw)
@@ -168,7 +179,7 @@ class Express:
             )
             if len(data) + len(train) > MAX_RECORD_BYTES:
                 return None
-            digest = content_digest(frame.ts_ms, checked, frame.position, frame.speed_kmh)
+            digest = of_row(frame.ts_ms, astuple(checked), frame.position, frame.speed_kmh)
             out.append((train, frame.epoch, frame.seq, digest, data))
         return out
 
@@ -205,7 +216,11 @@ class Express:
                 source=source,
             )
         )
-        return [(device, 0, ts_ms, content_digest(ts_ms, readings, None, None), data)]
+        if self._generic_row:
+            digest = self.digest.of_row(ts_ms, astuple(view)[len(_GENERIC_META) :], None, None)
+        else:
+            digest = self.digest.of_values(ts_ms, readings, None, None)
+        return [(device, 0, ts_ms, digest, data)]
 
     def _in_time(self, envelope: RuleEnvelope, now_ms: int) -> Callable[[int, bool], bool]:
         """Whether a sensor time passes `Normaliser`'s time bound without a clock-skew count
@@ -255,11 +270,11 @@ def _known(value: str, known: set[str], check: Callable[[str], bool]) -> bool:
     return True
 
 
-def encoded(frame: AcceptedFrame) -> Encoded:
+def encoded(frame: AcceptedFrame, digest: ContentDigest) -> Encoded:
     """An accepted frame's bytes, or `RejectError` if Kinesis could not take them."""
     data = _encode(frame)
     if len(data) + len(frame.train) > MAX_RECORD_BYTES:
         raise RejectError(
             RejectReason.OVERSIZED, f"accepted frame {frame.seq} is {len(data)} bytes encoded"
         )
-    return frame.train, frame.epoch, frame.seq, accepted_digest(frame), data
+    return frame.train, frame.epoch, frame.seq, digest.of_accepted(frame), data

@@ -114,6 +114,7 @@ class IngestHandler(ShardHandler):
                 shard_id=shard_id,
                 since=since,
                 dedup=self.pipeline.dedup,
+                digest=self.pipeline.express.digest,
             )
 
     async def stop(self) -> None:

@@ -131,7 +131,7 @@ class Pipeline:
             accepted = self.normaliser.accept(
                 decode_payload(envelope.payload), envelope, source, now_ms
             )
-            return envelope, [encoded(frame) for frame in accepted]
+            return envelope, [encoded(frame, self.express.digest) for frame in accepted]
         except RejectError as exc:
             raise _Rejected(_rejection(record, envelope, exc.reason, exc.detail)) from exc
         except Exception as exc:  # a bug must not lose the record: dead-letter it, loudly
