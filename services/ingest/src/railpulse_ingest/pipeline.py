@@ -153,7 +153,7 @@ def conflict_detail(conflicts: Sequence[tuple[int, int, int, int]]) -> str:
     )
     more = len(conflicts) - _MAX_CONFLICTS_TOLD
     return (
-        f"{len(conflicts)} frame(s) already accepted with other content (CRC-32 digests), kept "
+        f"{len(conflicts)} frame(s) already accepted with other content (32-bit digests), kept "
         f"here, not forwarded: {told}{f'; and {more} more' if more > 0 else ''}. A counter that "
         "started again needs a new epoch"
     )
