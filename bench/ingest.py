@@ -125,7 +125,7 @@ def run_round(
         now_ms = int(time.time() * 1000)
         plan = pipeline.plan(records[start : start + batch], now_ms)
         for out in plan.outgoing:  # as if PutRecords succeeded
-            mark(out.train, out.seq)
+            mark(out.train, out.epoch, out.seq, out.digest)
         totals["forwarded"] += len(plan.outgoing)
         totals["rejected"] += len(plan.rejected)
         totals["duplicates"] += plan.duplicates

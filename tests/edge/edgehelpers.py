@@ -76,6 +76,7 @@ class Received:
     seq: int
     backfill: bool
     batch: bool
+    epoch: int = 0
 
 
 class TrainStream:
@@ -115,9 +116,9 @@ class TrainStream:
         self.messages.append(envelope.payload)
         message = decode_device_message(envelope.payload)
         if isinstance(message, Frame):
-            self.frames.append(Received(message.seq, message.backfill, False))
+            self.frames.append(Received(message.seq, message.backfill, False, message.epoch))
         elif isinstance(message, FrameBatch):
-            self.frames.extend(Received(f.seq, f.backfill, True) for f in message.frames)
+            self.frames.extend(Received(f.seq, f.backfill, True, f.epoch) for f in message.frames)
 
     def seqs(self) -> set[int]:
         return {f.seq for f in self.frames}

@@ -59,6 +59,8 @@ def test_kill9_mid_publish_then_restart_loses_nothing(
     assert max(seqs) < read_stats(agent.spool_path).next_seq
     after = read_stats(agent.spool_path)
     assert after.next_seq > generated  # the sequence continued across the restart
+    # ... under the same counter epoch, the spool's, live and resent alike.
+    assert after.epoch != 0 and {f.epoch for f in stream.frames} == {after.epoch}
 
 
 def test_outage_ends_in_complete_ordered_backfill_while_live_continues(

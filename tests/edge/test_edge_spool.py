@@ -118,3 +118,42 @@ def test_not_a_spool(tmp_path: Path) -> None:
     path.write_bytes(b"definitely not sqlite" * 100)
     with pytest.raises(SpoolError):
         Spool(path)
+
+
+def test_a_spool_keeps_its_counter_epoch_and_a_new_spool_gets_a_new_one(tmp_path: Path) -> None:
+    """The epoch goes with the counter: a restart on the same spool keeps both, a spool made
+    anew (storage replaced, file lost) restarts seq at 0 under another epoch."""
+    path = tmp_path / "t.db"
+    spool = Spool(path)
+    epoch = spool.epoch
+    assert 0 < epoch < 2**53 and spool.stats().epoch == epoch
+    _fill(spool, 3)
+    spool.close()
+    assert read_stats(path).epoch == epoch  # persisted, readable without the lock
+    spool = Spool(path)
+    assert (spool.epoch, spool.next_seq) == (epoch, 3)
+    spool.close()
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    spool = Spool(path)
+    assert spool.next_seq == 0 and spool.epoch not in (0, epoch)
+    spool.close()
+
+
+def test_a_spool_made_before_epochs_gets_one_when_first_opened(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "t.db"
+    spool = Spool(path)
+    _fill(spool, 2)
+    spool.close()
+    with sqlite3.connect(path) as db:  # as an earlier release left it: no epoch
+        db.execute("DELETE FROM meta WHERE key = 'epoch'")
+    assert read_stats(path).epoch == 0
+    spool = Spool(path)
+    epoch = spool.epoch
+    assert epoch != 0 and spool.next_seq == 2  # the counter goes on, now with an epoch
+    spool.close()
+    spool = Spool(path)
+    assert spool.epoch == epoch
+    spool.close()

@@ -14,7 +14,7 @@ from railpulse_edge.settings import EdgeSettings, build_parser, parse_settings
 from railpulse_edge.sim.generic import GENERIC_CASES
 from railpulse_edge.sim.model import CHANNELS, FleetModel
 from railpulse_shared.codec import decode_device_message, parse_generic
-from railpulse_shared.contracts import Frame, FrameBatch
+from railpulse_shared.contracts import MAX_BATCH_FRAMES, Frame, FrameBatch
 from railpulse_shared.errors import ConfigError
 
 
@@ -62,6 +62,27 @@ def test_backfill_batches_fill_the_budget_in_order_and_mark_frames() -> None:
     assert all(f.backfill for f in batch.frames)
     _one, n1 = pack_batch("train-042", bodies, 10)  # always at least one frame
     assert n1 == 1
+
+
+def test_frames_carry_the_counter_epoch_live_and_in_backfill() -> None:
+    body = build_frame("t", 7, 1_764_374_400_000, {"speed": 80.0}, epoch=123_456_789)
+    frame = decode_device_message(body)
+    assert isinstance(frame, Frame) and (frame.epoch, frame.seq) == (123_456_789, 7)
+    payload, _ = pack_batch("t", [body], 4 * METERING_UNIT)
+    batch = decode_device_message(payload)
+    assert isinstance(batch, FrameBatch) and batch.frames[0].epoch == 123_456_789
+    old = decode_device_message(build_frame("t", 7, 1_764_374_400_000, {"speed": 80.0}))
+    assert isinstance(old, Frame) and old.epoch == 0 and b"epoch" not in build_frame("t", 7, 1, {})
+
+
+def test_backfill_batches_stay_within_the_contracts_frame_count() -> None:
+    """Tiny frames (a train with few channels) would fit more than a batch may hold in the byte
+    budget: the batch stops at `MAX_BATCH_FRAMES`, and ingest accepts it."""
+    bodies = [build_frame("t", i, 1_764_374_400_000 + i, {}) for i in range(MAX_BATCH_FRAMES + 50)]
+    payload, n = pack_batch("t", bodies, 131_072)
+    assert n == MAX_BATCH_FRAMES and len(payload) <= 131_072
+    batch = decode_device_message(payload)
+    assert isinstance(batch, FrameBatch) and len(batch.frames) == MAX_BATCH_FRAMES
 
 
 def test_settings_from_env_and_flags() -> None:

@@ -18,6 +18,7 @@ from railpulse_ingest.processor import make_processor
 from railpulse_shared import codec
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.contracts import AcceptedFrame, Quality, RejectedRecord, RuleEnvelope
+from railpulse_shared.metrics import FileSink, Metrics
 
 SHARD = "shardId-000000000000"
 
@@ -209,3 +210,69 @@ async def test_rejects_listed_by_reason_and_redriven_after_a_fix(moto_url: str) 
     result = await handler.process([record(data, 9)])
     await handler.stop()
     assert not result.failed and [f.train for f in await accepted(stack)] == ["train-8"]
+
+
+async def test_a_conflict_is_dead_lettered_with_both_digests_and_survives_a_failover(
+    moto_url: str, tmp_path: Path
+) -> None:
+    """Same (train, epoch, seq), other content: on the rejects queue as `seq_conflict`, raw bytes
+    kept, counted; an identical redelivery is dropped; the same seq under a new epoch (a
+    restarted counter) is forwarded. A new shard owner, which rebuilt its state from
+    `telemetry`, decides the same."""
+    emf = tmp_path / "emf.jsonl"
+    stack = await make_stack(moto_url)
+    train = "train-6"
+
+    def payload(epoch: int, speed: float) -> bytes:
+        body = msgspec.structs.replace(frame(train, 1, speed=speed), epoch=epoch)
+        return codec.encode(body)
+
+    original, changed = payload(11, 80.0), payload(11, 12.0)
+    async with stack.clients.create("kinesis") as kinesis:
+        response = await kinesis.put_record(
+            StreamName=stack.settings.stream_raw,
+            Data=envelope(original, train),
+            PartitionKey=train,
+        )
+    first_record = StreamRecord(
+        data=envelope(original, train),
+        sequence_number=response["SequenceNumber"],
+        shard_id=SHARD,
+        stream=stack.settings.stream_raw,
+    )
+    metrics = Metrics("railpulse", {"service": "ingest"}, FileSink(str(emf)))
+    first = IngestHandler(stack.settings, clients=stack.clients, metrics=metrics)
+    await first.start(SHARD)
+    assert not (await first.process([first_record])).failed
+    await first.stop()
+
+    second = IngestHandler(stack.settings, clients=stack.clients, metrics=metrics)
+    second.checkpoint_sequence = first_record.sequence_number
+    await second.start(SHARD)  # recovers (train, epoch, seq) and the digest from `telemetry`
+    later = [
+        record(envelope(original, train), 10),  # a redelivery: dropped
+        record(envelope(changed, train), 11),  # a conflict: kept on the rejects queue
+        record(envelope(payload(12, 12.0), train), 12),  # a new counter: forwarded
+    ]
+    result = await second.process(later)
+    await second.dead_letter(result.poison)
+    await second.stop()
+    metrics.flush()
+
+    assert [(f.epoch, f.seq) for f in await accepted(stack)] == [(11, 1), (12, 1)]
+    ((reject, attrs),) = await rejected(stack)
+    assert reject.reason.value == "seq_conflict" and attrs["reason"] == "seq_conflict"
+    assert reject.raw == changed and reject.device == train
+    kept = (await accepted(stack))[0]
+    theirs = second.pipeline.express.digest.of_accepted(kept)  # digests are per process
+    assert f"seq 1 epoch 11: accepted content {theirs:08x}, this " in reject.detail
+    totals: dict[str, float] = {}
+    for line in emf.read_text().splitlines():
+        doc = json.loads(line)
+        for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = doc[m["Name"]]
+            totals[m["Name"]] = totals.get(m["Name"], 0) + (
+                sum(value) if isinstance(value, list) else value
+            )
+    assert totals["SeqConflicts"] == 1 and totals["DuplicatesDropped"] == 1
+    assert totals["Rejected.seq_conflict"] == 1

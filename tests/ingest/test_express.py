@@ -1,8 +1,11 @@
 """The fast paths change the speed, never a decision.
 
 - The express lane (`railpulse_ingest.express`) gives, for every payload it takes, the very
-  accepted frames the general path (decode → normalise → encode) gives, the same rejection, and
-  the same counters; for every payload it declines, the general path decides.
+  accepted frames the general path (decode → normalise → encode) gives (with the same identity
+  and content digest, which de-duplication keys on), the same rejection, and the same counters;
+  for every payload it declines, the general path decides. Neither raises anything but a
+  rejection, whatever the input: numbers past 2^63, times past 9999, channel names with NUL or
+  control characters or too long, too many channels, invalid UTF-8, nesting too deep.
 - The envelope's fast decode (pybase64) accepts exactly what the contract's decoder accepts, with
   the same payload bytes.
 """
@@ -20,12 +23,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from railpulse_ingest.decode import decode_envelope, decode_payload
+from railpulse_ingest.dedup import ContentDigest
 from railpulse_ingest.errors import RejectError
 from railpulse_ingest.express import Express, encoded
 from railpulse_ingest.normalise import Normaliser
 from railpulse_shared import codec
 from railpulse_shared.catalogue import load_catalogue
-from railpulse_shared.contracts import RuleEnvelope, SourcePosition
+from railpulse_shared.contracts import MAX_CHANNELS, RuleEnvelope, SourcePosition
+from railpulse_shared.contracts.telemetry import MAX_EPOCH_MS
 from railpulse_shared.errors import ContractError
 
 CATALOGUE = load_catalogue()
@@ -62,16 +67,46 @@ def _values(low: float, high: float) -> st.SearchStrategy[Any]:
     )
 
 
+def _mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`usual` 11 times in 12, else `odd` (hostile cases stay frequent, not dominant)."""
+    # Not `st.integers(0, 11)`: hypothesis draws the bounds of a range far more often.
+    return st.sampled_from([True] * 11 + [False]).flatmap(lambda ok: usual if ok else odd)
+
+
 _channels = sorted(CATALOGUE.channels.values(), key=lambda c: c.name)
 _reading = st.sampled_from(_channels).flatmap(
     lambda c: st.tuples(st.just(c.name), _values(*c.physical))
 )
 _odd_name = st.sampled_from([n for n in CATALOGUE.names() if n not in CATALOGUE.channels]) | (
-    st.sampled_from(["x", "kind", "speed ", "Speed", "bearing:1", "a,b", ""])
+    st.sampled_from(["x", "kind", "Speed", "bearing:1", "a/b", "x" * 64])
+)
+_bad_name = (
+    st.sampled_from(
+        ["speed ", "a,b", "", "x" * 65, "a\u0000b", "speed\n", "\nspeed", "a\tb", "\u007f"]
+    )
+    | st.sampled_from(["é", "a b", 'a"b', "\\"])
+    | st.text(max_size=4)
 )
 _odd_reading = st.tuples(_odd_name, st.floats(-1e6, 1e6) | st.integers(-5, 5))
-readings = st.lists(_reading, max_size=12) | st.lists(_reading | _odd_reading, max_size=6)
-
+_bad_reading = st.tuples(_bad_name, st.floats(-1e6, 1e6) | st.integers(-5, 5))
+_too_many = st.integers(MAX_CHANNELS - 2, MAX_CHANNELS + 2).flatmap(
+    lambda n: st.sampled_from(
+        [
+            [(f"x{i}", 1.0) for i in range(n)],  # distinct, uncatalogued
+            [("speed", 80.0)] * n,  # one name many times: one channel
+            [(c.name, c.physical[0]) for c in _channels] + [(f"x{i}", 1) for i in range(n)],
+        ]
+    )
+)
+readings = _mostly(
+    st.lists(_reading, max_size=12) | st.lists(_reading | _odd_reading, max_size=6),
+    _too_many | st.lists(_reading | _bad_reading, min_size=1, max_size=4),
+)
+_seqs = _mostly(
+    st.integers(-1, 10**12),
+    st.sampled_from([0, 2**63 - 1, 2**63, 123456789012345678901234567890, -(2**63), -(2**64)]),
+)
+_epochs = _mostly(st.integers(0, 2**53), st.sampled_from([-1, 2**63 - 1, 2**63, 10**30]))
 _times = (
     st.integers(RECEIVED_MS - 20_000, RECEIVED_MS + 20_000)
     | st.sampled_from(
@@ -89,6 +124,7 @@ _times = (
     )
     | st.integers(RECEIVED_MS - 60_000, RECEIVED_MS + 60_000)
 )
+_times = _mostly(_times, st.sampled_from([-1, 0, MAX_EPOCH_MS, MAX_EPOCH_MS + 1, 2**63, 10**30]))
 
 
 @st.composite
@@ -96,10 +132,12 @@ def train_frames(draw: st.DrawFn, train: str) -> dict[str, Any]:
     frame: dict[str, Any] = {
         "kind": "frame.v1",
         "train": draw(st.sampled_from([train, train, "train-003"])),
-        "seq": draw(st.integers(-1, 10**12)),
+        "seq": draw(_seqs),
         "ts_ms": draw(_times),
         "readings": draw(readings),  # pairs: JSON text may repeat a name
     }
+    if draw(st.booleans()):
+        frame["epoch"] = draw(_epochs)
     if draw(st.booleans()):
         frame["backfill"] = draw(st.booleans())
     if draw(st.booleans()):
@@ -113,7 +151,9 @@ def train_frames(draw: st.DrawFn, train: str) -> dict[str, Any]:
 
 @st.composite
 def generic_payloads(draw: st.DrawFn, device: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {"timestamp": draw(_times.map(lambda ms: ms / 1000) | st.just(1e306))}
+    doc: dict[str, Any] = {
+        "timestamp": draw(_times.map(lambda ms: ms / 1000) | st.sampled_from([1e306, -1.0, 1e20]))
+    }
     if draw(st.booleans()):
         doc["device_id"] = draw(st.sampled_from([device, device, "sensor-8", None, "", 5]))
     if draw(st.booleans()):
@@ -169,18 +209,26 @@ def payloads(draw: st.DrawFn) -> tuple[str, bytes]:
         text = _to_json(batch, sep, escape)
     else:
         text = _generic_json(draw(generic_payloads(principal)), sep, escape)
-    return principal, text.encode()
+    data = text.encode()
+    hostile = draw(st.sampled_from([None] * 28 + ["utf-8", "nesting"]))
+    if hostile == "utf-8":  # a byte that is not UTF-8, somewhere
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"])) + data[at:]
+    elif hostile == "nesting":  # a value nested deeper than any decoder recurses
+        depth = draw(st.sampled_from([10, 5_000, 20_000]))
+        data = data[:-1] + b',"deep":' + b"[" * depth + b"]" * depth + b"}"
+    return principal, data
 
 
-def general(norm: Normaliser, envelope: RuleEnvelope) -> list[tuple[str, int, bytes]]:
-    return [
-        encoded(f) for f in norm.accept(decode_payload(envelope.payload), envelope, SOURCE, NOW_MS)
-    ]
+def general(norm: Normaliser, envelope: RuleEnvelope) -> list[tuple[str, int, int, int, bytes]]:
+    digest = ContentDigest([c.name for c in CATALOGUE.channels.values()])
+    frames = norm.accept(decode_payload(envelope.payload), envelope, SOURCE, NOW_MS)
+    return [encoded(f, digest) for f in frames]
 
 
 def outcome(run: Any) -> tuple[str, Any]:
     try:
-        return "accepted", [(t, s, codec.decode_event(d)) for t, s, d in run()]
+        return "accepted", [(t, e, s, h, codec.decode_event(d)) for t, e, s, h, d in run()]
     except RejectError as exc:
         return "rejected", exc.reason
 
@@ -202,13 +250,13 @@ def test_express_lane_decides_as_the_general_path(case: tuple[str, bytes]) -> No
     fast, slow = normaliser(), normaliser()
     express = Express(fast)
 
-    def pipeline() -> list[tuple[str, int, bytes]]:
+    def pipeline() -> list[tuple[str, int, int, int, bytes]]:
         taken = express.accept(envelope, SOURCE, NOW_MS)
         event("express" if taken is not None else "general")
         return taken if taken is not None else general(fast, envelope)
 
     result = outcome(pipeline)
-    event(result[0])
+    event(result[0] if result[0] == "accepted" else f"rejected: {result[1]}")
     assert result == outcome(lambda: general(slow, envelope))
     assert counters(fast) == counters(slow)
 

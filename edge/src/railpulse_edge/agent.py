@@ -138,7 +138,7 @@ class EdgeAgent:
             ts,
             lambda seq: build_frame(
                 thing, seq, ts, sample.readings, speed_kmh=sample.speed_kmh,
-                position=sample.position, rounded=sample.rounded,
+                position=sample.position, rounded=sample.rounded, epoch=self.spool.epoch,
             ),
         )
         self.counters.recorded += 1

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import msgspec
 
 from railpulse_shared.codec import encode
-from railpulse_shared.contracts import Frame, FrameBatch, Position
+from railpulse_shared.contracts import MAX_BATCH_FRAMES, Frame, FrameBatch, Position
 
 __all__ = ["METERING_UNIT", "build_frame", "mark_backfill", "pack_batch"]
 
@@ -33,9 +33,10 @@ def build_frame(
     speed_kmh: float | None = None,
     position: tuple[float, float] | None = None,
     rounded: bool = False,
+    epoch: int = 0,
 ) -> bytes:
     """A live frame's JSON. `rounded`: the caller already rounded the readings (the fleet does it
-    for all trains at once with numpy)."""
+    for all trains at once with numpy). `epoch`: the spool's counter epoch."""
     if rounded:
         clean = {k: v for k, v in readings.items() if v == v}  # drop NaN (a dropped-out sensor)
     else:
@@ -48,6 +49,7 @@ def build_frame(
             readings=clean,
             speed_kmh=round(speed_kmh, 2) if speed_kmh is not None else None,
             position=Position(round(position[0], 6), round(position[1], 6)) if position else None,
+            epoch=epoch,
         )
     )
 
@@ -57,13 +59,13 @@ def mark_backfill(body: bytes) -> Frame:
 
 
 def pack_batch(train: str, bodies: Sequence[bytes], max_bytes: int) -> tuple[bytes, int]:
-    """A FrameBatch of the longest prefix of `bodies` (oldest first) that fits `max_bytes`,
-    each frame marked as backfill. Returns (payload, number of frames packed); always packs at
-    least one frame."""
+    """A FrameBatch of the longest prefix of `bodies` (oldest first) that fits `max_bytes` and
+    the contract's `MAX_BATCH_FRAMES`, each frame marked as backfill. Returns (payload, number of
+    frames packed); always packs at least one frame."""
     budget = max_bytes - _BATCH_OVERHEAD - len(train)
     n = 0
     used = 0
-    for body in bodies:
+    for body in bodies[:MAX_BATCH_FRAMES]:
         cost = len(body) + _BACKFILL_FLAG + 1
         if n and used + cost > budget:
             break

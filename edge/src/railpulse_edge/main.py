@@ -55,7 +55,8 @@ async def run(settings: EdgeSettings) -> None:
             source = load_source(settings.source, settings.thing, settings.rate_hz)
             stats = spool.stats()
             logger.info("agent.start", thing=settings.thing, topic=settings.publish_topic,
-                        next_seq=stats.next_seq, spooled=stats.pending, evicted=stats.evicted)
+                        next_seq=stats.next_seq, epoch=stats.epoch, spooled=stats.pending,
+                        evicted=stats.evicted)
             agent_task = asyncio.create_task(agent.run(shutdown.event))
             await agent.run_source(source, settings.rate_hz, shutdown.event)
             await agent_task

@@ -3,7 +3,11 @@ PUBACK (or by eviction, which is counted and reported).
 
 SQLite in WAL mode, one file per train. `seq` is allocated in the same transaction that stores
 the frame, and `next_seq` is persisted in `meta`, so the per-train sequence is monotonic across
-restarts even when every frame has been acknowledged or evicted.
+restarts even when every frame has been acknowledged or evicted. The counter's `epoch` (a random
+id, see `Frame.epoch`) is made when the spool is created and kept in `meta` with it: a restart
+keeps it, a new spool (storage replaced, the file lost) starts its counter at 0 under a new
+epoch, so downstream takes its frames as new data, not as replays of the old counter's. (A spool
+of a release without epochs gets one when it is first opened.)
 
 Bounds and eviction policy: the spool holds at most `max_frames` frames and `max_bytes` bytes of
 payload, and no frame older than `max_age_s` (by its sensor time). When a bound is exceeded it
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -29,7 +34,15 @@ from typing import Literal
 
 from railpulse_edge.errors import SpoolError
 
-__all__ = ["Eviction", "Spool", "SpoolEntry", "SpoolStats", "pending_seqs", "read_stats"]
+__all__ = [
+    "Eviction",
+    "Spool",
+    "SpoolEntry",
+    "SpoolStats",
+    "new_epoch",
+    "pending_seqs",
+    "read_stats",
+]
 
 EvictReason = Literal["size", "age"]
 
@@ -61,6 +74,12 @@ class Eviction:
     count: int
 
 
+def new_epoch() -> int:
+    """A random counter epoch, never 0 (which means "unknown") and exact in any JSON reader
+    (below 2^53)."""
+    return secrets.randbelow(2**53 - 1) + 1
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolStats:
     pending: int
@@ -69,6 +88,7 @@ class SpoolStats:
     evicted_size: int
     evicted_age: int
     oldest_seq: int | None
+    epoch: int = 0
 
     @property
     def evicted(self) -> int:
@@ -113,7 +133,9 @@ class Spool:
             self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             self._db.executescript(_SCHEMA)
             self._meta = self._load_meta()
-            self._save_meta("schema")
+            if not self._meta["epoch"]:  # a new spool, hence a new counter
+                self._meta["epoch"] = new_epoch()
+            self._save_meta("schema", "epoch")
             count, size = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(body)), 0) FROM frames"
             ).fetchone()
@@ -130,7 +152,7 @@ class Spool:
         version = meta.setdefault("schema", _SCHEMA_VERSION)
         if version != _SCHEMA_VERSION:
             raise SpoolError(f"spool {self.path} has schema {version}, expected {_SCHEMA_VERSION}")
-        for key in ("next_seq", "evicted_size", "evicted_age"):
+        for key in ("next_seq", "evicted_size", "evicted_age", "epoch"):
             meta.setdefault(key, 0)
         return meta
 
@@ -314,6 +336,11 @@ class Spool:
     def next_seq(self) -> int:
         return self._meta["next_seq"]
 
+    @property
+    def epoch(self) -> int:
+        """The counter epoch of this spool's `seq` (`Frame.epoch`)."""
+        return self._meta["epoch"]
+
     def __len__(self) -> int:
         return self._count
 
@@ -326,6 +353,7 @@ class Spool:
             evicted_size=self._meta["evicted_size"],
             evicted_age=self._meta["evicted_age"],
             oldest_seq=oldest,
+            epoch=self._meta["epoch"],
         )
 
     def close(self) -> None:
@@ -372,4 +400,5 @@ def read_stats(path: Path | str) -> SpoolStats:
         evicted_size=meta.get("evicted_size", 0),
         evicted_age=meta.get("evicted_age", 0),
         oldest_seq=oldest,
+        epoch=meta.get("epoch", 0),
     )

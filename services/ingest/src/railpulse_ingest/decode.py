@@ -39,7 +39,7 @@ def decode_envelope(data: bytes) -> RuleEnvelope:
     try:
         view = _envelope_view.decode(data)
         payload = pybase64.b64decode(view.payload, validate=True)
-    except (msgspec.DecodeError, ValueError):  # binascii.Error is a ValueError
+    except (msgspec.DecodeError, ValueError, RecursionError):  # binascii.Error is a ValueError
         pass  # not a well-formed envelope: the contract's decoder decides and explains
     else:
         return RuleEnvelope(
@@ -68,6 +68,8 @@ def decode_payload(payload: bytes) -> Payload:
         document = _any_decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise RejectError(RejectReason.MALFORMED_JSON, str(exc)) from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise RejectError(RejectReason.MALFORMED_JSON, codec.malformed_detail(exc) or "") from exc
     if not isinstance(document, dict):
         raise RejectError(
             RejectReason.SCHEMA_VIOLATION,

@@ -17,8 +17,12 @@ time building a `Reading` per channel and formatting every float again. Here:
   A name given twice stays twice, each value checked good, and every reader keeps the last one,
   as the general path does.
 
+Each frame's content digest (see `dedup`) is taken from the checked readings struct as a row
+(`astuple`), the row the general path builds from its dict of values.
+
 Anything else (aliases, uncatalogued or invalid readings, a failed identity or time check, a live
-clock off by more than the tolerance, a decode error) returns None and takes the general path,
+clock off by more than the tolerance, more than `MAX_CHANNELS` name-value pairs in the text, a
+decode error of any kind) returns None and takes the general path,
 which decides, counts and explains it exactly as before: the express lane changes the speed,
 never a decision (`tests/ingest/test_express.py`). A train's numbers keep its spelling (`12` stays
 `12`, not `12.0`): the same float to every msgspec reader.
@@ -32,17 +36,22 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from railpulse_ingest._variant import variant
+from railpulse_ingest.dedup import ContentDigest
 from railpulse_ingest.errors import RejectError
 from railpulse_ingest.forward import MAX_RECORD_BYTES
 from railpulse_ingest.normalise import DEVICE_ID, Normaliser
 from railpulse_shared.contracts import (
+    MAX_CHANNELS,
     AcceptedFrame,
+    AcceptedReadings,
     DeviceKind,
     Frame,
     FrameBatch,
     Reading,
+    Readings,
     RejectReason,
     RuleEnvelope,
     SourcePosition,
@@ -51,16 +60,16 @@ from railpulse_shared.contracts.telemetry import TrainId
 
 __all__ = ["Encoded", "Express", "encoded"]
 
-Encoded = tuple[str, int, bytes]
-"""(train, seq, accepted.v1 bytes) of one frame."""
+Encoded = tuple[str, int, int, int, bytes]
+"""(train, epoch, seq, content digest, accepted.v1 bytes) of one frame."""
 
 
 # The device messages with `readings` left undecoded, and accepted.v1 with readings pre-encoded.
 # Train ids are plain strings here, checked once per id (`_known`): msgspec checks a pattern by
 # calling Python's `re`, which costs more than the rest of the frame's fields together.
-_FrameView: Any = variant(Frame, {dict[str, float]: msgspec.Raw, TrainId: str})
+_FrameView: Any = variant(Frame, {Readings: msgspec.Raw, TrainId: str})
 _BatchView: Any = variant(FrameBatch, {Frame: _FrameView, TrainId: str})
-_AcceptedWire: Any = variant(AcceptedFrame, {dict[str, Reading]: msgspec.Raw})
+_AcceptedWire: Any = variant(AcceptedFrame, {AcceptedReadings: msgspec.Raw})
 _views = msgspec.json.Decoder(_FrameView | _BatchView)
 _encode = msgspec.json.Encoder().encode
 
@@ -73,12 +82,16 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 """Channel names the byte rewrite can rely on (no `:`, `,`, quote or backslash)."""
 _GENERIC_META = ("device_id", "timestamp", "timestamp_sent")
 _MAX_KNOWN_IDS = 65_536
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding device bytes may raise (invalid UTF-8, nesting too deep): the general path
+explains it."""
 
 
 class Express:
     def __init__(self, normaliser: Normaliser) -> None:
         self.normaliser = normaliser
-        # Every catalogue channel, optional, within its physical range; nothing else.
+        # Every catalogue channel, optional, within its physical range; nothing else. In the
+        # catalogue's order, which frames follow (msgspec matches the next field first).
         good = [
             (
                 c.name,
@@ -89,6 +102,12 @@ class Express:
             for c in normaliser.catalogue.channels.values()
             if _PLAIN_NAME.fullmatch(c.name)
         ]
+        self.digest = ContentDigest([g[0] for g in good])
+        """Content digests with a checked struct's fields as the row (see `dedup`)."""
+        # Readings text no longer than this cannot hold more than MAX_CHANNELS pairs of these
+        # names (each at least `"<shortest>":1,`): counting them is skipped.
+        shortest = min((len(g[0]) for g in good), default=1)
+        self._count_above = MAX_CHANNELS * (shortest + len('"":1,'))
         self._check = msgspec.json.Decoder(
             msgspec.defstruct("GoodReadings", good, forbid_unknown_fields=True, gc=False)
         )
@@ -100,6 +119,8 @@ class Express:
         ]
         excluded = {*_GENERIC_META, "kind"}
         generic = [*meta, *(g for g in good if g[0] not in excluded)]
+        # The readings after the metadata are the digest's row, unless a channel was excluded.
+        self._generic_row = len(generic) == len(meta) + len(good)
         self._generic_check: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             msgspec.defstruct(
                 "GoodGeneric", generic, kw_only=True, forbid_unknown_fields=True, gc=False
@@ -120,38 +141,46 @@ class Express:
             return self._generic(envelope, source, now_ms)
         try:
             message = _views.decode(envelope.payload)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             return None
         train = message.train
         if train != envelope.principal or not _known(train, self._trains, _is_train_id):
             return None
         in_time = self._in_time(envelope, now_ms)
         check = self._check.decode
+        of_row = self.digest.of_row
         out = []
         for frame in (message,) if type(message) is _FrameView else message.frames:
             if frame.train != train or not in_time(frame.ts_ms, frame.backfill):
                 return None
+            # Each checked pair has one `:` (names are canonical): more pairs than a frame may
+            # have distinct channels go the general way, which counts names, not pairs.
+            raw = bytes(frame.readings)
+            if len(raw) > self._count_above and raw.count(b":") > MAX_CHANNELS:
+                return None
             try:
-                check(frame.readings)
-            except msgspec.DecodeError:
+                checked = check(raw)
+            except _UNDECODABLE:
                 return None
             data = _encode(
                 _AcceptedWire(
                     train=train,
                     seq=frame.seq,
                     ts_ms=frame.ts_ms,
-                    readings=_good(bytes(frame.readings)),
+                    readings=_good(raw),
                     position=frame.position,
                     speed_kmh=frame.speed_kmh,
                     backfill=frame.backfill,
                     received_ms=envelope.received_ms,
                     ingested_ms=now_ms,
                     source=source,
+                    epoch=frame.epoch,
                 )
             )
             if len(data) + len(train) > MAX_RECORD_BYTES:
                 return None
-            out.append((train, frame.seq, data))
+            digest = of_row(frame.ts_ms, astuple(checked), frame.position, frame.speed_kmh)
+            out.append((train, frame.epoch, frame.seq, digest, data))
         return out
 
     def _generic(
@@ -161,7 +190,7 @@ class Express:
         time in ms, as `Normaliser` makes it)."""
         try:
             view = self._generic_check.decode(envelope.payload)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             return None
         device = envelope.principal
         if view.device_id not in (None, device) or not _known(device, self._devices, _is_device):
@@ -187,7 +216,11 @@ class Express:
                 source=source,
             )
         )
-        return [(device, ts_ms, data)]
+        if self._generic_row:
+            digest = self.digest.of_row(ts_ms, astuple(view)[len(_GENERIC_META) :], None, None)
+        else:
+            digest = self.digest.of_values(ts_ms, readings, None, None)
+        return [(device, 0, ts_ms, digest, data)]
 
     def _in_time(self, envelope: RuleEnvelope, now_ms: int) -> Callable[[int, bool], bool]:
         """Whether a sensor time passes `Normaliser`'s time bound without a clock-skew count
@@ -222,7 +255,7 @@ def _is_train_id(train: str) -> bool:
 
 
 def _is_device(device: str) -> bool:
-    return DEVICE_ID.match(device) is not None
+    return DEVICE_ID.fullmatch(device) is not None
 
 
 def _known(value: str, known: set[str], check: Callable[[str], bool]) -> bool:
@@ -237,11 +270,11 @@ def _known(value: str, known: set[str], check: Callable[[str], bool]) -> bool:
     return True
 
 
-def encoded(frame: AcceptedFrame) -> Encoded:
+def encoded(frame: AcceptedFrame, digest: ContentDigest) -> Encoded:
     """An accepted frame's bytes, or `RejectError` if Kinesis could not take them."""
     data = _encode(frame)
     if len(data) + len(frame.train) > MAX_RECORD_BYTES:
         raise RejectError(
             RejectReason.OVERSIZED, f"accepted frame {frame.seq} is {len(data)} bytes encoded"
         )
-    return frame.train, frame.seq, data
+    return frame.train, frame.epoch, frame.seq, digest.of_accepted(frame), data

@@ -56,7 +56,7 @@ def build_pipeline(settings: IngestSettings) -> Pipeline:
         ts_max_future_ms=settings.ts_max_future_ms,
         clock_skew_tolerance_ms=settings.clock_skew_tolerance_ms,
     )
-    dedup = Deduplicator(settings.dedup_window, settings.dedup_max_trains)
+    dedup = Deduplicator(settings.dedup_window, settings.dedup_max_counters)
     return Pipeline(normaliser, dedup, max_payload_bytes=settings.max_payload_bytes)
 
 
@@ -114,6 +114,7 @@ class IngestHandler(ShardHandler):
                 shard_id=shard_id,
                 since=since,
                 dedup=self.pipeline.dedup,
+                digest=self.pipeline.express.digest,
             )
 
     async def stop(self) -> None:
@@ -136,7 +137,7 @@ class IngestHandler(ShardHandler):
                 if i in failed:
                     transient[out.origin] = error
                 else:
-                    self.pipeline.dedup.mark(out.train, out.seq)
+                    self.pipeline.dedup.mark(out.train, out.epoch, out.seq, out.digest)
             self._count("RecordsForwarded", len(plan.outgoing) - len(failed))
         for origin in sorted(transient):
             record = records[origin]
@@ -155,6 +156,7 @@ class IngestHandler(ShardHandler):
         result.succeeded.extend((r, None) for i, r in enumerate(records) if i not in transient)
         self._count("UserRecordsIn", plan.user_records)
         self._count("DuplicatesDropped", plan.duplicates)
+        self._count("SeqConflicts", plan.conflicts)
         self._count("UncataloguedReadings", normaliser.uncatalogued)
         self._count("FramesClockSkewed", normaliser.skewed_frames)
         self._report_skew(normaliser.skewed)
@@ -212,7 +214,7 @@ class IngestHandler(ShardHandler):
             logger.warning("clock_skew", device=device, skew_ms=skew, tolerance_ms=tolerance)
             self._skew_logged.pop(device, None)
             self._skew_logged[device] = (now, skew)
-            if len(self._skew_logged) > self.settings.dedup_max_trains:
+            if len(self._skew_logged) > self.settings.dedup_max_counters:
                 del self._skew_logged[next(iter(self._skew_logged))]  # least recently logged
 
     def _remember(self, key: tuple[str, int]) -> None:

@@ -40,7 +40,8 @@ from railpulse_shared.contracts import (
 
 __all__ = ["DEVICE_ID", "Normaliser"]
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+"""A generic sensor's id (`fullmatch`: `$` would also match before a final newline)."""
 _GOOD, _INVALID, _UNCATALOGUED = Quality.GOOD, Quality.INVALID, Quality.UNCATALOGUED
 
 # Per device channel name: (canonical name, scale, offset, physical low, physical high), or None.
@@ -136,6 +137,7 @@ class Normaliser:
             received_ms=envelope.received_ms,
             ingested_ms=now_ms,
             source=source,
+            epoch=frame.epoch,
         )
 
     def _generic(
@@ -143,7 +145,7 @@ class Normaliser:
     ) -> AcceptedFrame:
         device = reading.device_id if reading.device_id is not None else envelope.principal
         self._check_identity(device, envelope.principal)
-        if not DEVICE_ID.match(device):
+        if not DEVICE_ID.fullmatch(device):
             raise RejectError(RejectReason.SCHEMA_VIOLATION, f"device id {device[:128]!r} invalid")
         ts_ms_exact = reading.timestamp * 1000
         if not math.isfinite(ts_ms_exact):  # finite seconds, too many of them in milliseconds

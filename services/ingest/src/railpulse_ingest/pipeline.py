@@ -1,8 +1,10 @@
 """One batch through decode → validate → normalise → de-duplicate → encode, with no I/O.
 
 The result is a plan: the encoded frames to forward (with the record they came from), the records
-to reject (with their reason and raw bytes) and the duplicates dropped. The handler executes it;
-the benchmark times it alone.
+to reject (with their reason and raw bytes) and the duplicates dropped. A frame whose identity
+(train, epoch, seq) was accepted before with other content is a conflict: its record is rejected
+as `seq_conflict` with both content digests (the record's other frames are still forwarded). The
+handler executes the plan; the benchmark times it alone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from railpulse_ingest.reject import RawKind, Rejection
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.contracts import RejectReason, RuleEnvelope, SourcePosition
 
-__all__ = ["Outgoing", "Pipeline", "Plan", "Rejected"]
+__all__ = ["Outgoing", "Pipeline", "Plan", "Rejected", "conflict_detail"]
 
 logger = structlog.get_logger()
 
@@ -33,7 +35,10 @@ class Outgoing(msgspec.Struct, gc=False):
 
     data: bytes
     train: str
+    epoch: int
     seq: int
+    digest: int
+    """Its content digest (see `dedup`)."""
     origin: int
     """Index of the stream record (in the batch) this frame came from."""
 
@@ -51,6 +56,8 @@ class Plan:
     outgoing: list[Outgoing] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: int = 0
+    conflicts: int = 0
+    """Frames whose identity was accepted before with other content (their records rejected)."""
     user_records: int = 0
     """Records after KPL de-aggregation."""
     accepted_records: int = 0
@@ -70,8 +77,8 @@ class Pipeline:
     def plan(self, records: Sequence[StreamRecord], now_ms: int) -> Plan:
         plan = Plan()
         outgoing = plan.outgoing
-        batch_keys: set[tuple[str, int]] = set()
-        seen = self.dedup.seen
+        in_batch: dict[tuple[str, int, int], int] = {}  # identity -> digest, this batch
+        previous = self.dedup.previous
         for origin, outer in enumerate(records):
             plan.bytes_in += len(outer.data)
             # Aggregated records are rare: test the magic bytes before any call.
@@ -79,21 +86,31 @@ class Pipeline:
             for record in users:
                 plan.user_records += 1
                 try:
-                    frames = self._accept(record, now_ms)
+                    envelope, frames = self._accept(record, now_ms)
                 except _Rejected as exc:
                     plan.rejected.append(Rejected(origin, record, exc.rejection))
                     continue
                 plan.accepted_records += 1
-                for train, seq, data in frames:
-                    key = (train, seq)
-                    if key in batch_keys or seen(train, seq):
+                conflicts: list[tuple[int, int, int, int]] = []
+                for train, epoch, seq, digest, data in frames:
+                    key = (train, epoch, seq)
+                    before = in_batch.get(key) or previous(train, epoch, seq)
+                    if not before:
+                        in_batch[key] = digest
+                        outgoing.append(Outgoing(data, train, epoch, seq, digest, origin))
+                    elif before == digest:
                         plan.duplicates += 1
-                        continue
-                    batch_keys.add(key)
-                    outgoing.append(Outgoing(data, train, seq, origin))
+                    else:
+                        conflicts.append((epoch, seq, before, digest))
+                if conflicts:
+                    plan.conflicts += len(conflicts)
+                    rejection = _rejection(
+                        record, envelope, RejectReason.SEQ_CONFLICT, conflict_detail(conflicts)
+                    )
+                    plan.rejected.append(Rejected(origin, record, rejection))
         return plan
 
-    def _accept(self, record: StreamRecord, now_ms: int) -> list[Encoded]:
+    def _accept(self, record: StreamRecord, now_ms: int) -> tuple[RuleEnvelope, list[Encoded]]:
         envelope: RuleEnvelope | None = None
         try:
             envelope = decode_envelope(record.data)
@@ -110,11 +127,11 @@ class Pipeline:
             )
             express = self.express.accept(envelope, source, now_ms)
             if express is not None:
-                return express
+                return envelope, express
             accepted = self.normaliser.accept(
                 decode_payload(envelope.payload), envelope, source, now_ms
             )
-            return [encoded(frame) for frame in accepted]
+            return envelope, [encoded(frame, self.express.digest) for frame in accepted]
         except RejectError as exc:
             raise _Rejected(_rejection(record, envelope, exc.reason, exc.detail)) from exc
         except Exception as exc:  # a bug must not lose the record: dead-letter it, loudly
@@ -123,6 +140,23 @@ class Pipeline:
             raise _Rejected(
                 _rejection(record, envelope, RejectReason.SCHEMA_VIOLATION, detail)
             ) from exc
+
+
+_MAX_CONFLICTS_TOLD = 8
+
+
+def conflict_detail(conflicts: Sequence[tuple[int, int, int, int]]) -> str:
+    """What a `seq_conflict` reject says: each (epoch, seq, accepted digest, this digest)."""
+    told = "; ".join(
+        f"seq {seq} epoch {epoch}: accepted content {before:08x}, this {digest:08x}"
+        for epoch, seq, before, digest in conflicts[:_MAX_CONFLICTS_TOLD]
+    )
+    more = len(conflicts) - _MAX_CONFLICTS_TOLD
+    return (
+        f"{len(conflicts)} frame(s) already accepted with other content (32-bit digests), kept "
+        f"here, not forwarded: {told}{f'; and {more} more' if more > 0 else ''}. A counter that "
+        "started again needs a new epoch"
+    )
 
 
 class _Rejected(Exception):

@@ -4,7 +4,8 @@ The dedup state lives in memory, and a worker killed between PutRecords and its 
 frames on `telemetry` that the KCL will replay to the next owner. Each accepted frame carries its
 source position, so the next owner reads `telemetry` back from the arrival time of its checkpoint
 record (minus `margin_s`, for redeliveries around it), bounded by `max_s`, and marks every frame
-that came from its shard as seen before it processes anything.
+that came from its shard as seen (its train, epoch, seq and content digest, as the previous owner
+marked it) before it processes anything.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from railpulse_ingest.dedup import Deduplicator
+from railpulse_ingest.dedup import ContentDigest, Deduplicator
 from railpulse_shared import codec
 from railpulse_shared.contracts import AcceptedFrame
 from railpulse_shared.errors import ContractError, TransientError
@@ -57,7 +58,13 @@ async def recovery_start(
 
 
 async def recover(
-    kinesis: Any, *, telemetry: str, shard_id: str, since: datetime, dedup: Deduplicator
+    kinesis: Any,
+    *,
+    telemetry: str,
+    shard_id: str,
+    since: datetime,
+    dedup: Deduplicator,
+    digest: ContentDigest,
 ) -> int:
     """Mark every frame forwarded from `shard_id` since `since`; the number marked."""
     marked = 0
@@ -75,7 +82,7 @@ async def recover(
             while iterator:
                 response = await kinesis.get_records(ShardIterator=iterator, Limit=10_000)
                 for record in response["Records"]:
-                    marked += _mark(record["Data"], shard_id, dedup)
+                    marked += _mark(record["Data"], shard_id, dedup, digest)
                 iterator = response.get("NextShardIterator")
                 if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                     break
@@ -85,7 +92,7 @@ async def recover(
     return marked
 
 
-def _mark(data: bytes, shard_id: str, dedup: Deduplicator) -> int:
+def _mark(data: bytes, shard_id: str, dedup: Deduplicator, digest: ContentDigest) -> int:
     try:
         event = codec.decode_event(data)
     except ContractError:
@@ -94,7 +101,7 @@ def _mark(data: bytes, shard_id: str, dedup: Deduplicator) -> int:
         return 0
     if event.source.shard_id != shard_id:
         return 0
-    dedup.mark(event.train, event.seq)
+    dedup.mark(event.train, event.epoch, event.seq, digest.of_accepted(event))
     return 1
 
 

@@ -21,10 +21,12 @@ class IngestSettings(KclSettings, frozen=True, kw_only=True):
     """2000-01-01: earlier sensor times come from a clock that was never set."""
     ts_max_future_ms: int = 300_000
     """How far ahead of ingest's clock a sensor time may be (clock skew)."""
-    dedup_window: int = 65_536
-    """Sequence numbers remembered per train (a power of two; 8 KiB per train)."""
-    dedup_max_trains: int = 4_096
-    """Trains remembered per shard before the least recently seen is forgotten."""
+    dedup_window: int = 8_192
+    """Sequence numbers remembered per (train, epoch) counter, each with its frame's content
+    digest (a power of two; 4 bytes each, 32 KiB per counter)."""
+    dedup_max_counters: int = 2_048
+    """(train, epoch) counters remembered per shard before the least recently seen is forgotten
+    (with the window: 64 MiB per shard process at most, see `dedup`)."""
     dedup_recovery_max_s: int = 300
     """At most this much of `telemetry` is read back at shard start to recover what was forwarded."""
     forward_max_attempts: int = 6

@@ -18,6 +18,7 @@ from railpulse_shared.contracts.anomaly import (
 from railpulse_shared.contracts.envelope import RuleEnvelope
 from railpulse_shared.contracts.ingest import (
     AcceptedFrame,
+    AcceptedReadings,
     DeviceKind,
     Quality,
     Reading,
@@ -26,18 +27,37 @@ from railpulse_shared.contracts.ingest import (
     SourcePosition,
 )
 from railpulse_shared.contracts.shadow import DesiredAlerts, ReportedAlerts, ShadowAlert
-from railpulse_shared.contracts.telemetry import Frame, FrameBatch, GenericReading, Position
+from railpulse_shared.contracts.telemetry import (
+    CHANNEL_NAME_CHARS,
+    CHANNEL_NAME_PATTERN,
+    MAX_BATCH_FRAMES,
+    MAX_CHANNEL_NAME,
+    MAX_CHANNELS,
+    ChannelName,
+    Frame,
+    FrameBatch,
+    GenericReading,
+    Position,
+    Readings,
+)
 
 __all__ = [
+    "CHANNEL_NAME_CHARS",
+    "CHANNEL_NAME_PATTERN",
     "EVENT_TYPES",
+    "MAX_BATCH_FRAMES",
+    "MAX_CHANNELS",
+    "MAX_CHANNEL_NAME",
     "WIRE_TYPES",
     "AcceptedFrame",
+    "AcceptedReadings",
     "AlarmState",
     "AlarmTransition",
     "Anomaly",
     "AnomalyKind",
     "AnyEvent",
     "Attribution",
+    "ChannelName",
     "DesiredAlerts",
     "DeviceKind",
     "DeviceMessage",
@@ -48,6 +68,7 @@ __all__ = [
     "Position",
     "Quality",
     "Reading",
+    "Readings",
     "RejectReason",
     "RejectedRecord",
     "ReportedAlerts",

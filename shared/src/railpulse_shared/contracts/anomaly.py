@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 
 from railpulse_shared.contracts._base import Event, Wire
-from railpulse_shared.contracts.telemetry import EpochMs, TrainId
+from railpulse_shared.contracts.telemetry import (
+    MAX_CHANNELS,
+    MAX_INT,
+    ChannelName,
+    EpochMs,
+    Seq,
+    TrainId,
+)
 
 __all__ = [
     "AlarmState",
@@ -40,7 +47,7 @@ class Severity(enum.IntEnum):
 class Attribution(Wire, frozen=True):
     """How much one channel explains the score (RANDOM_CUT_FOREST_WITH_EXPLANATION)."""
 
-    channel: str
+    channel: ChannelName
     contribution: float
     direction: Literal["high", "low"] = "high"
     value: float | None = None
@@ -54,7 +61,7 @@ class Anomaly(Event, frozen=True, kw_only=True, tag="anomaly.v1"):
     train: TrainId
     ts_ms: EpochMs
     """Sensor time of the triggering frame."""
-    frame_seq: int
+    frame_seq: Seq
     category: AnomalyKind
     severity: Severity
     score: float
@@ -62,12 +69,14 @@ class Anomaly(Event, frozen=True, kw_only=True, tag="anomaly.v1"):
     alert_key: str
     """What an alarm is about: `<category>:<channel>` for limits and faults, `model:<channel>` for the
     forest's top channel. One open alarm per (train, alert_key)."""
-    channels: list[Attribution] = msgspec.field(default_factory=list)
+    channels: Annotated[list[Attribution], msgspec.Meta(max_length=MAX_CHANNELS)] = msgspec.field(
+        default_factory=list
+    )
     model_version: str = ""
     message: str = ""
-    received_ms: int = 0
-    ingested_ms: int = 0
-    detected_ms: int = 0
+    received_ms: EpochMs = 0
+    ingested_ms: EpochMs = 0
+    detected_ms: EpochMs = 0
 
 
 class AlarmState(enum.StrEnum):
@@ -86,8 +95,8 @@ class AlarmTransition(Event, frozen=True, kw_only=True, tag="alarm.v1"):
     state: AlarmState
     previous: AlarmState | None = None
     severity: Severity
-    at_ms: int
+    at_ms: EpochMs
     anomaly_id: str | None = None
     reason: str = ""
-    version: Annotated[int, msgspec.Meta(ge=1)] = 1
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT)] = 1
     """The alarm record's version after this transition (conditional writes order them)."""

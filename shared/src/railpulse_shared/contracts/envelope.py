@@ -11,6 +11,7 @@ claims to be another device.
 from __future__ import annotations
 
 from railpulse_shared.contracts._base import Wire
+from railpulse_shared.contracts.telemetry import EpochMs
 
 __all__ = ["RuleEnvelope"]
 
@@ -20,5 +21,5 @@ class RuleEnvelope(Wire, frozen=True):
 
     topic: str
     principal: str
-    received_ms: int
+    received_ms: EpochMs
     payload: bytes

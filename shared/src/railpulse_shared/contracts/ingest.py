@@ -8,10 +8,19 @@ from typing import Annotated
 import msgspec
 
 from railpulse_shared.contracts._base import Event, Wire
-from railpulse_shared.contracts.telemetry import EpochMs, Position, TrainId
+from railpulse_shared.contracts.telemetry import (
+    MAX_CHANNELS,
+    ChannelKey,
+    Count,
+    EpochMs,
+    Position,
+    Seq,
+    TrainId,
+)
 
 __all__ = [
     "AcceptedFrame",
+    "AcceptedReadings",
     "DeviceKind",
     "Quality",
     "Reading",
@@ -45,31 +54,38 @@ class Reading(Wire, frozen=True, array_like=True, gc=False):
     quality: Quality = Quality.GOOD
 
 
+AcceptedReadings = Annotated[dict[ChannelKey, Reading], msgspec.Meta(max_length=MAX_CHANNELS)]
+"""Canonical channel name → reading (names checked against `ChannelName` by ingest)."""
+
+
 class SourcePosition(Wire, frozen=True):
     """Where a record was read: enough to find it again in the stream."""
 
     stream: str
     shard_id: str
     sequence_number: str
-    sub_sequence_number: int = 0
+    sub_sequence_number: Count = 0
 
 
 class AcceptedFrame(Event, frozen=True, kw_only=True, tag="accepted.v1"):
     """A validated, normalised frame: UTC epoch ms, canonical channel names and units."""
 
     train: TrainId
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
     ts_ms: EpochMs
-    readings: dict[str, Reading]
+    readings: AcceptedReadings
     device_kind: DeviceKind = DeviceKind.TRAIN
     position: Position | None = None
     speed_kmh: float | None = None
     backfill: bool = False
-    received_ms: int = 0
+    received_ms: EpochMs = 0
     """When the broker received the message (from the rule envelope)."""
-    ingested_ms: int = 0
+    ingested_ms: EpochMs = 0
     """When ingest accepted it."""
     source: SourcePosition | None = None
+    epoch: Count = 0
+    """The device's counter epoch (`Frame.epoch`; 0 for generic sensors and older agents):
+    (`train`, `epoch`, `seq`) is the frame's identity."""
 
 
 class RejectReason(enum.StrEnum):
@@ -85,6 +101,9 @@ class RejectReason(enum.StrEnum):
     upstream refused): dead-lettered so the shard moves on."""
     UNSTORABLE = "unstorable"
     """A valid event the lake or warehouse cannot hold (an integer beyond int64, a NUL)."""
+    SEQ_CONFLICT = "seq_conflict"
+    """A frame whose (train, epoch, seq) was accepted before with other content: kept here,
+    not forwarded (the detail has both content hashes)."""
 
 
 class RejectedRecord(Event, frozen=True, kw_only=True, tag="rejected.v1"):
@@ -95,8 +114,8 @@ class RejectedRecord(Event, frozen=True, kw_only=True, tag="rejected.v1"):
     raw: bytes
     """The bytes as they arrived (empty when too large for SQS: then see `raw_s3_uri`)."""
     source: SourcePosition
-    rejected_ms: int
+    rejected_ms: EpochMs
     device: str | None = None
     """The authenticated device, when the envelope could be read."""
     raw_s3_uri: str | None = None
-    raw_size: int = 0
+    raw_size: Count = 0

@@ -7,10 +7,13 @@ what did not fit. Reported state (written by the train): `{"alerts": {"acked": [
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from railpulse_shared.contracts._base import Wire
 from railpulse_shared.contracts.anomaly import AnomalyKind, Severity
+from railpulse_shared.contracts.telemetry import MAX_CHANNELS, ChannelName, Count, EpochMs
 
 __all__ = ["DesiredAlerts", "ReportedAlerts", "ShadowAlert"]
 
@@ -20,14 +23,16 @@ class ShadowAlert(Wire, frozen=True):
     alert_key: str
     category: AnomalyKind
     severity: Severity
-    raised_ms: int
-    channels: list[str] = msgspec.field(default_factory=list)
+    raised_ms: EpochMs
+    channels: Annotated[list[ChannelName], msgspec.Meta(max_length=MAX_CHANNELS)] = msgspec.field(
+        default_factory=list
+    )
     message: str = ""
 
 
 class DesiredAlerts(Wire, frozen=True):
     open: list[ShadowAlert] = msgspec.field(default_factory=list)
-    omitted: int = 0
+    omitted: Count = 0
 
 
 class ReportedAlerts(Wire, frozen=True):
