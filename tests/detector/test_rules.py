@@ -121,3 +121,12 @@ def test_peers_need_three_good_readings(rules: Rules) -> None:
     odd = frame(1, {"bearing_temp_1": 40.0, "bearing_temp_2": 41.0, "bearing_temp_3": 240.0},
                 invalid=("bearing_temp_3",))
     assert [a.alert_key for a in rules.check(odd)] == ["sensor_fault:bearing_temp_3"]
+
+
+def test_a_channel_the_catalogue_does_not_know_is_not_judged_whatever_its_flag(
+    rules: Rules,
+) -> None:
+    """An event from a producer that skipped ingest's checks (a name outside the catalogue marked
+    good) is scored for what the rules know and raises nothing for the rest: no KeyError."""
+    for seq in range(10):
+        assert rules.check(frame(seq, {"a\x00b": 1.0, "bearing_temp_1": 40.0 + seq / 10})) == []

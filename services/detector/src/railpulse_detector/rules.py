@@ -85,11 +85,12 @@ class Rules:
                     f"{name} reads {value:g}, which is physically impossible: sensor fault",
                 )
                 continue
-            if reading.quality is Quality.UNCATALOGUED:
-                continue
+            channel = self.catalogue.channels.get(name)
+            if reading.quality is Quality.UNCATALOGUED or channel is None:
+                continue  # no limits to judge by (a name ingest did not know, whatever its flag)
             breach = self.catalogue.breach(name, value)
             if breach is not None and breach.band in _SEVERITY:
-                unit = self.catalogue.channels[name].unit
+                unit = channel.unit
                 side = "above" if breach.direction == "high" else "below"
                 level = "critical" if breach.band is Band.CRITICAL else "operating"
                 found[f"limit:{name}"] = (
@@ -104,8 +105,7 @@ class Rules:
                 channel_state.same_count + 1 if value == channel_state.last_value else 0
             )
             channel_state.last_value = value
-            may_hold = self.catalogue.channels[name].may_hold
-            if moving and not may_hold and channel_state.same_count >= self.settings.stuck_frames:
+            if moving and not channel.may_hold and channel_state.same_count >= self.settings.stuck_frames:
                 found[f"sensor_fault:{name}"] = (
                     AnomalyKind.SENSOR_FAULT,
                     Severity.WARNING,
