@@ -33,7 +33,7 @@ from bench._baselines import krcf_points_per_s, rrcf_points_per_s, rrcf_scores
 from bench._nab import FileScorer, Series, corpus_score, load_corpus, window_f1
 from railpulse_detector import DetectorConfig, FleetDetector, Phase
 
-_DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nab"
+_DEFAULT = Path(__file__).resolve().parent / "data" / "nab"
 BLOCK = 256
 
 
