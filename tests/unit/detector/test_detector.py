@@ -77,15 +77,20 @@ def test_snapshot_rejects_other_bytes() -> None:
 
 
 def test_a_version_1_snapshot_resumes_as_its_writer_would() -> None:
-    # Written by the version 1 detector, with the scores that detector gave next.
+    """Written by the version 1 detector, with what that detector gave next: the forest
+    continues bit for bit; the score statistics carry over, so the likelihood decides as
+    the fixed z did; the value range (new in version 3) is learnt afresh, so the range
+    check joins only after ``warmup`` more values."""
     golden = Path(__file__).parent / "golden"
     det = loads((golden / "snapshot_v1.bin").read_bytes())
+    warmup = det.config.threshold.warmup
+    assert det.thresholder.ranged.tolist() == [0, 0]
     with np.load(golden / "snapshot_v1_next.npz") as expected:
         out = det.process([0, 1], expected["tail"])
         np.testing.assert_array_equal(out.score, expected["score"])
         np.testing.assert_array_equal(out.high, expected["high"])
         np.testing.assert_array_equal(out.low, expected["low"])
-        np.testing.assert_array_equal(out.phase, expected["phase"])
+        np.testing.assert_array_equal(out.phase[:, :warmup], expected["phase"][:, :warmup])
 
 
 def test_default_model_fits_in_a_megabyte() -> None:
