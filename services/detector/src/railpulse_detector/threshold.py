@@ -1,12 +1,14 @@
 """Warm-up, anomaly likelihood, range novelty and hysteresis: scores in, anomaly events out.
 
-Anomaly likelihood (Ahmad et al. 2017, Numenta's NAB detector): the forest's score is averaged
-over the last ``average`` points; the average's mean ``m`` and variance ``s^2`` over a long window
-(exponentially weighted, about ``window`` points) give its Gaussian tail probability
-``p = Q((avg - m) / s)``. An event starts when ``p < p_enter`` (the average clears
-``level = max(floor, m + Q^-1(p_enter) s)``), so the bar is a probability, the same for every
-series, whatever the scale and tail of its scores. Averaging makes a sustained change stand out
-and a single noisy score not.
+Anomaly likelihood (Ahmad et al. 2017, Numenta's NAB detector): the log of the forest's score is
+averaged over the last ``average`` points; the average's mean ``m`` and variance ``s^2`` over a
+long window (exponentially weighted, about ``window`` points) give its Gaussian tail probability
+``p = Q((avg - m) / s)``. An event starts when ``p < p_enter``, i.e. when the average clears
+``level = max(log floor, m + Q^-1(p_enter) s)``: the bar is a probability, the same for every
+series whatever the scale of its scores. Averaging makes a sustained change stand out and a
+single noisy score not; the log makes the forest's positive, right-skewed scores near enough
+Gaussian for the tail probability to mean what it says (on raw scores the same rule raised half
+as many false alerts again on NAB).
 
 Range novelty (the same detector's "spatial anomaly"): a value more than ``novelty`` times the
 range seen so far beyond that range, on any channel, starts an event too, even within the
@@ -15,7 +17,8 @@ refractory time: a level the series has never reached is news whatever the fores
 Hysteresis makes a long anomaly one event: it ends only after ``quiet`` consecutive points with
 ``p > p_exit`` and no novelty. After an event, ``refractory`` points must pass before the
 likelihood may start another (the alert-fatigue guard). Nothing is decided before ``warmup``
-points (the forest's sample is full); the statistics start after ``stats_after``.
+points (the forest's sample is full); the statistics start after ``stats_after``, so a series
+whose statistics start afresh (restored from an older snapshot) waits ``warmup - stats_after``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy.typing as npt
 
 __all__ = ["Phase", "ThresholdConfig", "Thresholder"]
 
+_TINY = 1e-12
 _RETIRED = frozenset({"z_enter", "z_exit"})
 """Fields of the fixed-z rule that snapshots written before the likelihood still carry."""
 
@@ -48,10 +52,10 @@ class Phase(enum.IntEnum):
 class ThresholdConfig:
     """Round values, the same for every series: ``p_enter`` and ``p_exit`` are Numenta's red
     and yellow likelihoods (0.99999, 0.999), ``novelty`` its 5 % range tolerance; ``average``
-    16 points (Numenta averages 10; 16 was as good on the NAB development subset and better on
-    the held-out categories), ``warmup`` the forest's sample size, ``floor`` the score below
-    which nothing is unusual (a normal point scores well below 1). ``novelty=None`` turns the
-    range check off.
+    16 points (Numenta averages 10; 16 was better on the NAB development subset and on the
+    held-out categories), ``warmup`` the forest's sample size and ``refractory`` half of it,
+    ``floor`` the score below which nothing is unusual (a normal point scores well below 1).
+    ``novelty=None`` turns the range check off.
     """
 
     warmup: int = 256
@@ -62,12 +66,12 @@ class ThresholdConfig:
     p_exit: float = 1e-3
     floor: float = 1.0
     quiet: int = 16
-    refractory: int = 256
+    refractory: int = 128
     novelty: float | None = 0.05
 
     @property
     def z_enter(self) -> float:
-        """Standard deviations of the averaged score that ``p_enter`` stands for."""
+        """Standard deviations of the averaged log score that ``p_enter`` stands for."""
         return NormalDist().inv_cdf(1.0 - self.p_enter)
 
     @property
@@ -89,9 +93,9 @@ class Thresholder:
     """Per-series decision state for a fleet (``channels`` raw inputs per series)."""
 
     STATE_FIELDS = (
-        "mean",
-        "var",
-        "n_stats",
+        "log_mean",
+        "log_var",
+        "log_n",
         "count",
         "in_event",
         "quiet_run",
@@ -104,15 +108,17 @@ class Thresholder:
 
     def __init__(self, n_series: int, config: ThresholdConfig, channels: int = 1) -> None:
         self.config = config
-        self.mean = np.zeros(n_series)
-        self.var = np.zeros(n_series)
-        self.n_stats = np.zeros(n_series, np.int64)
+        self.log_mean = np.zeros(n_series)
+        self.log_var = np.zeros(n_series)
+        self.log_n = np.zeros(n_series, np.int64)
+        """Statistics of the averaged log score (before format 3 they were of the raw score,
+        under other names: a restored older snapshot starts them afresh)."""
         self.count = np.zeros(n_series, np.int64)
         self.in_event = np.zeros(n_series, np.bool_)
         self.quiet_run = np.zeros(n_series, np.int64)
         self.since_end = np.full(n_series, 1 << 30, np.int64)
         self.recent = np.zeros((n_series, config.average))
-        """The last ``average`` scores, oldest first (``count`` says how many are real)."""
+        """The last ``average`` log scores, oldest first (``count`` says how many are real)."""
         self.low = np.full((n_series, channels), np.inf)
         self.high = np.full((n_series, channels), -np.inf)
         self.ranged = np.zeros(n_series, np.int64)
@@ -124,10 +130,11 @@ class Thresholder:
         scores: npt.NDArray[np.float64],
         lengths: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.float64]:
-        """Mean of the last ``average`` scores at each frame (n, B); keeps the newest ones."""
+        """Mean of the last ``average`` log scores at each frame (n, B); keeps the newest."""
         k = self.config.average
         n, b = scores.shape
-        seq = np.concatenate([self.recent[series], scores], axis=1)  # (n, k + B)
+        logs = np.log(np.maximum(scores, _TINY))
+        seq = np.concatenate([self.recent[series], logs], axis=1)  # (n, k + B)
         csum = np.concatenate([np.zeros((n, 1)), np.cumsum(seq, axis=1)], axis=1)
         j = np.arange(b)
         # Frame j is seq[k + j]; its window is seq[j + 1 .. k + j].
@@ -173,11 +180,13 @@ class Thresholder:
         lengths: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]:
-        """Alert levels and phases (n, B) for scores (n, B) and the raw inputs (n, B, channels)
-        they came from, in time order."""
+        """Alert levels (the score whose log the average must clear) and phases (n, B) for
+        scores (n, B) and the raw inputs (n, B, channels) they came from, in time order."""
         cfg = self.config
         n, b = scores.shape
         z_enter, z_exit = cfg.z_enter, cfg.z_exit
+        floor = np.log(cfg.floor)
+        need = max(cfg.warmup - cfg.stats_after, 1)  # statistics behind the first decision
         # What does not depend on the event state is laid out (frame, series) up front, and
         # the phases are derived after the loop: the loop keeps only the recurrences.
         cols = np.arange(b)[:, None]
@@ -191,7 +200,7 @@ class Thresholder:
             novel_all = np.zeros((b, n), np.bool_)
         else:
             novel_all = np.ascontiguousarray(self._novel(series, values, live_all.T).T)
-        m, v, ns = self.mean[series], self.var[series], self.n_stats[series]
+        m, v, ns = self.log_mean[series], self.log_var[series], self.log_n[series]
         ev, qr, se = self.in_event[series], self.quiet_run[series], self.since_end[series]
         alpha = 1.0 / cfg.window
         level_out = np.empty((b, n))
@@ -202,10 +211,10 @@ class Thresholder:
         for j in range(b):
             x, novel = avg_all[j], novel_all[j]
             sd = np.sqrt(np.maximum(v, 0.0))
-            level = np.maximum(cfg.floor, m + z_enter * sd)
-            ready = warm_all[j] & (ns > 0)
+            level = np.maximum(floor, m + z_enter * sd)
+            ready = warm_all[j] & (ns >= need)
             start = ready & ~ev & (((x > level) & (se >= cfg.refractory)) | novel)
-            calm = ~novel & (x < np.maximum(cfg.floor, m + z_exit * sd))
+            calm = ~novel & (x < np.maximum(floor, m + z_exit * sd))
             qr = np.where(ev & live_all[j] & calm, qr + 1, 0)
             end = ready & ev & (qr >= cfg.quiet)
             level_out[j], ready_all[j], start_all[j], end_all[j], ev_all[j] = (
@@ -232,7 +241,7 @@ class Thresholder:
             Phase.NORMAL,
         )
         phase_out = np.where(live_all, phase, Phase.WARMUP).astype(np.int8).T
-        self.mean[series], self.var[series], self.n_stats[series] = m, v, ns
+        self.log_mean[series], self.log_var[series], self.log_n[series] = m, v, ns
         self.count[series] = c + np.minimum(b, lengths)
         self.in_event[series], self.quiet_run[series], self.since_end[series] = ev, qr, se
-        return level_out.T, phase_out
+        return np.exp(level_out.T), phase_out
