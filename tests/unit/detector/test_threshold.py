@@ -51,11 +51,16 @@ def test_a_stationary_score_raises_no_alert(centre: float) -> None:
     assert not np.any(phase == Phase.START)
 
 
-def test_a_single_spike_is_averaged_away() -> None:
+def test_a_noisy_score_is_averaged_away_and_a_wild_one_is_not() -> None:
+    """A score 2x the usual (2.3 of its own sigmas) alone is noise; 8x (7 sigmas) alone is an
+    event: one frame the forest finds that far out is not averaged away."""
     scores = healthy_scores(3000)
-    scores[2000] = 5.0  # one wild score, 8x the usual
+    scores[2000] = 1.2
     _, phase = decide(LIKELIHOOD_ONLY, scores)
     assert not np.any(phase == Phase.START)
+    scores[2000] = 4.8
+    _, phase = decide(LIKELIHOOD_ONLY, scores)
+    assert np.flatnonzero(phase == Phase.START).tolist() == [2000]
 
 
 def test_a_sustained_jump_is_one_event_that_starts_within_the_average_and_ends() -> None:
