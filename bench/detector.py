@@ -116,7 +116,7 @@ def best_threshold(corpus: list[Series], scores: list[npt.NDArray[np.float64]]) 
         _, h, m, a = FileScorer(s.values.size, s.windows).raw(sc >= thr)
         hit, missed, alarms = hit + h, missed + m, alarms + a
     return {
-        "nab": corpus_score(float(total[k]), null, perfect),
+        "nab": corpus_score(float(total[k]), null, perfect) if perfect > null else float("nan"),
         "threshold": thr,
         "f1": window_f1(hit, missed, alarms)[2],
     }
