@@ -7,8 +7,8 @@ long window (exponentially weighted, about ``window`` points) give its Gaussian 
 ``level = max(log floor, m + Q^-1(p_enter) s)``: the bar is a probability, the same for every
 series whatever the scale of its scores. Averaging makes a sustained change stand out and a
 single noisy score not; the log makes the forest's positive, right-skewed scores near enough
-Gaussian for the tail probability to mean what it says (on raw scores the same rule raised half
-as many false alerts again on NAB). A single score clears the same probability on its own when its
+Gaussian for the tail probability to mean what it says (on raw scores the same rule raised a
+third more false alerts on NAB's development subset). A single score clears the same probability on its own when its
 log exceeds ``m + Q^-1(p_enter) sqrt(average) s`` (one point's spread, exact for independent
 scores and larger than the truth for correlated ones): one wild frame, a bearing 30 degrees hotter
 than its peers for a moment, is not averaged away.
@@ -55,8 +55,8 @@ class Phase(enum.IntEnum):
 class ThresholdConfig:
     """Round values, the same for every series: ``p_enter`` and ``p_exit`` are Numenta's red
     and yellow likelihoods (0.99999, 0.999), ``novelty`` its 5 % range tolerance; ``average``
-    16 points (Numenta averages 10; 16 was better on the NAB development subset and on the
-    held-out categories), ``warmup`` the forest's sample size and ``refractory`` half of it,
+    16 points (Numenta averages 10; 16 did better on the NAB development subset),
+    ``warmup`` the forest's sample size and ``refractory`` half of it,
     ``floor`` the score below which nothing is unusual (a normal point scores well below 1).
     ``novelty=None`` turns the range check off.
     """
