@@ -174,6 +174,11 @@ def speed_fleet(
     return trains * timed / (time.process_time() - t0)
 
 
+def _rounded(x: float, digits: int) -> float | None:
+    """JSON has no NaN: a figure that could not be measured (no files, no windows) is null."""
+    return None if np.isnan(x) else round(x, digits)
+
+
 def resolve(data: Path, labels: Path | None) -> tuple[Path, Path]:
     """Accept either the NAB root (with data/ and labels/) or its data/ folder."""
     if (data / "data").is_dir():
@@ -259,17 +264,17 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "nab_standard": round(own["nab"], 2),
         "nab_standard_by_category": categories,
-        "nab_standard_best_threshold": round(best["nab"], 2),
+        "nab_standard_best_threshold": _rounded(best["nab"], 2),
         "window_f1": round(own["f1"], 4),
         "window_precision": round(own["precision"], 4),
         "window_recall": round(own["recall"], 4),
         "false_alarms": own["false_alarms"],
-        "rrcf_nab_standard": round(rr_best["nab"], 2),
-        "rrcf_window_f1": round(rr_best["f1"], 4),
+        "rrcf_nab_standard": _rounded(rr_best["nab"], 2),
+        "rrcf_window_f1": _rounded(rr_best["f1"], 4),
         "rrcf_subset_files": len(sub),
         "rrcf_trees_accuracy": args.rrcf_trees,
-        "subset_nab_standard": round(ours_sub_own["nab"], 2),
-        "subset_nab_standard_best_threshold": round(ours_sub_best["nab"], 2),
+        "subset_nab_standard": _rounded(ours_sub_own["nab"], 2),
+        "subset_nab_standard_best_threshold": _rounded(ours_sub_best["nab"], 2),
         "points_per_s": round(pps, 1),
         "points_per_s_with_attribution": round(pps_explained, 1),
         "rrcf_points_per_s": round(rr_pps, 2),
