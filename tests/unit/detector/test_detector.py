@@ -77,15 +77,25 @@ def test_snapshot_rejects_other_bytes() -> None:
 
 
 def test_a_version_1_snapshot_resumes_as_its_writer_would() -> None:
-    # Written by the version 1 detector, with the scores that detector gave next.
+    """Written by the version 1 detector, with what that detector gave next: the forest
+    continues bit for bit and an open event would stay open; the likelihood's statistics
+    (of the log score, new in version 3) start afresh, so the series decides again after
+    ``warmup - stats_after`` frames, and the value range after ``warmup``."""
     golden = Path(__file__).parent / "golden"
     det = loads((golden / "snapshot_v1.bin").read_bytes())
+    cfg = det.config.threshold
+    rewarm = cfg.warmup - cfg.stats_after
+    assert det.thresholder.count.tolist() == [60, 60]
+    assert det.thresholder.log_n.tolist() == [0, 0] and det.thresholder.ranged.tolist() == [0, 0]
     with np.load(golden / "snapshot_v1_next.npz") as expected:
         out = det.process([0, 1], expected["tail"])
         np.testing.assert_array_equal(out.score, expected["score"])
         np.testing.assert_array_equal(out.high, expected["high"])
         np.testing.assert_array_equal(out.low, expected["low"])
-        np.testing.assert_array_equal(out.phase, expected["phase"])
+        assert np.all(out.phase[:, :rewarm] == Phase.WARMUP)
+        np.testing.assert_array_equal(
+            out.phase[:, rewarm : cfg.warmup], expected["phase"][:, rewarm : cfg.warmup]
+        )
 
 
 def test_default_model_fits_in_a_megabyte() -> None:

@@ -106,7 +106,7 @@ class FleetDetector:
         self.forest = RandomCutForest(config.forest, seeds)
         n = self.forest.n_series
         self.normaliser = OnlineNormaliser(n, config.channels, window=1.0 / config.forest.decay)
-        self.thresholder = Thresholder(n, config.threshold)
+        self.thresholder = Thresholder(n, config.threshold, config.channels)
         # Last shingle - 1 normalised frames of each series, oldest first.
         self.history = np.zeros((n, config.shingle - 1, config.channels))
 
@@ -168,7 +168,7 @@ class FleetDetector:
             self.history[ser] = seq[np.arange(n)[:, None], idx]
 
         out = self.forest.update(ser, points, lens, explain)
-        thr, phase = self.thresholder.step(ser, out.score, lens)
+        thr, phase = self.thresholder.step(ser, out.score, lens, vals)
         # Attribution per channel: shingle dims are laid out (time, channel).
         att = out.attribution.reshape(n, b, 2, cfg.shingle, cfg.channels).sum(axis=3)
         return DecisionBatch(

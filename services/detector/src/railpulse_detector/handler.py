@@ -95,7 +95,7 @@ class DetectorHandler(ShardHandler):
                     num_trees=settings.model_trees,
                     warmup=settings.model_warmup,
                     refractory=settings.model_warmup,
-                    z_enter=settings.model_z_enter,
+                    p_enter=settings.model_p_enter,
                     reassert_ms=settings.reassert_ms,
                 ),
             )

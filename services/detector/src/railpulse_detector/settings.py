@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from railpulse_detector.model import ModelSettings
 from railpulse_shared.multilang import KclSettings
 
 __all__ = ["APPLICATION_NAME", "DetectorSettings"]
+
+_MODEL = ModelSettings()
 
 APPLICATION_NAME = "railpulse-detector"
 """The KCL application, and so the name of its DynamoDB lease table."""
@@ -20,11 +23,10 @@ class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     checkpoint follows the snapshots, so this also bounds what a new owner replays after a crash."""
     snapshot_prefix: str = "detector/snapshots"
     model_enabled: bool = True
-    model_trees: int = 25
-    model_warmup: int = 400
-    """Frames a train's forest sees before its scores are trusted (and the refractory time
-    after an event). Below ~400 the score statistics are immature and healthy simulated trains
-    raised false alerts right after warm-up."""
-    model_z_enter: float = 8.0
-    """Standard deviations above the mean score that start an event. NAB's default (6) costs
-    little there; a fleet at 1 Hz would see ~1 false alert per train-hour on the simulator."""
+    model_trees: int = _MODEL.num_trees
+    model_warmup: int = _MODEL.warmup
+    """Frames a device's forest sees before its scores are trusted (and the refractory time
+    after an event)."""
+    model_p_enter: float = _MODEL.p_enter
+    """Tail probability of the averaged forest score that starts an event (the anomaly
+    likelihood's 1 - 0.99999); smaller alerts less."""

@@ -27,7 +27,7 @@ from railpulse_detector.threshold import ThresholdConfig, Thresholder
 __all__ = ["FORMAT_VERSION", "MAGIC", "SnapshotError", "dumps", "loads"]
 
 MAGIC = b"RPRCF\x00\x00\x01"
-FORMAT_VERSION = 2  # 2: fused boxes, per-tree sentinel node, no parent links
+FORMAT_VERSION = 3  # 2: fused boxes, per-tree sentinel node, no parent links; 3: likelihood state
 _PREFIX = struct.Struct("<8sHI")
 _Arrays = dict[str, np.ndarray[Any, Any]]
 
@@ -75,11 +75,15 @@ def loads(data: bytes) -> FleetDetector:
     magic, version, hlen = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise SnapshotError("not a railpulse detector snapshot")
-    if version not in (1, FORMAT_VERSION):
+    if version not in (1, 2, FORMAT_VERSION):
         raise SnapshotError(f"unsupported snapshot format version {version}")
     header = json.loads(data[_PREFIX.size : _PREFIX.size + hlen])
     cfg_raw = dict(header["config"])
-    cfg = DetectorConfig(**{**cfg_raw, "threshold": ThresholdConfig(**cfg_raw["threshold"])})
+    try:
+        threshold = ThresholdConfig.from_saved(cfg_raw["threshold"])
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from exc
+    cfg = DetectorConfig(**{**cfg_raw, "threshold": threshold})
     with np.load(io.BytesIO(data[_PREFIX.size + hlen :]), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     if sorted(arrays) != header["arrays"]:
@@ -91,6 +95,8 @@ def loads(data: bytes) -> FleetDetector:
     for part, obj in _parts(det).items():
         for f in _fields(part):
             current = getattr(obj, f)
+            if f"{part}.{f}" not in arrays and version < FORMAT_VERSION:
+                continue  # state added since that snapshot was written starts fresh
             value = arrays[f"{part}.{f}"]
             if value.dtype != current.dtype or value.shape != current.shape:
                 raise SnapshotError(f"{part}.{f}: shape or dtype differs from the config")
