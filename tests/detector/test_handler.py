@@ -215,8 +215,9 @@ async def test_a_shard_without_new_frames_checkpoints_without_a_snapshot() -> No
 async def test_a_frame_the_snapshot_cannot_hold_is_refused_and_snapshots_go_on(
     aws: CommonSettings,
 ) -> None:
-    """A sequence number beyond int64 never reaches the model: dead-lettered on its own, while
-    the snapshot (which the checkpoint waits for) is written and the checkpoint moves past it."""
+    """A sequence number beyond int64 never reaches the model: the contract refuses it when it is
+    decoded (`Seq` is bounded), so it is dead-lettered on its own, while the snapshot (which the
+    checkpoint waits for) is written and the checkpoint moves past it."""
     settings = msgspec.structs.replace(
         settings_for(aws, "h4"), bucket_state="state-h4", snapshot_interval_s=0.0
     )
@@ -248,5 +249,5 @@ async def test_a_frame_the_snapshot_cannot_hold_is_refused_and_snapshots_go_on(
         (body,) = await drain(sqs, settings.queue_rejects)
         reject = codec.decode_event(body.encode())
         assert isinstance(reject, RejectedRecord)
-        assert reject.reason is RejectReason.UNSTORABLE and reject.raw == huge.data
+        assert reject.reason is RejectReason.SCHEMA_VIOLATION and reject.raw == huge.data
         assert (reject.source.stream, reject.source.shard_id) == ("telemetry", "shardId-000000000008")

@@ -52,7 +52,6 @@ from railpulse_shared.errors import (
     ContractError,
     PermanentError,
     TransientError,
-    UnstorableError,
 )
 from railpulse_shared.kcl import Position, ShardHandler
 from railpulse_shared.metrics import Metrics
@@ -66,10 +65,6 @@ logger = structlog.get_logger()
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-_INT64 = range(-(2**63), 2**63)
-"""What the model's state (and the lake) can keep of a frame's sequence number."""
 
 
 def _int(position: Position) -> tuple[int, int]:
@@ -237,14 +232,6 @@ class DetectorHandler(ShardHandler):
             if not isinstance(event, AcceptedFrame):
                 error = PermanentError(f"expected accepted.v1, got {type(event).__name__}")
                 result.failed.append(RecordFailure(record, FailureKind.POISON, str(error), error))
-                continue
-            if event.seq not in _INT64:
-                refused = UnstorableError(f"seq {event.seq} is beyond int64")
-                result.failed.append(
-                    RecordFailure(
-                        record, FailureKind.POISON, f"UnstorableError: {refused}", refused
-                    )
-                )
                 continue
             fresh.append((record, event))
         for (record, _), found in zip(fresh, self.decide([f for _, f in fresh]), strict=True):
