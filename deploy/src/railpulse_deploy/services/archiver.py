@@ -15,6 +15,7 @@ from railpulse_deploy.core.catalog import LAKE_TABLES, WAREHOUSE_PORT
 from railpulse_deploy.services import _metrics as m
 from railpulse_deploy.services import _policy as p
 from railpulse_deploy.services._base import Consumer, ServiceStack
+from railpulse_shared import metric_names as mn
 
 __all__ = ["ArchiverStack"]
 
@@ -99,7 +100,7 @@ class ArchiverStack(ServiceStack):
             )
             self.alarm(
                 f"records-dead-lettered-{stream}",
-                m.stream_metric(self.service, stream, "RecordsDeadLettered"),
+                m.service_metric(self.service, mn.RECORDS_DEAD_LETTERED, stream),
                 0,
                 1,
                 f"The archiver dead-lettered records of {stream} to `rejects` (undecodable, "
@@ -108,11 +109,14 @@ class ArchiverStack(ServiceStack):
             )
         self.alarm(
             "warehouse-set-aside",
-            m.stream_metric(self.service, "warehouse", "WarehouseObjectsSetAside", "Maximum"),
+            m.service_metric(
+                self.service, mn.WAREHOUSE_OBJECTS_SET_ASIDE, mn.WAREHOUSE_STREAM, "Maximum"
+            ),
             0,
             1,
             "The warehouse load set lake objects aside (table archive_setaside): their rows are "
             "in the lake but not in the warehouse.",
             "warehouse-set-aside",
         )
-        self.error_rate_alarm()
+        for stream in APPS.values():
+            self.error_rate_alarm(stream)
