@@ -6,7 +6,7 @@ the tests then publish over MQTT with per-device certificates and wait, with dea
 end states: rows in the lake (DuckDB over S3), rejects in SQS, alerts in the device shadows, rows
 in the warehouse (PostgreSQL).
 
-The seed-003 devices and their payloads are fixed (the acceptance table), so on a stack that has
+The seed-003 devices and their payloads are fixed (the acceptance table of docs/design.md), so on a stack that has
 seen them before their rows and alarms may already exist: those checks are on sets (the row and
 alarm each case must end as), and case 5's reject is matched by its receipt time. The trains of
 this module are named per run, so their frames are judged exactly: once each in the lake and in

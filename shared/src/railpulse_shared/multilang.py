@@ -6,7 +6,7 @@ its record processors down gracefully within `shutdownGraceMillis`); local tooli
 `start_daemon` to run it as a child process. The daemon starts `python -m <processor_module>`
 once per leased shard.
 
-Settings that matter here (measured, see DESIGN.md): `shardSyncIntervalMillis` 1000 locally makes
+Settings that matter here (measured, see docs/design.md): `shardSyncIntervalMillis` 1000 locally makes
 the first start take seconds rather than a minute; a fixed `workerId` lets a restarted worker
 take its leases back at once; `idleTimeBetweenReadsInMillis` sets put-to-processor latency
 (~135 ms at 200). In AWS a shard allows 5 GetRecords/s shared by its polling consumers, which is
