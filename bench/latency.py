@@ -17,7 +17,7 @@
    - frames sent (the trains' spool sequence counters) against frames archived (distinct
      train/seq in the lake); frames still spooled on a train are not lost.
 
-KCL settings (from `_service_env`, measured in DESIGN.md): polling (`retrievalMode = POLLING`),
+KCL settings (from `_service_env`, measured in docs/design.md): polling (`retrievalMode = POLLING`),
 `idleTimeBetweenReadsInMillis` 200 for ingest and detector, 1000 for the archiver,
 `shardSyncIntervalMillis` 1000; the archiver flushes every `--flush-s` seconds.
 

@@ -225,3 +225,60 @@ def test_sharing_commands(
         == 0
     )
     assert "Alerts by kind" in page.read_text()
+
+
+def test_the_scheduled_load_loads_a_day_that_railpulse_report_reads_back(
+    lake: tuple[ArchiverSettings, int, int],
+    postgres_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the deployment's schedule runs (`railpulse-archiver-load`, the same code path as on
+    Redshift but for the dialect), here against PostgreSQL: it loads the lake, counts the
+    alarm's metric, and `railpulse report` over the warehouse then tells the day as the lake
+    does."""
+    import json
+    from datetime import UTC, datetime
+
+    from railpulse_archiver.load import main as load_main
+    from railpulse_archiver.share import fleet_report
+
+    settings, readings, _ = lake
+    schema = "sched_" + settings.warehouse_schema
+    emf = tmp_path / "load.emf"
+    for key, value in {
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+        "RAILPULSE_BUCKET_LAKE": settings.bucket_lake,
+        "RAILPULSE_WAREHOUSE_DSN": postgres_dsn,
+        "RAILPULSE_WAREHOUSE_SCHEMA": schema,
+        "RAILPULSE_METRICS_SINK": f"file://{emf}",
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert load_main([]) == 0
+    assert load_main([]) == 0  # the next scheduled run finds nothing new
+    first, second = (json.loads(line) for line in emf.read_text().splitlines())
+    assert (first["service"], first["stream"]) == ("archiver", "warehouse")
+    assert first["WarehouseObjectsLoaded"] > 0 and first["WarehouseObjectsSetAside"] == 0
+    assert second["WarehouseObjectsLoaded"] == 0
+    with connect_warehouse(postgres_dsn, schema) as conn:
+        row = conn.execute("SELECT count(*) FROM telemetry").fetchone()
+    assert row is not None and row[0] == readings
+
+    day = (datetime(2026, 5, 29, tzinfo=UTC), datetime(2026, 5, 30, tzinfo=UTC))
+    page = tmp_path / "day.html"
+    assert cli(["report", "--from", "2026-05-29", "--to", "2026-05-30", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert all(f"train-00{i}" in text for i in (1, 2, 3))
+    from_warehouse = fleet_report(
+        load_settings_from_env(), *day, tmp_path / "w.html"
+    )
+    from_lake = fleet_report(load_settings_from_env(), *day, tmp_path / "l.html", from_lake=True)
+    assert from_warehouse == from_lake
+    assert from_warehouse["trains_reporting"] == 3
+    assert from_warehouse["fleet_completeness_pct"] < 100  # train-002's gap, read back
+
+
+def load_settings_from_env() -> ArchiverSettings:
+    from railpulse_shared.config import load_settings
+
+    return load_settings(ArchiverSettings)

@@ -198,8 +198,15 @@ EXPECTED_ALARMS = {
         "rejects-dlq-depth",
         "error-rate",
         "silent-train",
+        "clock-skew",
     },
-    "RailpulseDetector": {"iterator-age", "records-dead-lettered", "error-rate"},
+    "RailpulseDetector": {
+        "iterator-age",
+        "records-dead-lettered",
+        "snapshots-failed",
+        "model-states-dropped",
+        "error-rate",
+    },
     "RailpulseNotifier": {"oldest-alert-age", "alerts-dlq-depth", "error-rate"},
     "RailpulseArchiver": {
         "iterator-age-telemetry",
@@ -207,7 +214,8 @@ EXPECTED_ALARMS = {
         "records-dead-lettered-telemetry",
         "records-dead-lettered-events",
         "warehouse-set-aside",
-        "error-rate",
+        "error-rate-telemetry",
+        "error-rate-events",
     },
 }
 
@@ -251,6 +259,6 @@ def test_dashboard_exists(synth: Synth) -> None:
         "IteratorAgeMilliseconds",
         "ApproximateAgeOfOldestMessage",
         "SilentTrains",
-        "RecordsFailed",
+        "RecordsDeadLettered",
     ):
         assert needle in body

@@ -14,6 +14,8 @@ KINDS = (
     "silent-train",
     "consumer-dead-letters",
     "warehouse-set-aside",
+    "clock-skew",
+    "snapshot-failures",
 )
 
 

@@ -6,7 +6,7 @@ the tests then publish over MQTT with per-device certificates and wait, with dea
 end states: rows in the lake (DuckDB over S3), rejects in SQS, alerts in the device shadows, rows
 in the warehouse (PostgreSQL).
 
-The seed-003 devices and their payloads are fixed (the acceptance table), so on a stack that has
+The seed-003 devices and their payloads are fixed (the acceptance table of docs/design.md), so on a stack that has
 seen them before their rows and alarms may already exist: those checks are on sets (the row and
 alarm each case must end as), and case 5's reject is matched by its receipt time. The trains of
 this module are named per run, so their frames are judged exactly: once each in the lake and in
@@ -379,3 +379,51 @@ def test_every_accepted_frame_is_in_the_lake_once_and_in_the_warehouse(
         sensors = conn.execute("SELECT DISTINCT train, seq, channel FROM telemetry "
                                "WHERE train = ANY(%s)", [SENSORS]).fetchall()
         assert {tuple(r) for r in sensors} == set(EXPECTED_ROWS)
+
+
+# Emitted only when something fails, so a healthy run has none: each is checked by a real
+# emission at unit level instead (tests/detector/test_snapshot_metrics.py).
+ONLY_ON_FAILURE = {"SnapshotsFailed", "ModelStatesDropped"}
+
+
+def test_every_metric_an_alarm_or_the_dashboard_watches_is_emitted_by_its_owner(
+    services: Running, trains_sent: int, generic_sent: GenericRun
+) -> None:
+    """The metric contract, measured: the four services' EMF output of this run holds every
+    `railpulse` metric the synthesised alarms and dashboard watch, with the very dimensions they
+    use (so an alarm can fire), emitted by the service the one list names as its owner; every
+    name emitted is in that list; and a failure path was exercised (ingest dead-lettered the
+    seed-003 case 5, which the ingest error rate counts)."""
+    from aws_cdk import App
+    from metric_contract import alarm_metrics, dashboard_metrics, emitted, unlisted
+
+    from railpulse_deploy.app import build_app
+    from railpulse_shared.metric_names import METRICS
+
+    app = build_app(App(outdir=str(services.run_dir / "cdk.out")), nag=False)
+    templates = {s.stack_name: s.template for s in app.synth().stacks}
+    watched = set().union(*alarm_metrics(templates).values()) | dashboard_metrics(templates)
+    assert {name for name, _ in watched} >= {"RecordsIn", "RecordsDeadLettered", "SilentTrains"}
+    for name, dims in watched:
+        service = dict(dims)["service"]
+        assert service in METRICS[name].owners, (name, service)
+    need = {(n, d) for n, d in watched if n not in ONLY_ON_FAILURE}
+    files = sorted((services.run_dir / "metrics").glob("*.emf"))
+
+    def covered() -> dict[Any, list[float]] | None:
+        got = emitted(files)
+        return got if need <= set(got) else None
+
+    try:
+        got = wait_for(covered, 90, "every watched metric in the EMF output",
+                       supervisor=services.supervisor)
+    except AssertionError:
+        missing = need - set(emitted(files))
+        raise AssertionError(f"watched but never emitted: {sorted(missing, key=str)}") from None
+    assert unlisted(name for name, _ in got) == set()
+    ingest = {("service", "ingest"), ("stream", env_raw(services))}
+    assert sum(got[("RecordsDeadLettered", frozenset(ingest))]) >= 1
+
+
+def env_raw(services: Running) -> str:
+    return services.env.get("RAILPULSE_STREAM_RAW", "telemetry-raw")

@@ -1,6 +1,6 @@
 """What ingest decides for each shape of input, at its boundary (no network).
 
-The eight device cases of shared/acceptance/seed003_payloads.md, the seed 004 shape, train frames
+The eight device cases of docs/design.md, the seed 004 shape, train frames
 and batches, KPL-aggregated records (made by aws-kinesis-agg), and each reject reason.
 """
 

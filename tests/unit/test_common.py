@@ -206,7 +206,7 @@ def test_catalogue_bands_and_quality() -> None:
     assert {"bearing_temp_8", "motor_current_4", "speed", "temperature", "pressure"} <= set(
         catalogue.channels
     )
-    # The acceptance cases' limits (../shared/acceptance/seed003_payloads.md).
+    # The acceptance cases' limits (the device cases of docs/design.md).
     assert catalogue.breach("temperature", 22) is None
     assert catalogue.breach("temperature", 75).band is Band.WARNING  # type: ignore[union-attr]
     assert catalogue.breach("humidity", 10).direction == "low"  # type: ignore[union-attr]

@@ -32,6 +32,8 @@ class DeployConfig:
     lake_retention_days: int = 1095
     log_retention_days: int = 30
     warehouse_base_rpu: int = 4
+    # How often EventBridge Scheduler runs the warehouse load (railpulse-archiver-load).
+    warehouse_load_minutes: int = 15
     # The account's IoT data endpoint (aws iot describe-endpoint --endpoint-type iot:Data-ATS);
     # the notifier reaches it through the iot.data VPC endpoint and a private hosted zone.
     iot_data_endpoint: str = "example-ats.iot.us-east-1.amazonaws.com"

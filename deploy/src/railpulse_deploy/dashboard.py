@@ -11,6 +11,7 @@ from constructs import Construct
 
 from railpulse_deploy import names
 from railpulse_deploy.services import _metrics as m
+from railpulse_shared import metric_names as mn
 
 __all__ = ["DASHBOARD", "DashboardStack"]
 
@@ -78,9 +79,41 @@ class DashboardStack(Stack):
                 ],
             ),
         )
+        consumers = [(s, st) for s, streams in names.SERVICE_STREAMS.items() for st in streams]
+        kcl = [(s, st) for s, st in consumers if st is not None]
         dashboard.add_widgets(
-            _graph("Error rate (%)", [m.error_rate(s) for s in names.SERVICES], width=12),
+            _graph("Error rate (%)", [m.error_rate(s, st) for s, st in consumers], width=12),
             _graph(
-                "Silent trains", [m.service_metric("ingest", "SilentTrains", "Maximum")], width=12
+                "Silent trains (worst shard)",
+                [m.service_metric("ingest", mn.SILENT_TRAINS, names.STREAM_RAW, "Maximum")],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            _graph(
+                "Records dead-lettered by consumers",
+                [m.service_metric(s, mn.RECORDS_DEAD_LETTERED, st) for s, st in kcl],
+            ),
+            _graph(
+                "Frames with skewed clocks",
+                [m.service_metric("ingest", mn.FRAMES_CLOCK_SKEWED, names.STREAM_RAW)],
+            ),
+            _graph(
+                "Detector snapshots failed / model states dropped",
+                [
+                    m.service_metric("detector", name, names.STREAM_TELEMETRY)
+                    for name in (mn.SNAPSHOTS_FAILED, mn.MODEL_STATES_DROPPED)
+                ],
+            ),
+        )
+        dashboard.add_widgets(
+            _graph(
+                "Warehouse objects set aside",
+                [
+                    m.service_metric(
+                        "archiver", mn.WAREHOUSE_OBJECTS_SET_ASIDE, mn.WAREHOUSE_STREAM, "Maximum"
+                    )
+                ],
+                width=12,
             ),
         )

@@ -19,6 +19,7 @@ __all__ = [
     "QUEUE_REJECTS",
     "QUEUE_REJECTS_DLQ",
     "SERVICES",
+    "SERVICE_STREAMS",
     "STREAM_EVENTS",
     "STREAM_RAW",
     "STREAM_TELEMETRY",
@@ -51,6 +52,15 @@ TOPIC_RULE_SENSORS: Final = SENSORS_RULE.name
 METRICS_NAMESPACE: Final = "railpulse"
 
 SERVICES: Final = ("ingest", "detector", "notifier", "archiver")
+
+# Service -> the streams it consumes (the `stream` dimension of its metrics); the notifier reads
+# a queue and its metrics carry no stream.
+SERVICE_STREAMS: Final[dict[str, tuple[str | None, ...]]] = {
+    "ingest": (STREAM_RAW,),
+    "detector": (STREAM_TELEMETRY,),
+    "notifier": (None,),
+    "archiver": (STREAM_TELEMETRY, STREAM_EVENTS),
+}
 
 # KCL application name -> the stream it consumes. The application name is also the DynamoDB
 # lease table's name.

@@ -15,6 +15,12 @@ __all__ = ["DOCUMENTED_WILDCARDS", "is_documented"]
 # (pattern over the rendered action or resource, reason)
 DOCUMENTED_WILDCARDS: Final[tuple[tuple[str, str], ...]] = (
     (
+        r"^s3:PutObject@.*:::railpulse-state/rejects/shardId-\*$",
+        "Ingest keeps the bytes of rejects too large for SQS under rejects/<shard id>/ (shard "
+        "ids appear with resharding); the prefix `shardId-` keeps it off the consumers' "
+        "rejects/<consumer>/ prefixes.",
+    ),
+    (
         r"^ecr:GetAuthorizationToken@\*$",
         "ecr:GetAuthorizationToken has no resource-level permissions; the image pull itself is "
         "scoped to the service's repository.",

@@ -39,6 +39,7 @@ from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
+from railpulse_shared import metric_names as mn
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
 from railpulse_shared.errors import HandlerError, RailpulseError, TransientError
 from railpulse_shared.metrics import Metrics
@@ -134,6 +135,8 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         """The last record handled (output may still be buffered by the handler)."""
         self._checkpointed: Position | None = None
         self._last_checkpoint = time.monotonic()
+        self._dead_lettered = 0
+        """Records of the current batch dead-lettered so far."""
 
     # -- the five hooks ------------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
     def process_records(self, process_records_input: Any) -> None:
         started = time.monotonic()
         records = [self._record(r) for r in process_records_input.records]
+        self._dead_lettered = 0
         # Empty batches arrive too (callProcessRecordsEvenForEmptyRecordList), so a handler's
         # time-based flush happens on a quiet shard.
         try:
@@ -161,11 +165,14 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
             self._checkpoint_durable(process_records_input.checkpointer)
         if self.metrics is not None:
-            self.metrics.add("RecordsIn", len(records))
-            self.metrics.add("BatchLatency", (time.monotonic() - started) * 1000, "Milliseconds")
+            # Both with every batch, zeros included: the error-rate alarm's numbers
+            # (railpulse_shared.metric_names.ERROR_RATE).
+            self.metrics.add(mn.RECORDS_IN, len(records))
+            self.metrics.add(mn.RECORDS_DEAD_LETTERED, self._dead_lettered)
+            self.metrics.add(mn.BATCH_LATENCY, (time.monotonic() - started) * 1000, "Milliseconds")
             behind = process_records_input.millis_behind_latest
             if behind is not None:
-                self.metrics.add("MillisBehindLatest", behind, "Milliseconds")
+                self.metrics.add(mn.MILLIS_BEHIND_LATEST, behind, "Milliseconds")
             self.metrics.flush()
 
     def lease_lost(self, lease_lost_input: Any) -> None:
@@ -202,18 +209,18 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                         sub_sequence=failure.sub_seq,
                         error=failure.error,
                     )
+                self._dead_lettered += len(poison)
                 if self.metrics is not None:
-                    self.metrics.add("RecordsDeadLettered", len(poison))
                     errors = sum(isinstance(f.exception, HandlerError) for f in poison)
                     if errors:
-                        self.metrics.add("HandlerErrorsDeadLettered", errors)
+                        self.metrics.add(mn.HANDLER_ERRORS_DEAD_LETTERED, errors)
             # Keep the original order of what is retried (per-partition order matters).
             retry = {id(f.record) for f in result.transient}
             pending = [r for r in pending if id(r) in retry]
             if not pending:
                 return
             if self.metrics is not None:
-                self.metrics.add("RecordsRetried", len(pending))
+                self.metrics.add(mn.RECORDS_RETRIED, len(pending))
             attempt += 1
             await self._backoff(attempt, deadline, result.transient[0].error)
 
@@ -252,7 +259,7 @@ class ShardProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 exc_info=count == 1,
             )
             if self.metrics is not None:
-                self.metrics.add("HandlerErrors", 1)
+                self.metrics.add(mn.HANDLER_ERRORS, 1)
             if count < self.max_handler_attempts:
                 return BatchResult(failed=[_failure(record, FailureKind.TRANSIENT, exc)])
             error = HandlerError(exc, count)

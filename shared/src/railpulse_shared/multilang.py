@@ -6,7 +6,7 @@ its record processors down gracefully within `shutdownGraceMillis`); local tooli
 `start_daemon` to run it as a child process. The daemon starts `python -m <processor_module>`
 once per leased shard.
 
-Settings that matter here (measured, see DESIGN.md): `shardSyncIntervalMillis` 1000 locally makes
+Settings that matter here (measured, see docs/design.md): `shardSyncIntervalMillis` 1000 locally makes
 the first start take seconds rather than a minute; a fixed `workerId` lets a restarted worker
 take its leases back at once; `idleTimeBetweenReadsInMillis` sets put-to-processor latency
 (~135 ms at 200). In AWS a shard allows 5 GetRecords/s shared by its polling consumers, which is
@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import IO, Literal, NoReturn
@@ -32,6 +33,7 @@ __all__ = [
     "KclApplication",
     "KclSettings",
     "exec_daemon",
+    "initial_timestamp",
     "jars_dir",
     "kcl_application",
     "start_daemon",
@@ -46,7 +48,12 @@ class KclSettings(CommonSettings, frozen=True, kw_only=True):
 
     kcl_worker_id: str = ""
     """Stable per task: a restarted worker then takes its own leases back at once."""
-    kcl_initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    kcl_initial_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
+    """Where a shard with no checkpoint in the lease table starts (a checkpoint always wins:
+    to replay, delete the application's leases first; see docs/runbooks/iterator-age.md)."""
+    kcl_initial_timestamp: str = ""
+    """With `AT_TIMESTAMP`: the moment to start from, ISO 8601 (naive means UTC) or epoch
+    seconds."""
     kcl_retrieval_mode: Literal["POLLING", "FANOUT"] = "POLLING"
     kcl_idle_time_ms: int = 200
     kcl_max_records: int = 1000
@@ -69,6 +76,8 @@ class KclApplication(msgspec.Struct, frozen=True, kw_only=True):
     worker_id: str
     endpoint_url: str | None = None
     initial_position: str = "TRIM_HORIZON"
+    initial_timestamp_s: int | None = None
+    """With `AT_TIMESTAMP`: epoch seconds (the KCL's resolution for this property)."""
     retrieval_mode: str = "POLLING"
     idle_time_ms: int = 200
     max_records: int = 1000
@@ -86,7 +95,6 @@ class KclApplication(msgspec.Struct, frozen=True, kw_only=True):
             "processingLanguage": "python/3.11",
             "regionName": self.region,
             "workerId": self.worker_id,
-            "initialPositionInStream": self.initial_position,
             "retrievalMode": self.retrieval_mode,
             "idleTimeBetweenReadsInMillis": self.idle_time_ms,
             "maxRecords": self.max_records,
@@ -100,6 +108,15 @@ class KclApplication(msgspec.Struct, frozen=True, kw_only=True):
             if self.endpoint_url
             else "DefaultAWSCredentialsProviderChain",
         }
+        if self.initial_position == "AT_TIMESTAMP":
+            if self.initial_timestamp_s is None:
+                raise ConfigError("RAILPULSE_KCL_INITIAL_TIMESTAMP", "AT_TIMESTAMP needs a time")
+            # KCL 2.5.8's MultiLangDaemonConfiguration decodes this property as epoch seconds
+            # into InitialPositionInStreamExtended.newInitialPositionAtTimestamp; it must be the
+            # only position property (initialPositionInStream would overwrite it).
+            props["initialPositionInStreamExtended"] = self.initial_timestamp_s
+        else:
+            props["initialPositionInStream"] = self.initial_position
         if self.endpoint_url:
             props["kinesisEndpoint"] = self.endpoint_url
             props["dynamoDBEndpoint"] = self.endpoint_url
@@ -134,6 +151,7 @@ def kcl_application(
         endpoint_url=settings.aws_endpoint_url,
         worker_id=settings.kcl_worker_id or f"{application_name}-{os.uname().nodename}",
         initial_position=settings.kcl_initial_position,
+        initial_timestamp_s=initial_timestamp(settings),
         retrieval_mode=settings.kcl_retrieval_mode,
         idle_time_ms=settings.kcl_idle_time_ms,
         max_records=settings.kcl_max_records,
@@ -142,6 +160,31 @@ def kcl_application(
         shutdown_grace_ms=settings.kcl_shutdown_grace_ms,
         heap_mb=settings.kcl_heap_mb,
     )
+
+
+def initial_timestamp(settings: KclSettings) -> int | None:
+    """`RAILPULSE_KCL_INITIAL_TIMESTAMP` as epoch seconds: required with AT_TIMESTAMP, refused
+    without it (a timestamp that would silently not apply is a mistake)."""
+    text = settings.kcl_initial_timestamp.strip()
+    if settings.kcl_initial_position != "AT_TIMESTAMP":
+        if text:
+            raise ConfigError(
+                "RAILPULSE_KCL_INITIAL_TIMESTAMP",
+                "is only read with RAILPULSE_KCL_INITIAL_POSITION=AT_TIMESTAMP",
+            )
+        return None
+    if not text:
+        raise ConfigError("RAILPULSE_KCL_INITIAL_TIMESTAMP", "is required with AT_TIMESTAMP")
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(
+            "RAILPULSE_KCL_INITIAL_TIMESTAMP",
+            f"{text!r} is neither ISO 8601 nor epoch seconds",
+        ) from exc
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def jars_dir() -> Path:

@@ -65,7 +65,7 @@ def _service_env(base: dict[str, str], name: str, run_dir: Path) -> dict[str, st
             # A fixed worker id per service: a restart takes its own leases back at once.
             "RAILPULSE_KCL_WORKER_ID": f"{name}-demo",
             "RAILPULSE_KCL_STATE_DIR": str(run_dir / "kcl" / name),
-            # Locally: discover shards every second, poll every 200 ms (see DESIGN.md's figures).
+            # Locally: discover shards every second, poll every 200 ms (see docs/design.md's figures).
             "RAILPULSE_KCL_SHARD_SYNC_MS": "1000",
             "RAILPULSE_KCL_IDLE_TIME_MS": "200",
             "RAILPULSE_KCL_CHECKPOINT_INTERVAL_S": "5",

@@ -246,12 +246,16 @@ class ServiceStack(Stack):
         alarm.add_ok_action(self.alarm_action)
         return alarm
 
-    def error_rate_alarm(self) -> cw.Alarm:
+    def error_rate_alarm(self, stream: str | None = None) -> cw.Alarm:
+        """More than 1 % of the records of `stream` (the notifier: of its alerts) failed in each
+        of three 5-minute periods."""
+        what = f"{self.service}'s records of {stream}" if stream else f"{self.service}'s records"
         return self.alarm(
-            "error-rate",
-            m.error_rate(self.service),
+            f"error-rate-{stream}" if stream and len(names.SERVICE_STREAMS[self.service]) > 1
+            else "error-rate",
+            m.error_rate(self.service, stream),
             1.0,
             3,
-            f"More than 1% of {self.service}'s records failed for 15 minutes.",
+            f"More than 1% of {what} failed (were dead-lettered) for 15 minutes.",
             "error-rate",
         )

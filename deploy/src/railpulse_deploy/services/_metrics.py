@@ -1,8 +1,8 @@
 """The CloudWatch metrics the alarms, the scaling policies and the dashboard share.
 
-Service metrics (EMF, namespace `railpulse`, dimension `service`) are the contract with
-railpulse_shared's metrics module: RecordsSucceeded and RecordsFailed per batch, and the
-ingest's SilentTrains (trains whose last frame is older than their expected gap).
+Service metrics (EMF, namespace `railpulse`) come from railpulse_shared.metric_names, the one
+list of what the services emit (names, dimensions, owners); `service_metric` refuses anything
+else. AWS metrics (Kinesis, SQS) and the core's shard gauge are named here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 
 from railpulse_deploy import names
+from railpulse_shared import metric_names as mn
 
 __all__ = [
     "efo_lag",
@@ -20,7 +21,6 @@ __all__ = [
     "queue_age",
     "queue_depth",
     "service_metric",
-    "stream_metric",
 ]
 
 _MIN = Duration.minutes(1)
@@ -80,40 +80,42 @@ def queue_age(queue: str) -> cw.Metric:
 
 
 def service_metric(
-    service: str, name: str, statistic: str = "Sum", period: Duration = _FIVE_MIN
+    service: str,
+    name: str,
+    stream: str | None = None,
+    statistic: str = "Sum",
+    period: Duration = _FIVE_MIN,
 ) -> cw.Metric:
+    """A service's own metric, as railpulse_shared.metric_names lists it: refused if `service`
+    does not own it, and with exactly the dimensions the service emits (`service`, and
+    `stream` for the KCL consumers and the warehouse loads)."""
+    spec = mn.METRICS[name]
+    if service not in spec.owners:
+        raise ValueError(f"{name} is emitted by {', '.join(spec.owners)}, not {service}")
+    if ("stream" in spec.dimensions) != (stream is not None):
+        raise ValueError(f"{name} has the dimensions {spec.dimensions}; stream={stream!r}")
+    dims = {"service": service} | ({"stream": stream} if stream is not None else {})
     return cw.Metric(
         namespace=names.METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": service},
+        dimensions_map=dims,
         statistic=statistic,
         period=period,
     )
 
 
-def stream_metric(
-    service: str, stream: str, name: str, statistic: str = "Sum", period: Duration = _FIVE_MIN
-) -> cw.Metric:
-    """A metric of a KCL consumer (or the archiver's warehouse loads): railpulse_shared's Metrics
-    there carry both dimensions, `service` and `stream`."""
-    return cw.Metric(
-        namespace=names.METRICS_NAMESPACE,
-        metric_name=name,
-        dimensions_map={"service": service, "stream": stream},
-        statistic=statistic,
-        period=period,
-    )
-
-
-def error_rate(service: str) -> cw.MathExpression:
-    """Failed records as a percentage of all records, per 5 minutes."""
-    f, ok = f"failed_{service}", f"ok_{service}"  # ids are unique per graph, so per service
+def error_rate(service: str, stream: str | None = None) -> cw.MathExpression:
+    """Failed records as a percentage of the records that came, per 5 minutes (0 when none
+    came); which metrics count is railpulse_shared.metric_names.ERROR_RATE's."""
+    rate = mn.ERROR_RATE[service]
+    suffix = f"{service}_{stream}".replace("-", "_") if stream else service
+    f, n = f"failed_{suffix}", f"total_{suffix}"  # ids are unique per graph
     return cw.MathExpression(
-        expression=f"IF(FILL({f}, 0) + FILL({ok}, 0) > 0, 100 * FILL({f}, 0) / (FILL({f}, 0) + FILL({ok}, 0)), 0)",
+        expression=f"IF(FILL({n}, 0) > 0, 100 * FILL({f}, 0) / FILL({n}, 0), 0)",
         using_metrics={
-            f: service_metric(service, "RecordsFailed"),
-            ok: service_metric(service, "RecordsSucceeded"),
+            f: service_metric(service, rate.failed, stream),
+            n: service_metric(service, rate.total, stream),
         },
-        label=f"{service} error rate (%)",
-        period=Duration.minutes(5),
+        label=f"{service}{f' {stream}' if stream else ''} error rate (%)",
+        period=_FIVE_MIN,
     )

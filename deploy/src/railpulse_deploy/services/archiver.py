@@ -1,6 +1,6 @@
 """Archiver: KCL consumers of `telemetry` and `events` -> Parquet in the lake, Glue
-partitions, warehouse loads. Two ECS services (one per stream, each with its own KCL
-application and lease table), both on Fargate Spot: they checkpoint only after a file is
+partitions; the warehouse load is a scheduled task of its own (warehouse_load.py). Two ECS
+services (one per stream, each with its own KCL application and lease table), both on Fargate Spot: they checkpoint only after a file is
 written, so an interruption re-reads at most one flush interval."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from constructs import Construct
 
 from railpulse_deploy import names
 from railpulse_deploy.core import CoreRefs
-from railpulse_deploy.core.catalog import LAKE_TABLES, WAREHOUSE_PORT
+from railpulse_deploy.core.catalog import LAKE_TABLES
 from railpulse_deploy.services import _metrics as m
 from railpulse_deploy.services import _policy as p
 from railpulse_deploy.services._base import Consumer, ServiceStack
+from railpulse_deploy.services.warehouse_load import add_warehouse_load
+from railpulse_shared import metric_names as mn
 
 __all__ = ["ArchiverStack"]
 
@@ -63,29 +65,16 @@ class ArchiverStack(ServiceStack):
                 actions=["s3:PutObject"],
                 resources=[self.bucket(names.BUCKET_STATE).arn_for_objects("rejects/archiver/*")],
             ),
-            # Temporary warehouse credentials for COPY (IAM auth; no stored password).
-            iam.PolicyStatement(
-                actions=["redshift-serverless:GetCredentials"],
-                resources=[r.warehouse.attr_workgroup_workgroup_arn],
-            ),
             iam.PolicyStatement(
                 actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
                 resources=[r.key.key_arn],
             ),
         )
-        warehouse_env = {
-            "RAILPULSE_WAREHOUSE_HOST": r.warehouse.attr_workgroup_endpoint_address,
-            "RAILPULSE_WAREHOUSE_PORT": str(WAREHOUSE_PORT),
-            "RAILPULSE_WAREHOUSE_WORKGROUP": names.WAREHOUSE,
-            "RAILPULSE_WAREHOUSE_DATABASE": names.WAREHOUSE,
-            "RAILPULSE_WAREHOUSE_COPY_ROLE": r.warehouse_copy_role_arn,
-        }
         for app, stream in APPS.items():
             name = app.removeprefix("railpulse-")
             # The image's entry point is railpulse-archiver; the command picks the stream.
             self.add_consumer(
-                Consumer(name, kcl_app=app, stream=stream, spot=True, command=["--stream", stream]),
-                extra_env=warehouse_env,
+                Consumer(name, kcl_app=app, stream=stream, spot=True, command=["--stream", stream])
             )
             # Polling consumers: the stream's GetRecords iterator age is the archiver's (the
             # detector reads telemetry over enhanced fan-out, reported separately).
@@ -99,7 +88,7 @@ class ArchiverStack(ServiceStack):
             )
             self.alarm(
                 f"records-dead-lettered-{stream}",
-                m.stream_metric(self.service, stream, "RecordsDeadLettered"),
+                m.service_metric(self.service, mn.RECORDS_DEAD_LETTERED, stream),
                 0,
                 1,
                 f"The archiver dead-lettered records of {stream} to `rejects` (undecodable, "
@@ -108,11 +97,16 @@ class ArchiverStack(ServiceStack):
             )
         self.alarm(
             "warehouse-set-aside",
-            m.stream_metric(self.service, "warehouse", "WarehouseObjectsSetAside", "Maximum"),
+            m.service_metric(
+                self.service, mn.WAREHOUSE_OBJECTS_SET_ASIDE, mn.WAREHOUSE_STREAM, "Maximum"
+            ),
             0,
             1,
             "The warehouse load set lake objects aside (table archive_setaside): their rows are "
             "in the lake but not in the warehouse.",
             "warehouse-set-aside",
         )
-        self.error_rate_alarm()
+        for stream in APPS.values():
+            self.error_rate_alarm(stream)
+        # The warehouse is loaded by its own scheduled task, not by these consumers.
+        add_warehouse_load(self)

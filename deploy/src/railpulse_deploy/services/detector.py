@@ -13,6 +13,7 @@ from railpulse_deploy.core import CoreRefs
 from railpulse_deploy.services import _metrics as m
 from railpulse_deploy.services import _policy as p
 from railpulse_deploy.services._base import Consumer, ServiceStack
+from railpulse_shared import metric_names as mn
 
 __all__ = ["DetectorStack"]
 
@@ -80,11 +81,29 @@ class DetectorStack(ServiceStack):
         )
         self.alarm(
             "records-dead-lettered",
-            m.stream_metric(self.service, names.STREAM_TELEMETRY, "RecordsDeadLettered"),
+            m.service_metric(self.service, mn.RECORDS_DEAD_LETTERED, names.STREAM_TELEMETRY),
             0,
             1,
             "The detector dead-lettered frames to `rejects` (a handler error, or a frame it "
             "cannot hold): those frames were not judged.",
             "consumer-dead-letters",
         )
-        self.error_rate_alarm()
+        self.alarm(
+            "snapshots-failed",
+            m.service_metric(self.service, mn.SNAPSHOTS_FAILED, names.STREAM_TELEMETRY),
+            0,
+            2,
+            "Model snapshots have failed for 10 minutes: the detector's checkpoint is held back "
+            "(a restart would replay and re-warm from the last snapshot that landed).",
+            "snapshot-failures",
+        )
+        self.alarm(
+            "model-states-dropped",
+            m.service_metric(self.service, mn.MODEL_STATES_DROPPED, names.STREAM_TELEMETRY),
+            0,
+            1,
+            "A model snapshot could not hold some trains' state: after a restart those trains "
+            "start their warm-up again (no peer or forest alarms until it ends).",
+            "snapshot-failures",
+        )
+        self.error_rate_alarm(names.STREAM_TELEMETRY)

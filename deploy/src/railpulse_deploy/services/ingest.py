@@ -11,6 +11,7 @@ from railpulse_deploy.core import CoreRefs
 from railpulse_deploy.services import _metrics as m
 from railpulse_deploy.services import _policy as p
 from railpulse_deploy.services._base import Consumer, ServiceStack
+from railpulse_shared import metric_names as mn
 
 __all__ = ["IngestStack"]
 
@@ -31,6 +32,12 @@ class IngestStack(ServiceStack):
             p.kinesis_read(raw),
             p.kinesis_write(telemetry),
             p.sqs_send(self.queue(names.QUEUE_REJECTS)),
+            # Rejects too large for SQS keep their bytes under rejects/<shard id>/ in the state
+            # bucket (railpulse_shared.rejects; ingest's carry no consumer name).
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket(names.BUCKET_STATE).arn_for_objects("rejects/shardId-*")],
+            ),
             p.lease_table(self, APP),
             # Decrypt what it reads (stream, lease table); encrypt what it writes.
             iam.PolicyStatement(
@@ -40,7 +47,10 @@ class IngestStack(ServiceStack):
         )
         # Sole consumer of telemetry-raw, so polling (every 250 ms) stays within the shard's
         # 5 GetRecords/s without paying for enhanced fan-out.
-        self.add_consumer(Consumer("ingest", kcl_app=APP, stream=names.STREAM_RAW))
+        self.add_consumer(
+            Consumer("ingest", kcl_app=APP, stream=names.STREAM_RAW),
+            extra_env={"RAILPULSE_SILENT_TRAIN_AFTER_S": str(r.cfg.silent_train_minutes * 60)},
+        )
 
         self.alarm(
             "iterator-age",
@@ -66,13 +76,22 @@ class IngestStack(ServiceStack):
             "Messages in rejects-dlq: a consumer of `rejects` failed them 5 times.",
             "dead-letter-depth",
         )
-        self.error_rate_alarm()
+        self.error_rate_alarm(names.STREAM_RAW)
         self.alarm(
             "silent-train",
-            m.service_metric(self.service, "SilentTrains", "Maximum"),
+            m.service_metric(self.service, mn.SILENT_TRAINS, names.STREAM_RAW, "Maximum"),
             0,
             3,
-            f"At least one train has sent nothing for longer than its expected gap "
-            f"({r.cfg.silent_train_minutes} min default) for 15 minutes.",
+            f"At least one train seen in the last day has sent nothing for "
+            f"{r.cfg.silent_train_minutes} min, for 15 minutes.",
             "silent-train",
+        )
+        self.alarm(
+            "clock-skew",
+            m.service_metric(self.service, mn.FRAMES_CLOCK_SKEWED, names.STREAM_RAW),
+            0,
+            3,
+            "Devices have sent frames whose sensor time is off their IoT receipt time by more "
+            "than the tolerance, for 15 minutes: their readings are misplaced in time.",
+            "clock-skew",
         )

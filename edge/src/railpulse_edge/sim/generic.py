@@ -1,7 +1,7 @@
 """The flat generic sensor payloads of the reference project's device tests (seed 003).
 
 Each is published on `iot/sensors` by the device it names, over that device's own certificate,
-exactly as the acceptance table lists it (case 5 is not JSON on purpose).
+exactly as the acceptance table of docs/design.md lists it (case 5 is not JSON on purpose).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import structlog
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_shared.entrypoint import EXIT_CONFIG, service_parser, service_settings
 from railpulse_shared.log import configure_logging
+from railpulse_shared.metric_names import WAREHOUSE_STREAM
 from railpulse_shared.metrics import Metrics, sink_from_url
 from railpulse_shared.multilang import kcl_application, start_daemon
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     # This process's stdout is no KCL protocol channel (the daemons' children have their own).
     metrics = Metrics(
         settings.metrics_namespace,
-        {"service": settings.service, "stream": "warehouse"},
+        {"service": settings.service, "stream": WAREHOUSE_STREAM},
         sink_from_url(settings.metrics_sink),
     )
     stopping = False

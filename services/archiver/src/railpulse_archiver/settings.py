@@ -32,6 +32,12 @@ class ArchiverSettings(KclSettings, frozen=True, kw_only=True):
     (otherwise run `railpulse load` on a schedule)."""
     redshift_iam_role: str = ""
     """The role Redshift assumes to read the lake (`COPY ... IAM_ROLE`)."""
+    redshift_host: str = ""
+    """The Redshift Serverless workgroup's endpoint (dialect `redshift`; signed in through IAM
+    with `redshift-serverless:GetCredentials`, no password)."""
+    redshift_port: int = 5439
+    redshift_workgroup: str = "railpulse"
+    redshift_database: str = "railpulse"
 
     @property
     def warehouse_url(self) -> str:

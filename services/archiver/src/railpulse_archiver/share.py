@@ -19,6 +19,7 @@ from railpulse_archiver.query import (
     run_profiled,
     write_result,
 )
+from railpulse_archiver.redshift import RedshiftTarget, connect_redshift
 from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
@@ -31,6 +32,7 @@ from railpulse_archiver.warehouse import (
     connect_warehouse,
     lake_objects,
 )
+from railpulse_shared.metric_names import WAREHOUSE_OBJECTS_SET_ASIDE
 from railpulse_shared.metrics import Metrics
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "load_warehouse",
     "open_lake",
     "open_source",
+    "open_warehouse",
     "parse_time",
     "query",
     "run_query",
@@ -84,11 +87,32 @@ def open_lake(settings: ArchiverSettings, lake: str | None = None) -> duckdb.Duc
     return con
 
 
+def open_warehouse(settings: ArchiverSettings) -> Any:
+    """The warehouse: PostgreSQL by DSN (local), or Redshift Serverless signed in through IAM
+    (`RAILPULSE_WAREHOUSE_DIALECT=redshift`, in AWS); either with its schema set."""
+    if settings.warehouse_dialect != "redshift":
+        return connect_warehouse(settings.warehouse_url, settings.warehouse_schema)
+    conn = connect_redshift(
+        RedshiftTarget(
+            host=settings.redshift_host,
+            port=settings.redshift_port,
+            database=settings.redshift_database,
+            workgroup=settings.redshift_workgroup,
+            region=settings.aws_region,
+        )
+    )
+    schema = settings.warehouse_schema.replace('"', '""')
+    if settings.warehouse_schema != "public":  # public exists; creating needs CREATE on the db
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    conn.execute(f'SET search_path TO "{schema}"')
+    return conn
+
+
 def open_source(
     settings: ArchiverSettings, *, warehouse: bool, lake: str | None = None, views: bool = False
 ) -> SqlSource:
     if warehouse:
-        return WarehouseSource(connect_warehouse(settings.warehouse_url, settings.warehouse_schema))
+        return WarehouseSource(open_warehouse(settings))
     return LakeSource(open_lake(settings, lake), with_views=views)
 
 
@@ -205,7 +229,7 @@ def load_warehouse(
         duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
     except duckdb.Error as exc:
         raise LakeUnavailableError(f"cannot read the lake at {root}: {exc}") from exc
-    conn = connect_warehouse(settings.warehouse_url, settings.warehouse_schema)
+    conn = open_warehouse(settings)
     dialect = (
         RedshiftDialect(settings.bucket_lake, settings.redshift_iam_role)
         if settings.warehouse_dialect == "redshift"
@@ -227,6 +251,6 @@ def load_warehouse(
         metrics.add("WarehouseRowsLoaded", report.rows)
         # What stays set aside now (new ones and older ones not retried): the alarm's metric, so
         # it stays in ALARM until the objects are fixed and loaded.
-        metrics.add("WarehouseObjectsSetAside", len(report.set_aside) + report.held)
+        metrics.add(WAREHOUSE_OBJECTS_SET_ASIDE, len(report.set_aside) + report.held)
         metrics.flush()
     return report

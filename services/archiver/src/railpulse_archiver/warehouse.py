@@ -169,6 +169,8 @@ def connect_warehouse(dsn: str, schema: str = "public") -> psycopg.Connection[An
 class Dialect(Protocol):
     name: str
     text_type: str
+    serialise: str | None
+    """A statement that makes concurrent loaders take turns (where keys are not enforced)."""
 
     def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
         """Load one lake object into `table` inside the caller's transaction; return its rows."""
@@ -180,6 +182,7 @@ class PostgresDialect:
 
     name = "postgres"
     text_type = "TEXT"
+    serialise: str | None = None  # the ledger's primary key stops a second loader of an object
 
     def __init__(self, lake: duckdb.DuckDBPyConnection, root: str) -> None:
         self.lake = lake
@@ -206,6 +209,9 @@ class RedshiftDialect:
 
     name = "redshift"
     text_type = "VARCHAR(65535)"
+    # Redshift does not enforce primary keys: an overlapping scheduled run waits on the lock,
+    # then finds the object in the ledger and loads nothing.
+    serialise: str | None = "LOCK archive_ledger"
 
     def __init__(self, bucket: str, iam_role: str) -> None:
         self.bucket = bucket
@@ -298,9 +304,14 @@ class WarehouseLoader:
 
     def _load_one(self, table: Table, key: str, *, was_set_aside: bool) -> int:
         with self.conn.transaction(), self.conn.cursor() as cur:
+            if self.dialect.serialise:
+                cur.execute(self.dialect.serialise)
+                cur.execute("SELECT 1 FROM archive_ledger WHERE object_key = %s", (key,))
+                if cur.fetchone() is not None:
+                    raise psycopg.errors.UniqueViolation(f"{key} is in the ledger already")
             # The ledger row first: a concurrent loader of the same object waits on its
             # primary key, then fails on it and loads nothing (PostgreSQL enforces keys;
-            # Redshift does not, so run one loader there).
+            # on Redshift the lock above does it).
             cur.execute(
                 "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
                 "VALUES (%s, %s, 0, %s)",

@@ -25,6 +25,8 @@ from railpulse_ingest.pipeline import Pipeline
 from railpulse_ingest.recover import recover, recovery_start
 from railpulse_ingest.reject import RawKind, Rejection, RejectSink
 from railpulse_ingest.settings import IngestSettings
+from railpulse_ingest.silence import SilenceWatch
+from railpulse_shared import metric_names as mn
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
 from railpulse_shared.catalogue import load_catalogue
@@ -84,6 +86,12 @@ class IngestHandler(ShardHandler):
         self._dead_order: deque[tuple[str, int]] = deque()
         # Device -> (monotonic time, skew) of its last clock_skew log line.
         self._skew_logged: dict[str, tuple[float, int]] = {}
+        self.silence = SilenceWatch(
+            settings.silent_train_after_s * 1000,
+            settings.silent_train_memory_s * 1000,
+            settings.dedup_max_counters,
+        )
+        self._silent_count = 0
 
     async def start(self, shard_id: str) -> None:
         await super().start(shard_id)
@@ -130,6 +138,9 @@ class IngestHandler(ShardHandler):
         plan = self.pipeline.plan(records, now_ms)
         result: BatchResult[Any] = BatchResult()
         transient: dict[int, str] = {}
+        heard = self.silence.heard
+        for o in plan.outgoing:
+            heard(o.train, records[o.origin].arrival_ms or now_ms)
         if plan.outgoing:
             entries = [(o.data, o.train) for o in plan.outgoing]
             failed, error = await self._forwarder.put(entries)
@@ -158,7 +169,18 @@ class IngestHandler(ShardHandler):
         self._count("DuplicatesDropped", plan.duplicates)
         self._count("SeqConflicts", plan.conflicts)
         self._count("UncataloguedReadings", normaliser.uncatalogued)
-        self._count("FramesClockSkewed", normaliser.skewed_frames)
+        if self.metrics is not None:
+            # With every batch, zeros included (alarmed): a quiet shard's empty batches too,
+            # which is how trains that all went silent are still counted.
+            self.metrics.add(mn.FRAMES_CLOCK_SKEWED, normaliser.skewed_frames)
+        silent = self.silence.silent(now_ms)
+        if self.metrics is not None:
+            self.metrics.add(mn.SILENT_TRAINS, len(silent))
+        if len(silent) != self._silent_count:
+            # Which trains (the metric has only their number), each time the number changes.
+            logger.warning("silent_trains", count=len(silent), trains=silent[:20],
+                           after_s=self.settings.silent_train_after_s)
+            self._silent_count = len(silent)
         self._report_skew(normaliser.skewed)
         # Frames older than the dedup window (let through unjudged) and trains forgotten (this
         # batch, marks included).
@@ -202,7 +224,7 @@ class IngestHandler(ShardHandler):
             return
         if self.metrics is not None:
             for skew in skewed.values():
-                self.metrics.add("ClockSkew", skew, "Milliseconds")
+                self.metrics.add(mn.CLOCK_SKEW, skew, "Milliseconds")
             self.metrics.add_metadata("clock_skew_ms", dict(skewed))
         now = time.monotonic()
         tolerance = self.settings.clock_skew_tolerance_ms

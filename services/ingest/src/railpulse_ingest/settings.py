@@ -29,6 +29,11 @@ class IngestSettings(KclSettings, frozen=True, kw_only=True):
     (with the window: 64 MiB per shard process at most, see `dedup`)."""
     dedup_recovery_max_s: int = 300
     """At most this much of `telemetry` is read back at shard start to recover what was forwarded."""
+    silent_train_after_s: int = 900
+    """A train seen in the last `silent_train_memory_s` that sends nothing for this long counts
+    as silent (the `SilentTrains` gauge; the deploy sets it from its `silent_train_minutes`)."""
+    silent_train_memory_s: int = 86_400
+    """How long a train is remembered after its last frame (the silent-train gauge's horizon)."""
     forward_max_attempts: int = 6
     """PutRecords attempts for a batch's failed entries before giving up (TransientError)."""
     forward_backoff_s: float = 0.1

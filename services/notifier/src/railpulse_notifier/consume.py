@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from railpulse_shared import metric_names as mn
 from railpulse_shared.batch import BatchResult, FailureKind, StreamRecord, process_batch
 from railpulse_shared.metrics import Metrics
 from railpulse_shared.shutdown import GracefulShutdown
@@ -118,9 +119,11 @@ class SqsConsumer:
             logger.warning("message.failed", message_id=failure.seq, kind=failure.kind.value,
                            error=failure.error, receive_count=count, retry_in_s=delay)
             await self._change_visibility([message], delay)
+        # Received and poison with every batch, zeros included: the error-rate alarm's numbers
+        # (railpulse_shared.metric_names.ERROR_RATE).
+        self.metrics.add(mn.MESSAGES_RECEIVED, len(messages))
         self.metrics.add("MessagesProcessed", len(result.succeeded))
-        if result.poison:
-            self.metrics.add("MessagesPoison", len(result.poison))
+        self.metrics.add(mn.MESSAGES_POISON, len(result.poison))
         if result.transient:
             self.metrics.add("MessagesTransient", len(result.transient))
         return result
