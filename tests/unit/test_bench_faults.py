@@ -7,8 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository's `bench` package
 
-from bench.faults import ShardResult, ShardSpec, fault_plan, run_shard, score  # noqa: E402
-from railpulse_edge.sim.scenario import Fault  # noqa: E402
+from bench.faults import ShardResult, ShardSpec, fault_plan, run_shard, score
+from railpulse_edge.sim.scenario import Fault
 
 BASE_MS = 1_000_000_000_000
 
