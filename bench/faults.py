@@ -1,7 +1,7 @@
 """Can a train crew trust the alerts? Recall, delay and false alerts of the detector's own decisions
 over whole simulated days of a fleet with faults.
 
-    make bench-faults                                     # 20 trains x 24 h, the held-out seeds
+    make bench-faults                                     # 20 trains x 24 h, held-out seed 101
     make bench-faults BENCH_ARGS="--trains 10 --hours 8 --seeds 101"
 
 In-process, no stack, deterministic by seed. Per seed, the fleet simulator's physics
@@ -80,7 +80,8 @@ BLOCK = 30
 GRACE_S = 300.0
 START_CLOCK_S = 4 * 3600.0
 EPOCH_MS = 1_798_416_000_000  # 2026-12-28T00:00Z: a Monday
-HELD_OUT_SEEDS = (101, 102)
+HELD_OUT_SEEDS = (101, 102, 103)
+"""Never used to choose a setting; the default run uses the first (add more with --seeds)."""
 TUNING_SEEDS = (7,)
 KINDS = tuple(k for k in FAULT_KINDS if k != "link_outage")
 SEVERITIES = (0.5, 2.0)
@@ -439,8 +440,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trains", type=int, default=20)
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours from 04:00")
-    parser.add_argument("--seeds", default=",".join(map(str, HELD_OUT_SEEDS)),
-                        help="comma-separated (default: the held-out seeds)")
+    parser.add_argument("--seeds", default=str(HELD_OUT_SEEDS[0]),
+                        help=f"comma-separated (default: the first held-out seed; held out: {HELD_OUT_SEEDS})")
     parser.add_argument("--workers", type=int, default=2, help="processes (the result does not depend on it)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

@@ -9,7 +9,7 @@
   until 23:00-00:30 and goes back to the depot at the next station it reaches.
 - **Load**: passengers board by time of day (morning and evening peaks), 0 (empty) to 1 (crush
   load, +50 t); dwells grow with the load.
-- **Weather**: each train and day gets its own day, cold (down to -8 degC) to hot (up to 36 degC),
+- **Weather**: each train and day gets its own day, cold (down to -12 degC) to hot (up to 36 degC),
   coldest at 05:00 and warmest at 15:00, with sunshine in the day.
 """
 

@@ -57,7 +57,7 @@ import msgspec
 import numpy as np
 
 from railpulse_edge.errors import ScenarioError
-from railpulse_edge.sim.model import CHANNELS, F64, INDEX, FleetModel
+from railpulse_edge.sim.model import CHANNELS, DEPOT, F64, INDEX, FleetModel
 from railpulse_shared.catalogue import load_catalogue
 
 __all__ = [
@@ -290,7 +290,7 @@ class ScenarioRunner:
         if kind == "brake_leak" and c is not None:
             return bool(model.brake_leak[i, c - INDEX["brake_cyl_pressure_1"]] >= _CRITICAL_BRAKE_LOSS)
         if kind == "air_leak":
-            return bool(model.mode[i] != 0 and model.reservoir[i] < self._reservoir_min
+            return bool(model.mode[i] != DEPOT and model.reservoir[i] < self._reservoir_min
                         and model.air_leak[i] > 0.0 and model.t - model.mode_since[i] > 900.0)
         if kind == "slow_door" and c is not None:
             k = c - INDEX["door_close_time_1"]
@@ -300,7 +300,7 @@ class ScenarioRunner:
             return bool(model.flat_mm[i, c - INDEX["vibration_1"]] >= _CRITICAL_FLAT_MM)
         if kind == "hvac_failure":
             low, high = self._comfort
-            return bool(model.mode[i] != 0 and ((model.cabin[i] < low) | (model.cabin[i] > high)).any())
+            return bool(model.mode[i] != DEPOT and ((model.cabin[i] < low) | (model.cabin[i] > high)).any())
         return True  # sudden faults: critical from the start
 
     @staticmethod
