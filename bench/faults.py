@@ -25,9 +25,10 @@ Definitions (the ground truth comes from `ScenarioRunner`, see `railpulse_edge.s
   anomalies of one key with no gap of `clear_after_s` (the notifier's default) between them are one
   alert. Alert time is when the detector decided it: the frame's time for a live frame, the time it
   arrived for a backfilled one.
-- A fault is detected by the first anomaly on its train, at or after its onset and before its end
-  (plus `GRACE_S`), that names one of the fault's channels in its attribution; delay = that
-  anomaly's time - onset. It is caught before the critical band if that is before the critical
+- A fault is detected by the first anomaly on its train, in an alert raised at or after its onset,
+  before its end (plus `GRACE_S`), that names one of the fault's channels in its attribution (an
+  alert already open before the onset tells the crew nothing new); delay = that anomaly's time -
+  onset. It is caught before the critical band if that is before the critical
   time (or the fault never reached it).
 - A false alert is an alert none of whose anomalies detects or follows a fault on its train in
   that way: every alert on a healthy train, and alerts on a faulty train about other channels or
@@ -294,11 +295,22 @@ def score(results: Sequence[ShardResult], severities: dict[tuple[str, str, str |
             onset = onsets[key] = (f["start_ms"] - t0) / 1000
             end = (ends[key] - t0) / 1000 if key in ends else math.inf
             windows.append((f["train"], onset, end + GRACE_S, set(f["channels"]), key))
-        explained: set[int] = set()  # anomaly indices that name an active fault
+        # Alerts: anomalies of one (train, key) without a clear_after_s gap; each anomaly's alert
+        # is known by when it was raised.
+        raised: list[float] = []
+        last: dict[tuple[str, str], tuple[float, float]] = {}  # (train, key) -> (raised, last seen)
+        for train, t, key, _, _, _ in r.anomalies:
+            seen = last.get((train, key))
+            began = seen[0] if seen is not None and t - seen[1] < clear_after_s else t
+            last[(train, key)] = (began, t)
+            raised.append(began)
+        # An anomaly detects a fault if it names one of its channels inside its window, in an
+        # alert raised at or after the onset (an alert raised before does not tell the crew).
+        explained: set[int] = set()
         first: dict[tuple[str, str, str | None], float] = {}
         for n, (train, t, _, _, _, channels) in enumerate(r.anomalies):
             for w_train, start, stop, chans, key in windows:
-                if train == w_train and start <= t <= stop and chans & set(channels):
+                if train == w_train and start <= raised[n] and t <= stop and chans & set(channels):
                     explained.add(n)
                     first.setdefault(key, t)
         for f in starts:

@@ -83,3 +83,21 @@ def test_every_kind_is_planned_at_its_default_severity_on_some_trains_and_not_ot
     faulty = {f.train for f in faults}
     assert 0 < len(faulty) < 20
     assert all(2 * 3600 <= f.at_s <= 12 * 3600 for f in faults)
+
+
+def test_an_alert_raised_before_the_onset_does_not_detect_the_fault() -> None:
+    """A model event open since before the fault, whose later re-assertions happen to name the
+    fault's channel, tells the crew nothing new: not a detection, and a false alert."""
+    result = ShardResult(
+        names=("t1",),
+        truth=[_truth("t1", "wheel_flat", "vibration_2", ["vibration_2"], 100)],
+        anomalies=[
+            ("t1", 90.0, "model:speed", "model", "warning", ("speed",)),
+            ("t1", 100.0, "model:speed", "model", "warning", ("vibration_2", "speed")),
+            ("t1", 110.0, "model:speed", "model", "warning", ("vibration_2",)),
+        ],
+        base_ms=BASE_MS,
+    )
+    report = score([result], {("t1", "wheel_flat", "vibration_2"): 1.0}, hours=1.0, clear_after_s=300.0)
+    assert report["per_kind"]["wheel_flat"]["recall"] == 0.0
+    assert report["false_alerts_faulty_trains"] == 1
