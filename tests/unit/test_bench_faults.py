@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository's `bench` package
 
-from bench.faults import ShardResult, ShardSpec, fault_plan, run_shard, score
+from bench.faults import ShardResult, ShardSpec, fault_plan, run, run_shard, score
 from railpulse_edge.sim.scenario import Fault
 
 BASE_MS = 1_000_000_000_000
@@ -66,7 +67,13 @@ def test_a_spike_on_a_simulated_train_is_caught_by_the_detectors_own_rules() -> 
     assert spike["recall"] == 1.0 and spike["delay_p50_s"] is not None and spike["delay_p50_s"] <= 1.0
 
 
-def test_same_seed_same_result() -> None:
+def test_same_seed_same_json() -> None:
+    """The whole run (plan, day timetable, shards, accounting) on a tiny fleet, twice."""
+    assert json.dumps(run([5], trains=2, hours=1.25, workers=1)) == json.dumps(
+        run([5], trains=2, hours=1.25, workers=1))
+
+
+def test_same_seed_same_shard() -> None:
     spec = ShardSpec(seed=3, shard=0, names=("train-001", "train-002"), hours=0.1, day=False,
                      faults=(Fault(train=1, kind="hvac_failure", at_s=60.0),))
     one, two = run_shard(spec), run_shard(spec)
