@@ -10,7 +10,7 @@ from railpulse_archiver.handler import ArchiverHandler
 from railpulse_archiver.main import APPLICATIONS
 from railpulse_archiver.processor import ArchiverProcessor, make_processor
 from railpulse_archiver.settings import ArchiverSettings
-from railpulse_archiver.simulate import fleet_records
+from railpulse_archiver.simulate import fleet_records, train_channels
 from railpulse_shared import codec
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.contracts import RejectedRecord
@@ -96,4 +96,4 @@ def test_flushes_are_counted_as_metrics(settings: ArchiverSettings) -> None:
     processor.initialize(Input(shard_id=frames[0].shard_id))
     processor.process_records(Input(records=kcl_records(frames), checkpointer=Checkpointer()))
     written = [line for line in sink.lines if "RowsWritten" in line]
-    assert written and written[0]["RowsWritten"] == 6 * 33
+    assert written and written[0]["RowsWritten"] == 6 * len(train_channels())

@@ -12,7 +12,7 @@ import pytest
 
 from railpulse_edge.errors import ScenarioError
 from railpulse_edge.sim.model import CHANNELS, INDEX, FleetModel
-from railpulse_edge.sim.scenario import Scenario, ScenarioRunner, load_scenario
+from railpulse_edge.sim.scenario import Fault, Scenario, ScenarioRunner, load_scenario
 from railpulse_shared.catalogue import load_catalogue
 
 
@@ -173,3 +173,62 @@ def test_json_scenarios_too(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"seed": 2, "fault": [{"train": 0, "kind": "hvac_failure", "at_s": 5}]}))
     assert load_scenario(path).fault[0].kind == "hvac_failure"
+
+
+def test_the_engineers_failure_modes_show_as_they_would_and_reach_their_critical_band() -> None:
+    """An air leak makes the compressor run more, then lose; a slow door's closings creep up; a
+    wheel flat shakes its bogie more the faster the train goes; a worn pantograph drops out and
+    arcs. The ground truth says when each reached its critical band."""
+    names = [f"train-{i:03d}" for i in range(1, 6)]
+    scenario = Scenario(seed=11, fault=[
+        Fault(train=0, kind="air_leak", at_s=300, rate=30.0),
+        Fault(train=1, kind="slow_door", channel="door_close_time_2", at_s=60, rate=60.0),
+        Fault(train=2, kind="wheel_flat", channel="vibration_4", at_s=60, magnitude=60.0),
+        Fault(train=3, kind="pantograph_fault", at_s=60, rate=10.0),
+    ])
+    truth = io.StringIO()
+    model = FleetModel(5, seed=scenario.seed)
+    values = _run(model, 1500, ScenarioRunner(scenario, names, truth))
+    duty, healthy_duty = values[:, 0, INDEX["compressor_duty"]], values[:, 4, INDEX["compressor_duty"]]
+    assert duty[-1] > 2 * duty[299] and duty[-1] > healthy_duty[-1] + 20
+    assert values[-1, 0, INDEX["main_reservoir_pressure"]] < 7.5  # the compressor lost
+    door = values[:, 1, INDEX["door_close_time_2"]]
+    assert door[-1] > door[0] + 5 and np.ptp(values[:, 1, INDEX["door_close_time_1"]]) < 4
+    speed, flat, sound = (values[60:, 2, INDEX[c]] for c in ("speed", "vibration_4", "vibration_3"))
+    fast, slow = speed > 100, (speed > 5) & (speed < 40)
+    assert fast.any() and slow.any()
+    assert (flat - sound)[fast].mean() > 2 * (flat - sound)[slow].mean() > 0.2
+    volts = values[60:, 3, INDEX["line_voltage"]]
+    assert (volts < 15).sum() >= 20 and (volts > 29).sum() >= 20  # drops and arcs, 10 a minute
+    assert ((values[:, 4, INDEX["line_voltage"]] > 17.5) & (values[:, 4, INDEX["line_voltage"]] < 29)).all()
+    records = [json.loads(line) for line in truth.getvalue().splitlines()]
+    critical = {r["fault"]: r["critical_ms"] for r in records if "critical_ms" in r}
+    assert critical["pantograph_fault"] == 60_000  # sudden: critical at onset
+    assert critical["wheel_flat"] == 60_000  # a 60 mm flat is at the limit already
+    assert 60_000 < critical["slow_door"] < 1_500_000
+    assert 300_000 < critical["air_leak"] < 1_500_000
+    starts = {r["fault"]: r for r in records if "start_ms" in r}
+    assert starts["air_leak"]["channels"] == ["main_reservoir_pressure", "compressor_duty"]
+
+
+def test_a_day_has_a_depot_night_a_cold_start_and_service() -> None:
+    """From 02:00: powered down (no readings) until the wake-up, then a cold train (cabin and
+    bearings at the outside temperature, the main reservoir leaked down) pumped up and warmed
+    before it runs."""
+    model = FleetModel(6, seed=4, day=True, clock_s=2 * 3600.0)
+    powered, first = np.zeros((6,), bool), np.full((6, len(CHANNELS)), np.nan)
+    moving = np.zeros(6, bool)
+    for _ in range(5 * 3600):
+        snap = model.step(1.0)
+        woke = snap.powered & ~powered
+        first[woke] = snap.values[woke]
+        powered |= snap.powered
+        moving |= snap.speed_kmh > 10
+        if snap.t_s < 2 * 3600:
+            assert not snap.powered.any() and np.isnan(snap.values).all()
+    assert powered.all() and moving.all()
+    outside = first[:, INDEX["outside_temp"]]
+    assert (np.abs(first[:, INDEX["cabin_temp_1"]] - outside) < 4).all()
+    assert (np.abs(first[:, INDEX["bearing_temp_1"]] - outside) < 4).all()
+    assert (first[:, INDEX["main_reservoir_pressure"]] < 6).all()
+    assert (snap.values[:, INDEX["main_reservoir_pressure"]] > 7.5).all()
