@@ -77,12 +77,15 @@ async def test_reader_finds_new_shards_when_it_relists(clients: dict[str, Any]) 
     reader = ShardReader(kinesis, stream, print, lookback_s=60, poll_s=0.05, relist_s=0)
     stop = asyncio.Event()
     task = asyncio.create_task(reader.run(stop))
-    await asyncio.sleep(0.2)
+    for _ in range(200):  # the first listing, with a deadline (a loaded machine is slow)
+        if reader.status.shards:
+            break
+        await asyncio.sleep(0.05)
     assert reader.status.shards == 1
     await kinesis.update_shard_count(
         StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING"
     )
-    for _ in range(100):
+    for _ in range(400):
         if reader.status.shards >= 3:
             break
         await asyncio.sleep(0.05)

@@ -244,7 +244,7 @@ class Train:
         self.connection = mqtt_connection_builder.mtls_from_path(
             endpoint=env["RAILPULSE_MQTT_HOST"], port=int(env["RAILPULSE_MQTT_PORT"]),
             cert_filepath=str(certs / f"{name}.crt"), pri_key_filepath=str(certs / f"{name}.key"),
-            ca_filepath=env["RAILPULSE_CA_FILE"], client_id=f"{name}-{uuid.uuid4().hex[:6]}",
+            ca_filepath=env["RAILPULSE_CA_FILE"], client_id=name,  # the broker, like an IoT policy, pins the client id to the thing
             clean_session=True, keep_alive_secs=30,
         )
         self.connection.connect().result(10)
