@@ -108,8 +108,8 @@ def _emf_stats(tail: MetricsTail) -> dict[str, dict[str, float | None]]:
     """p50/p99/max of the EMF figures that explain a hop: KCL batch time and lag, snapshots."""
     wanted = {
         "ingest": ("BatchLatency", "MillisBehindLatest"),
-        "detector": ("BatchLatency", "MillisBehindLatest", "SnapshotCopyTime",
-                     "SnapshotWriteTime"),
+        "detector": ("BatchLatency", "ScoringTime", "GcPauseTime", "MillisBehindLatest",
+                     "SnapshotCopyTime", "SnapshotWriteTime"),
         "archiver": ("BatchLatency",),
     }
     out: dict[str, dict[str, float | None]] = {}

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import threading
 import time
 from collections.abc import Sequence
@@ -84,12 +85,26 @@ _INT64 = range(-(2**63), 2**63)
 """What the model's state (and the lake) can keep of a frame's sequence number."""
 
 
+_GC_PAUSES: list[float] = []
+"""Garbage-collection pauses (ms) since the last batch's metrics: a pause stalls scoring too."""
+_gc_began = [0.0]
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_began[0] = time.perf_counter()
+    elif len(_GC_PAUSES) < 10_000:
+        _GC_PAUSES.append((time.perf_counter() - _gc_began[0]) * 1000)
+
+
 def _int(position: Position) -> tuple[int, int]:
     return int(position[0]), position[1]
 
 
 class DetectorHandler(ShardHandler):
     def __init__(self, settings: DetectorSettings, metrics: Metrics | None = None) -> None:
+        if metrics is not None and _on_gc not in gc.callbacks:
+            gc.callbacks.append(_on_gc)
         self.settings = settings
         self.metrics = metrics
         self.rules = Rules(
@@ -310,7 +325,10 @@ class DetectorHandler(ShardHandler):
                 )
                 continue
             fresh.append((record, event))
-        for (record, _), found in zip(fresh, self.decide([f for _, f in fresh]), strict=True):
+        scoring = time.perf_counter()
+        verdicts = self.decide([f for _, f in fresh])
+        scoring_ms = (time.perf_counter() - scoring) * 1000
+        for (record, _), found in zip(fresh, verdicts, strict=True):
             self._undelivered[record.position] = found
             decided.append((record, found))
         self._dirty = self._dirty or bool(fresh)
@@ -338,6 +356,11 @@ class DetectorHandler(ShardHandler):
             self._begin_snapshot()
         if self.metrics is not None:
             self.metrics.add("FramesScored", len(decided))
+            if fresh:  # what a batch spends scoring: the part of the detector hop that is ours
+                self.metrics.add("ScoringTime", scoring_ms, "Milliseconds")
+            if _GC_PAUSES:
+                self.metrics.add("GcPauseTime", max(_GC_PAUSES), "Milliseconds")
+                _GC_PAUSES.clear()
             self.metrics.add("AnomaliesEmitted", len(anomalies))
             for anomaly in anomalies:
                 latency = anomaly.detected_ms - (anomaly.received_ms or anomaly.ts_ms)
