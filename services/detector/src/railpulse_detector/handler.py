@@ -139,9 +139,13 @@ class DetectorHandler(ShardHandler):
         """The models moved since the last snapshot."""
         self._lost = threading.Event()
         self._writer: SnapshotWriter | None = None
-        self._inflight: tuple[concurrent.futures.Future[Written], Position | None] | None = None
+        self._inflight: (
+            tuple[concurrent.futures.Future[Written], Position | None, ModelBank] | None
+        ) = None
         """The snapshot being written, and the position of the copy it writes."""
         self.snapshots_begun = 0
+        self._spare: ModelBank | None = None
+        """The last copy written: the next copy goes into its arrays (no page faults)."""
         self._stack = AsyncExitStack()
         self._undelivered: dict[tuple[int, int], list[Anomaly]] = {}
         self.emitter: AnomalyEmitter | None = None
@@ -222,11 +226,13 @@ class DetectorHandler(ShardHandler):
             return
         self._last_snapshot = time.monotonic()
         began = time.perf_counter()
-        copy = detached(self.model)
+        copy = detached(self.model, self._spare)
+        self._spare = None  # the writer owns it now
         copy_ms = (time.perf_counter() - began) * 1000
         self._inflight = (
             self._writer.submit(copy, self._snapshot_key(), self._lost),
             self._position,
+            copy,
         )
         self._dirty = False  # the copy holds everything up to here
         self.snapshots_begun += 1
@@ -237,12 +243,13 @@ class DetectorHandler(ShardHandler):
         """Take the outcome of the snapshot in flight, if it is done (or once it is, `wait`)."""
         if self._inflight is None:
             return
-        future, position = self._inflight
+        future, position, copy = self._inflight
         if not future.done():
             if not wait:
                 return
-            await asyncio.wrap_future(future)  # never raises: the outcome is read below
+            await asyncio.wait([asyncio.wrap_future(future)])  # the outcome is read below
         self._inflight = None
+        self._spare = copy  # written or not, the writer is done with it
         try:
             written = future.result()
         except SnapshotAbandoned:

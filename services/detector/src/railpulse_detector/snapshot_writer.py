@@ -9,8 +9,10 @@ its own event loop and S3 client, while the handler goes on scoring. The handler
 snapshot landed from the returned future, and only then lets the checkpoint move to the position
 the copy was taken at (see the handler's snapshot/checkpoint contract).
 
-The copy is the one cost left on the scoring path: ~3 ms for 20 trains, ~0.2-0.4 s per snapshot
-at 1,000 trains (the interval is minutes).
+The copy is the one cost left on the scoring path, once per snapshot interval (minutes): a memcpy
+of the state, into the previous copy's arrays (no page faults): measured at 100 trains (93 MB) on
+a loaded 2-core machine (load 15-17), 84-1,264 ms into fresh memory, 80-156 ms into reused; about
+ten times that at 1,000 trains. Copy-on-write (fork) or incremental snapshots would remove it.
 """
 
 from __future__ import annotations
@@ -45,16 +47,18 @@ class Written:
     upload_s: float
 
 
-def detached(bank: ModelBank) -> ModelBank:
+def detached(bank: ModelBank, reuse: ModelBank | None = None) -> ModelBank:
     """A copy of `bank` that scoring `bank` further does not change: the forests' state arrays
-    are copied (`snapshot.frozen`), the per-train dictionaries deep-copied, and the immutable
-    parts (settings, feature sets, configurations) shared."""
+    are copied (`snapshot.frozen`, into `reuse`'s arrays where they fit: an earlier copy that
+    has been written), the per-train dictionaries deep-copied, and the immutable parts
+    (settings, feature sets, configurations) shared."""
     memo: dict[int, Any] = {id(bank.settings): bank.settings}
-    for kind in bank.kinds.values():
+    for name, kind in bank.kinds.items():
         memo[id(kind.features)] = kind.features
         memo[id(kind.config)] = kind.config
         if kind.fleet is not None:
-            memo[id(kind.fleet)] = snapshot.frozen(kind.fleet)
+            spare = reuse.kinds[name].fleet if reuse is not None else None
+            memo[id(kind.fleet)] = snapshot.frozen(kind.fleet, spare)
     return copy.deepcopy(bank, memo)
 
 
