@@ -48,6 +48,10 @@ SLOW_REQUEST_S = 0.25
 """A request moto takes longer than this to answer is logged (`moto.slow_request`)."""
 
 
+_LONG_POLLS = frozenset({"AmazonSQS.ReceiveMessage"})
+"""Requests that wait on purpose (long polling): never slow."""
+
+
 def _never_empty(app: Any) -> Any:
     """hypercorn's WSGI wrapper sends the response start with the first body chunk, so a response
     without one (every HEAD, e.g. DuckDB probing a Parquet object) became a 500. moto builds its
@@ -77,12 +81,13 @@ def _never_empty(app: Any) -> Any:
         finally:
             in_flight[0] -= 1
         took = time.perf_counter() - began
-        if took >= SLOW_REQUEST_S:
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if took >= SLOW_REQUEST_S and target not in _LONG_POLLS:
             logger.warning(
                 "moto.slow_request",
                 method=environ.get("REQUEST_METHOD"),
                 path=str(environ.get("PATH_INFO", ""))[:120],
-                target=environ.get("HTTP_X_AMZ_TARGET"),
+                target=target,
                 bytes_in=int(environ.get("CONTENT_LENGTH") or 0),
                 ms=round(took * 1000, 1),
                 in_flight=in_flight[0] + 1,
