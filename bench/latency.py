@@ -1,27 +1,33 @@
 """Sensor-to-shadow latency through the whole local stack: a fleet at 1 Hz, every service a process.
 
-    make bench-latency BENCH_ARGS="--trains 50 --duration-s 150"
+    make bench-latency                                   # 50 trains, >= 1,000 samples, 9 min
+    make bench-latency BENCH_ARGS="--trains 200"
+    make bench-latency BENCH_ARGS="--trains 100 --duration 3600"   # the soak
 
-1. the local stack (`railpulse stack up`), then ingest, detector, notifier and archiver started as
+1. the local stack (`railpulse stack up`, on the ports and state dir of the `RAILPULSE_*` env,
+   see `railpulse_devstack.config`), then ingest, detector, notifier and archiver started as
    `railpulse demo` starts them (`_service_env`: each its own process and environment); the fleet
    starts only once every KCL consumer has renewed its leases after this start;
 2. `railpulse-fleet --trains N` at 1 Hz with a generated scenario: from `--first-spike-s` on, every
-   `--spike-every-s` one train's bearing temperature jumps past the critical limit for one sample
-   (a different train and channel each time, so each raises a new alarm);
-3. after the fleet stops, the pipeline drains into the lake; the figures:
-   - sensor -> shadow: the notifier's EMF `NotificationLatency` (shadow written - sensor time), one
-     sample per alarm raised or escalated (the spikes and anything the models find);
-   - per hop, from the anomalies in the lake: sensor -> broker (received_ms - ts), broker -> ingest
-     (ingested_ms - received_ms), ingest -> detector (detected_ms - ingested_ms), and the
-     notifier's `ReceiptToShadowLatency` (alert received from SQS -> shadow written);
-   - frames sent (the trains' spool sequence counters) against frames archived (distinct
-     train/seq in the lake); frames still spooled on a train are not lost.
+   `--spike-every-s` one train's bearing temperature jumps past the critical limit for one sample,
+   cycling over every (train, channel); the notifier clears a quiet alarm after
+   `--clear-after-s`, so the next spike on that pair raises it again: each spike is one sample;
+3. a sample is an alarm's first notification (raised or escalated), from the notifier's
+   `notification.sample` log line, which carries every hop's time (`bench/_samples.py`): per hop
+   p50/p95/p99/max, and for the 10 slowest samples the hop that made each slow; the detector's
+   and ingest's KCL batch times and lag, the detector's snapshot times, from their EMF;
+4. frames sent (the trains' spool sequence counters) against frames archived (distinct train/seq
+   in the lake); frames still spooled on a train are not lost;
+5. every service's resident memory (its whole process tree, the stack's components too) at
+   `--rss-at-s` and at the end, and p99 per `--window-s` window: for the soak, a service whose
+   memory grows with time rather than with the fleet is a defect.
 
 KCL settings (from `_service_env`, measured in docs/design.md): polling (`retrievalMode = POLLING`),
 `idleTimeBetweenReadsInMillis` 200 for ingest and detector, 1000 for the archiver,
 `shardSyncIntervalMillis` 1000; the archiver flushes every `--flush-s` seconds.
 
-Progress on stderr; the last stdout line is one JSON object.
+Progress on stderr; the last stdout line is one JSON object (the keys of the first version kept;
+`samples`, `hops`, `slowest`, `windows`, `rss_mb`, `services` added).
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from bench._rss import stack_pids, tree_rss_mb
 from railpulse_cli.demo.emf import MetricsTail
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_cli.demo.report import spool_counters
 from railpulse_cli.demo.run import KCL_APPLICATIONS, _service_env
+from railpulse_cli.demo.samples import hop_stats, read_samples, slowest, windows
 from railpulse_cli.demo.supervisor import Supervisor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,16 +61,18 @@ def _log(msg: str) -> None:
 
 def _scenario(path: Path, trains: int, first_s: float, every_s: float, until_s: float) -> int:
     """One single-sample bearing spike (+100 degC: 150-170 degC, past the 120 degC critical limit,
-    inside the physical range) every `every_s`, each on another (train, channel)."""
+    inside the physical range) every `every_s`, cycling over every (train, channel): consecutive
+    spikes on other trains, a pair again only after all the others."""
     lines = ["seed = 7", ""]
     k = 0
-    while first_s + k * every_s < until_s and k < trains * 8:
+    while first_s + k * every_s < until_s:
+        pair = k % (trains * 8)
         lines += [
             "[[fault]]",
-            f"train = {(k * 7) % trains}",
+            f"train = {pair % trains}",
             'kind = "spike"',
-            f'channel = "bearing_temp_{k % 8 + 1}"',
-            f"at_s = {first_s + k * every_s:.1f}",
+            f'channel = "bearing_temp_{pair // trains + 1}"',
+            f"at_s = {first_s + k * every_s:.2f}",
             "magnitude = 100.0",
             "",
         ]
@@ -89,13 +99,45 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def _rss(supervisor_pids: dict[str, int], stack_run: Path) -> dict[str, float]:
+    return {name: tree_rss_mb(pid) for name, pid in {**supervisor_pids,
+                                                      **stack_pids(stack_run)}.items()}
+
+
+def _emf_stats(tail: MetricsTail) -> dict[str, dict[str, float | None]]:
+    """p50/p99/max of the EMF figures that explain a hop: KCL batch time and lag, snapshots."""
+    wanted = {
+        "ingest": ("BatchLatency", "MillisBehindLatest"),
+        "detector": ("BatchLatency", "ScoringTime", "GcPauseTime", "MillisBehindLatest",
+                     "SnapshotCopyTime", "SnapshotWriteTime"),
+        "archiver": ("BatchLatency",),
+    }
+    out: dict[str, dict[str, float | None]] = {}
+    for service, names in wanted.items():
+        for name in names:
+            values = list(tail.samples.get(service, {}).get(name, []))
+            if values:
+                out[f"{service}.{name}"] = {"n": len(values), "p50": _pct(values, 50),
+                                            "p99": _pct(values, 99), "max": max(values)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.latency", description=__doc__.split("\n")[0])
     p.add_argument("--trains", type=int, default=50)
-    p.add_argument("--duration-s", type=float, default=150.0, help="how long the fleet runs")
+    p.add_argument("--duration-s", "--duration", type=float, default=540.0,
+                   help="how long the fleet runs")
     p.add_argument("--first-spike-s", type=float, default=20.0)
-    p.add_argument("--spike-every-s", type=float, default=3.0)
+    p.add_argument("--spike-every-s", type=float, default=1.0,
+                   help="one spike this often; each raises two alarms (the limit and the peers "
+                   "rule), two samples: 1 s gives 1,000 in ~500 s. Much more often and the "
+                   "benchmark measures how many alarms a second the notifier keeps up with")
+    p.add_argument("--clear-after-s", type=float, default=20.0,
+                   help="the notifier clears a quiet alarm after this, so a pair can raise again")
     p.add_argument("--flush-s", type=float, default=5.0, help="the archiver's buffer max age")
+    p.add_argument("--window-s", type=float, default=600.0, help="p99 per window this long")
+    p.add_argument("--rss-at-s", type=float, default=300.0,
+                   help="resident memory of every service this long into the run (and at the end)")
     p.add_argument("--lease-timeout-s", type=float, default=180.0)
     p.add_argument("--drain-timeout-s", type=float, default=60.0)
     p.add_argument("--prefix", default="lat-", help="train name prefix (own spools and names)")
@@ -110,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     devstack.up(config)
     env = stack_env(config)
     os.environ.update(env)
-    _log(f"stack ready in {time.monotonic() - began:.1f} s")
+    _log(f"stack ready in {time.monotonic() - began:.1f} s (state {config.state_dir}, "
+         f"moto {config.moto_port}); load average {os.getloadavg()}")
 
     run_dir = REPO / ".local" / "bench" / time.strftime("latency-%Y%m%dT%H%M%S")
     (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
@@ -121,13 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     tail = MetricsTail({n: run_dir / "metrics" / f"{n}.emf" for n in SERVICES})
     bin_dir = Path(sys.executable).parent
     result: dict[str, Any] = {}
+    loads: list[tuple[float, float]] = []
     with Supervisor(run_dir / "logs") as supervisor:
         before = lease_counters(env, KCL_APPLICATIONS)
+        pids: dict[str, int] = {}
         for name in SERVICES:
             service_env = _service_env(env, name, run_dir)
             if name == "archiver":
                 service_env["RAILPULSE_BUFFER_MAX_AGE_S"] = str(args.flush_s)
-            supervisor.start(name, [str(bin_dir / f"railpulse-{name}")], service_env)
+            if name == "notifier":
+                service_env["RAILPULSE_CLEAR_AFTER_S"] = str(args.clear_after_s)
+            proc = supervisor.start(name, [str(bin_dir / f"railpulse-{name}")], service_env)
+            assert proc.popen is not None
+            pids[name] = proc.popen.pid
         _log("services started; waiting for the KCL consumers to renew their leases ...")
         deadline = time.monotonic() + args.lease_timeout_s
         while not leases_renewed(env, KCL_APPLICATIONS, before):
@@ -147,16 +196,23 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"fleet of {args.trains} trains at 1 Hz for {args.duration_s:.0f} s, {spikes} spikes")
         started = time.monotonic()
         next_report = started + 10
+        rss_early: dict[str, float] = {}
+        notifier_log = run_dir / "logs" / "notifier.log"
         while fleet.alive:
             time.sleep(1)
+            if not rss_early and time.monotonic() - started >= args.rss_at_s:
+                rss_early = _rss(pids, config.run_dir)
+                _log(f"resident memory at {args.rss_at_s:.0f} s: {rss_early}")
             if time.monotonic() >= next_report:
                 next_report += 10
                 tail.poll()
-                lat = tail.samples.get("notifier", {}).get("NotificationLatency", [])
+                loads.append((round(time.monotonic() - started), os.getloadavg()[0]))
+                lat = [s.total_ms for s in read_samples(notifier_log, args.prefix, since_ms)]
                 _log(f"[{time.monotonic() - started:4.0f}s] frames in "
                      f"{tail.total('ingest', 'RecordsForwarded'):6.0f} | scored "
-                     f"{tail.total('detector', 'FramesScored'):6.0f} | alarms "
-                     f"{len(lat):3d} | p99 so far {_pct(lat, 99)} ms")
+                     f"{tail.total('detector', 'FramesScored'):6.0f} | samples "
+                     f"{len(lat):4d} | p99 so far {_pct(lat, 99)} ms | load "
+                     f"{loads[-1][1]:.2f}")
         if fleet.returncode not in (0, None):
             raise SystemExit(f"the fleet exited with {fleet.returncode}; see {fleet.log}")
 
@@ -174,19 +230,14 @@ def main(argv: list[str] | None = None) -> int:
                 break
             _log(f"draining: {archived} of {expected} archived")
             time.sleep(2)
-        # The anomalies of this run, with their hop timestamps, once the lake has them.
+        rss_end = _rss(pids, config.run_dir)
         tail.poll()
+        samples = read_samples(notifier_log, args.prefix, since_ms)
+        e2e = [s.total_ms for s in samples]
         rows = _lake(env).execute(
-            "SELECT epoch_ms(ts), received_ms, ingested_ms, detected_ms FROM alerts "
-            "WHERE starts_with(train, ?) AND epoch_ms(ts) >= ?", [args.prefix, since_ms]).fetchall()
-        notifier = tail.samples.get("notifier", {})
-        e2e = notifier.get("NotificationLatency", [])
-        hops = {
-            "sensor_to_broker": [float(r - t) for t, r, _, _ in rows if r],
-            "broker_to_ingest": [float(i - r) for _, r, i, _ in rows if r and i],
-            "ingest_to_detector": [float(d - i) for _, _, i, d in rows if i and d],
-            "alert_to_shadow": list(notifier.get("ReceiptToShadowLatency", [])),
-        }
+            "SELECT count(*) FROM alerts WHERE starts_with(train, ?) AND epoch_ms(ts) >= ?",
+            [args.prefix, since_ms]).fetchone()
+        hops = hop_stats(samples)
         result = {
             "trains": args.trains,
             "p50_ms": _pct(e2e, 50),
@@ -195,17 +246,28 @@ def main(argv: list[str] | None = None) -> int:
             "frames_sent": sent,
             "frames_archived": archived,
             "frames_lost": sent - still - evicted - archived,
-            **{f"hop_{name}_p99_ms": _pct(values, 99) for name, values in hops.items()},
+            **{f"hop_{name}_p99_ms": hops[name]["p99_ms"] for name in
+               ("sensor_to_broker", "broker_to_ingest", "ingest_to_detector")},
+            "hop_alert_to_shadow_p99_ms": hops["notifier_to_shadow"]["p99_ms"],
             "samples": len(e2e),
-            "anomalies_in_lake": len(rows),
+            "anomalies_in_lake": int(rows[0]) if rows else 0,
             "spikes_injected": spikes,
             "frames_still_spooled": still,
             "frames_evicted": evicted,
             "max_ms": round(max(e2e), 1) if e2e else None,
+            "slowest": [s["hop"] for s in slowest(samples)],
+            "slowest_samples": slowest(samples),
+            "hops": hops,
+            "services": _emf_stats(tail),
+            "windows": windows(samples, since_ms, args.window_s),
+            "rss_mb": {f"at_{args.rss_at_s:.0f}s": rss_early, "at_end": rss_end},
+            "load_average": {"samples": loads, "at_end": os.getloadavg()},
             "kcl": {"retrieval_mode": "POLLING", "idle_time_between_reads_ms": KCL_IDLE_MS,
                     "shard_sync_interval_ms": 1000, "archiver_flush_s": args.flush_s},
             "duration_s": args.duration_s,
         }
+        if len(e2e) < 1000:
+            _log(f"only {len(e2e)} samples: a p99 needs >= 1,000 (a longer --duration-s)")
         _log("stopping the services (SIGTERM) ...")
     _log(f"done in {time.monotonic() - began:.0f} s; run dir {run_dir}")
     print(json.dumps(result), flush=True)

@@ -8,15 +8,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import time
 from typing import Any
 
+import structlog
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from railpulse_devstack import _moto_kinesis
+from railpulse_devstack import _logging, _moto_kinesis
 
 __all__ = ["main"]
+
+logger = structlog.get_logger()
 
 
 def _fast_clock() -> None:
@@ -40,19 +44,54 @@ def _fast_clock() -> None:
         setattr(module, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
+SLOW_REQUEST_S = 0.25
+"""A request moto takes longer than this to answer is logged (`moto.slow_request`)."""
+
+
+_LONG_POLLS = frozenset({"AmazonSQS.ReceiveMessage"})
+"""Requests that wait on purpose (long polling): never slow."""
+
+
 def _never_empty(app: Any) -> Any:
     """hypercorn's WSGI wrapper sends the response start with the first body chunk, so a response
     without one (every HEAD, e.g. DuckDB probing a Parquet object) became a 500. moto builds its
-    responses in memory: materialise the body and give it at least one (empty) chunk."""
+    responses in memory: materialise the body and give it at least one (empty) chunk.
+
+    Every API is served by this one process (its requests on hypercorn's worker threads, under
+    one GIL): a slow request is logged with its operation, size, time and how many requests were
+    in flight, so a slow latency sample can be matched with what moto was busy with then (a
+    detector snapshot, an archiver flush)."""
+    in_flight = [0]
 
     def wrapped(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = app(environ, start_response)
+        began = time.perf_counter()
+        # hypercorn hands over the whole body, already bounded (`wsgi_max_body_size`), as a
+        # BytesIO: saying so lets werkzeug read it in one go instead of 64 KB at a time into a
+        # growing bytearray, which held the GIL (every other API waited) ~1 s per 37 MB PUT.
+        environ["wsgi.input_terminated"] = True
+        in_flight[0] += 1
         try:
-            chunks = list(body)
+            body = app(environ, start_response)
+            try:
+                chunks = list(body)
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
         finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+            in_flight[0] -= 1
+        took = time.perf_counter() - began
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if took >= SLOW_REQUEST_S and target not in _LONG_POLLS:
+            logger.warning(
+                "moto.slow_request",
+                method=environ.get("REQUEST_METHOD"),
+                path=str(environ.get("PATH_INFO", ""))[:120],
+                target=target,
+                bytes_in=int(environ.get("CONTENT_LENGTH") or 0),
+                ms=round(took * 1000, 1),
+                in_flight=in_flight[0] + 1,
+            )
         return chunks or [b""]
 
     return wrapped
@@ -81,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4566)
     args = parser.parse_args(argv)
 
+    _logging.configure(json=True)
     config = server_config(args.host, args.port)
     _fast_clock()
     _moto_kinesis.install()  # concurrent puts and resharding as in Kinesis

@@ -117,6 +117,14 @@ _LIST = (
     Metric("FramesScored", "Count", ("detector",), _KCL_DIMS, "frames judged"),
     Metric("AnomaliesEmitted", "Count", ("detector",), _KCL_DIMS, "anomalies sent"),
     Metric("DetectionLatency", "Milliseconds", ("detector",), _KCL_DIMS, "receipt to anomaly"),
+    Metric("ScoringTime", "Milliseconds", ("detector",), _KCL_DIMS, "a batch's rules and models"),
+    Metric(
+        "GcPauseTime",
+        "Milliseconds",
+        ("detector",),
+        _KCL_DIMS,
+        "the longest garbage-collection pause since the last batch (it stalls scoring too)",
+    ),
     Metric(
         "SnapshotsFailed",
         "Count",

@@ -11,7 +11,10 @@ The forests' state is snapshotted to S3 (`snapshot_prefix/<shard>.bin`) every
 `snapshot_interval_s` and when the shard is handed over cleanly (shutdown, shard end), and
 restored when a worker takes the shard, so a failover does not start the fleet's models from zero.
 The snapshot and the checkpoint are one consistent pair: the checkpoint never passes the last
-record the saved snapshot has seen (`durable_position`). After a crash the next owner restores the
+record the saved snapshot has seen (`durable_position`). A snapshot never holds up scoring: the
+handler takes a consistent copy of the models between two batches (`snapshot_writer.detached`)
+and a `SnapshotWriter` thread encodes and uploads it while batches go on; the position moves to
+the copy's once the upload has landed, and one snapshot at a time is in flight. After a crash the next owner restores the
 snapshot and the KCL replays from the checkpoint, so every frame reaches the models exactly once
 (frames the snapshot already saw are skipped by their sequence numbers). A checkpoint ahead of the
 snapshot would leave the frames in between out of the models for good. A worker that lost its
@@ -29,6 +32,10 @@ instead of escaping `process`.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import gc
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -43,6 +50,12 @@ from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
 from railpulse_detector.settings import DetectorSettings
 from railpulse_detector.snapshot import SnapshotError
+from railpulse_detector.snapshot_writer import (
+    SnapshotAbandoned,
+    SnapshotWriter,
+    Written,
+    detached,
+)
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
@@ -67,12 +80,26 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_GC_PAUSES: list[float] = []
+"""Garbage-collection pauses (ms) since the last batch's metrics: a pause stalls scoring too."""
+_gc_began = [0.0]
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_began[0] = time.perf_counter()
+    elif len(_GC_PAUSES) < 10_000:
+        _GC_PAUSES.append((time.perf_counter() - _gc_began[0]) * 1000)
+
+
 def _int(position: Position) -> tuple[int, int]:
     return int(position[0]), position[1]
 
 
 class DetectorHandler(ShardHandler):
     def __init__(self, settings: DetectorSettings, metrics: Metrics | None = None) -> None:
+        if metrics is not None and _on_gc not in gc.callbacks:
+            gc.callbacks.append(_on_gc)
         self.settings = settings
         self.metrics = metrics
         self.rules = Rules(
@@ -105,7 +132,15 @@ class DetectorHandler(ShardHandler):
         """The last record the saved snapshot has seen: where the checkpoint may go."""
         self._dirty = False
         """The models moved since the last snapshot."""
-        self._lost = False
+        self._lost = threading.Event()
+        self._writer: SnapshotWriter | None = None
+        self._inflight: (
+            tuple[concurrent.futures.Future[Written], Position | None, ModelBank] | None
+        ) = None
+        """The snapshot being written, and the position of the copy it writes."""
+        self.snapshots_begun = 0
+        self._spare: ModelBank | None = None
+        """The last copy written: the next copy goes into its arrays (no page faults)."""
         self._stack = AsyncExitStack()
         self._undelivered: dict[tuple[int, int], list[Anomaly]] = {}
         self.emitter: AnomalyEmitter | None = None
@@ -129,22 +164,33 @@ class DetectorHandler(ShardHandler):
         )
         if self.model is not None:
             await self._restore()
+            self._writer = SnapshotWriter(clients, self.settings.bucket_state)
+            await asyncio.to_thread(self._writer.start)
+            self._stack.callback(self._writer.close)
 
     async def flush(self) -> None:
         """Before a clean hand-over's checkpoint: save the models up to the last record. Not
         while decisions wait to be delivered: the models have seen those frames, so the next
         owner, replaying them, would skip them and their anomalies would never be sent."""
-        if not self._lost and self._dirty and not self._undelivered:
-            await self._snapshot()
+        await self._settle(wait=True)
+        if not self._lost.is_set() and self._dirty and not self._undelivered:
+            self._begin_snapshot()
+            await self._settle(wait=True)
 
     def lose(self) -> None:
-        """The lease is gone: another worker owns the shard and its snapshot now."""
-        self._lost = True
+        """The lease is gone: another worker owns the shard and its snapshot now (a snapshot
+        being encoded is not uploaded)."""
+        self._lost.set()
+
+    @property
+    def snapshot_in_flight(self) -> bool:
+        return self._inflight is not None
 
     def durable_position(self, processed: Position | None) -> Position | None:
         return processed if self.model is None else self._saved
 
     async def stop(self) -> None:
+        await self._settle(wait=True)
         await self._stack.aclose()
 
     def _snapshot_key(self) -> str:
@@ -167,38 +213,77 @@ class DetectorHandler(ShardHandler):
             return
         logger.info("model_snapshot_restored", key=self._snapshot_key(), bytes=len(data))
 
-    async def _snapshot(self) -> None:
-        """Best effort: a missed snapshot only holds the checkpoint back until the next one."""
-        if self.model is None or self._s3 is None:
+    def _begin_snapshot(self) -> None:
+        """Take a consistent copy of the models and hand it to the writer (one at a time). The
+        copy is the only part on the scoring path; encoding and upload run on the writer's
+        thread. Best effort: a missed snapshot only holds the checkpoint back."""
+        if self.model is None or self._writer is None or self._inflight is not None:
             return
         self._last_snapshot = time.monotonic()
-        position = self._position
-        try:
-            data = self.model.dumps()
-        except Exception as exc:  # a bug, never the input's fault alone: count it, go on
-            logger.exception("model_snapshot_unserialisable", error=f"{type(exc).__name__}: {exc}")
-            if self.metrics is not None:
-                self.metrics.add("SnapshotsFailed", 1)
+        began = time.perf_counter()
+        copy = detached(self.model, self._spare)
+        self._spare = None  # the writer owns it now
+        copy_ms = (time.perf_counter() - began) * 1000
+        self._inflight = (
+            self._writer.submit(copy, self._snapshot_key(), self._lost),
+            self._position,
+            copy,
+        )
+        self._dirty = False  # the copy holds everything up to here
+        self.snapshots_begun += 1
+        if self.metrics is not None:
+            self.metrics.add("SnapshotCopyTime", copy_ms, "Milliseconds")
+
+    async def _settle(self, *, wait: bool = False) -> None:
+        """Take the outcome of the snapshot in flight, if it is done (or once it is, `wait`)."""
+        if self._inflight is None:
             return
-        dropped = self.model.take_dropped()
-        if dropped:
-            logger.error("model_state_dropped", trains=dropped[:20], count=len(dropped))
-            if self.metrics is not None:
-                self.metrics.add("ModelStatesDropped", len(dropped))
+        future, position, copy = self._inflight
+        if not future.done():
+            if not wait:
+                return
+            await asyncio.wait([asyncio.wrap_future(future)])  # the outcome is read below
+        self._inflight = None
+        self._spare = copy  # written or not, the writer is done with it
         try:
-            await self._s3.put_object(
-                Bucket=self.settings.bucket_state, Key=self._snapshot_key(), Body=data
-            )
+            written = future.result()
+        except SnapshotAbandoned:
+            logger.info("model_snapshot_abandoned", key=self._snapshot_key())
+            return
         except (ClientError, BotoCoreError) as exc:
             # The checkpoint waits for the next snapshot that lands: alarm on SnapshotsFailed.
-            logger.warning("model_snapshot_failed", error=str(exc)[:200], bytes=len(data))
-            if self.metrics is not None:
-                self.metrics.add("SnapshotsFailed", 1)
+            self._failed_snapshot("model_snapshot_failed", exc)
             return
-        self._saved, self._dirty = position, False
+        except Exception as exc:  # a bug, never the input's fault alone: count it, go on
+            self._failed_snapshot("model_snapshot_unserialisable", exc)
+            return
+        if written.dropped:
+            logger.error(
+                "model_state_dropped", trains=written.dropped[:20], count=len(written.dropped)
+            )
+            if self.metrics is not None:
+                self.metrics.add("ModelStatesDropped", len(written.dropped))
+        self._saved = position
+        if not self._dirty:
+            self._saved = self._position  # nothing reached the models since the copy
         logger.info(
-            "model_snapshot_saved", key=self._snapshot_key(), bytes=len(data), position=position
+            "model_snapshot_saved",
+            key=self._snapshot_key(),
+            bytes=written.nbytes,
+            position=position,
+            encode_ms=round(written.encode_s * 1000, 1),
+            upload_ms=round(written.upload_s * 1000, 1),
         )
+        if self.metrics is not None:
+            self.metrics.add("SnapshotBytes", written.nbytes, "Bytes")
+            self.metrics.add("SnapshotWriteTime", (written.encode_s + written.upload_s) * 1000,
+                             "Milliseconds")
+
+    def _failed_snapshot(self, event: str, exc: BaseException) -> None:
+        self._dirty = True  # the models still hold what the lost copy held
+        logger.warning(event, error=f"{type(exc).__name__}: {exc}"[:300])
+        if self.metrics is not None:
+            self.metrics.add("SnapshotsFailed", 1)
 
     def decide(self, frames: Sequence[AcceptedFrame]) -> list[list[Anomaly]]:
         """What the detector concludes from a batch, per frame, in order (stateful: once per
@@ -234,7 +319,10 @@ class DetectorHandler(ShardHandler):
                 result.failed.append(RecordFailure(record, FailureKind.POISON, str(error), error))
                 continue
             fresh.append((record, event))
-        for (record, _), found in zip(fresh, self.decide([f for _, f in fresh]), strict=True):
+        scoring = time.perf_counter()
+        verdicts = self.decide([f for _, f in fresh])
+        scoring_ms = (time.perf_counter() - scoring) * 1000
+        for (record, _), found in zip(fresh, verdicts, strict=True):
             self._undelivered[record.position] = found
             decided.append((record, found))
         self._dirty = self._dirty or bool(fresh)
@@ -252,15 +340,21 @@ class DetectorHandler(ShardHandler):
         last = max((r.position for r in records), default=None)
         if last is not None and (self._position is None or last > _int(self._position)):
             self._position = (str(last[0]), last[1])  # a retried subset never moves it back
-            if not self._dirty:
+            if not self._dirty and self._inflight is None:
                 self._saved = self._position  # nothing reached the models: the snapshot holds
+        await self._settle()
         if (
             self._dirty
             and time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s
         ):
-            await self._snapshot()
+            self._begin_snapshot()
         if self.metrics is not None:
             self.metrics.add("FramesScored", len(decided))
+            if fresh:  # what a batch spends scoring: the part of the detector hop that is ours
+                self.metrics.add("ScoringTime", scoring_ms, "Milliseconds")
+            if _GC_PAUSES:
+                self.metrics.add("GcPauseTime", max(_GC_PAUSES), "Milliseconds")
+                _GC_PAUSES.clear()
             self.metrics.add("AnomaliesEmitted", len(anomalies))
             for anomaly in anomalies:
                 latency = anomaly.detected_ms - (anomaly.received_ms or anomaly.ts_ms)

@@ -245,6 +245,14 @@ class Notifier:
                 taken_ms = reading_time_ms(anomaly, self.clock_skew_tolerance_ms)
                 self.metrics.add("NotificationLatency", done_ms - taken_ms, "Milliseconds")
                 self.metrics.add("ReceiptToShadowLatency", done_ms - received_ms, "Milliseconds")
+                # One line per latency sample, with every hop's time, to explain a slow one.
+                logger.info(
+                    "notification.sample", train=train.name, alert_key=anomaly.alert_key,
+                    ts_ms=anomaly.ts_ms, taken_ms=taken_ms, broker_ms=anomaly.received_ms,
+                    ingested_ms=anomaly.ingested_ms, detected_ms=anomaly.detected_ms,
+                    queue_received_ms=received_ms, shadow_ms=done_ms,
+                    states=[t.state.value for t in o.transitions],
+                )
             if o.duplicate:
                 self.metrics.add("DuplicateAnomalies", 1)
             if self.observer is not None:
