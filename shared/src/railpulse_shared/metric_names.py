@@ -118,8 +118,12 @@ _LIST = (
     Metric("AnomaliesEmitted", "Count", ("detector",), _KCL_DIMS, "anomalies sent"),
     Metric("DetectionLatency", "Milliseconds", ("detector",), _KCL_DIMS, "receipt to anomaly"),
     Metric("ScoringTime", "Milliseconds", ("detector",), _KCL_DIMS, "a batch's rules and models"),
-    Metric("SnapshotCopyTime", "Milliseconds", ("detector",), _KCL_DIMS, "the copy on the scoring path"),
-    Metric("SnapshotWriteTime", "Milliseconds", ("detector",), _KCL_DIMS, "encode and upload, off it"),
+    Metric(
+        "SnapshotCopyTime", "Milliseconds", ("detector",), _KCL_DIMS, "the copy on the scoring path"
+    ),
+    Metric(
+        "SnapshotWriteTime", "Milliseconds", ("detector",), _KCL_DIMS, "encode and upload, off it"
+    ),
     Metric("SnapshotBytes", "Bytes", ("detector",), _KCL_DIMS, "a model snapshot's size"),
     Metric(
         "GcPauseTime",
