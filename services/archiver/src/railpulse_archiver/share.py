@@ -20,6 +20,7 @@ from railpulse_archiver.query import (
     write_result,
 )
 from railpulse_archiver.redshift import RedshiftTarget, connect_redshift
+from railpulse_archiver.pdf import print_pdf
 from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
@@ -208,10 +209,14 @@ def fleet_report(
     *,
     lake: str | None = None,
     from_lake: bool = False,
+    pdf: Path | None = None,
 ) -> dict[str, Any]:
+    """Fleet health over [start, end) as the HTML page `out`, and printed to `pdf` if given."""
     source = open_source(settings, warehouse=not from_lake, lake=lake, views=True)
     report = build_report(source, start, end)
     out.write_text(render_html(report))
+    if pdf is not None:
+        print_pdf(out, pdf)
     return report.summary
 
 
