@@ -79,7 +79,9 @@ def _alert(frame: AcceptedFrame, kind: AnomalyKind, channel: str, severity: Seve
         score=frame.readings[channel].value if kind == AnomalyKind.LIMIT else 0.97,
         threshold=90.0 if kind == AnomalyKind.LIMIT else 0.9,
         alert_key=key,
-        channels=[Attribution(channel=channel, contribution=1.0, value=frame.readings[channel].value)],
+        channels=[
+            Attribution(channel=channel, contribution=1.0, value=frame.readings[channel].value)
+        ],
         model_version="rcf-demo" if kind == AnomalyKind.MODEL else "",
         message=f"{channel} on {frame.train}",
         detected_ms=frame.ts_ms + 300,
@@ -122,11 +124,13 @@ def _events(frames: list[AcceptedFrame]) -> list[Anomaly | AlarmTransition]:
     by_train = {f.train: [] for f in frames}  # type: dict[str, list[AcceptedFrame]]
     for f in frames:
         by_train[f.train].append(f)
-    for t, (train, own) in enumerate(sorted(by_train.items())):
+    for t, (_, own) in enumerate(sorted(by_train.items())):
         for n, at in enumerate(range(7 + t * 5, len(own), 97)):
             kind = AnomalyKind.MODEL if n % 3 else AnomalyKind.SENSOR_FAULT
             channel = ("vibration_2", "motor_temp_1", "line_voltage")[n % 3]
-            events.append(_alert(own[at], kind, channel, Severity.INFO if n % 2 else Severity.WARNING))
+            events.append(
+                _alert(own[at], kind, channel, Severity.INFO if n % 2 else Severity.WARNING)
+            )
     return events
 
 

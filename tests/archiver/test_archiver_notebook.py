@@ -36,7 +36,10 @@ def test_the_notebook_plots_a_trains_bearing_temperatures_with_its_alerts(
     monkeypatch.delenv("RAILPULSE_TRAIN", raising=False)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
     ).execute()  # raises CellExecutionError, with the cell and its traceback, on any error
 
     text = "\n".join(_texts(c) for c in notebook.cells)

@@ -92,7 +92,10 @@ def test_no_pdf_writes_only_the_html(demo: DemoLake, tmp_path: Path) -> None:
 
 
 def test_without_chromium_the_report_says_so_and_keeps_the_html(
-    demo: DemoLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    demo: DemoLake,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()

@@ -27,7 +27,7 @@ def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= value)
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
 
 
 def _svg(width: int, height: int, body: str, title: str) -> str:
@@ -42,9 +42,7 @@ def _day_label(day: date, count: int) -> str:
     return day.strftime("%d %b") if count <= 16 else day.strftime("%d")
 
 
-def stacked_day_bars(
-    days: Sequence[date], series: Mapping[str, Sequence[int]], title: str
-) -> str:
+def stacked_day_bars(days: Sequence[date], series: Mapping[str, Sequence[int]], title: str) -> str:
     """One bar per day, stacked by series (alert kind), with a legend and a count axis."""
     width, height, left, right, top, bottom = 860, 260, 44, 12, 30, 40
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -116,7 +114,9 @@ def horizontal_bars(labels: Sequence[str], values: Sequence[int], title: str) ->
             f"<text x='{left + w + 6:.1f}' y='{y + 15}' fill='{_INK}'>{value}</text>"
         )
     if not labels:
-        parts.append(f"<text x='{width / 2}' y='{top + 15}' text-anchor='middle' fill='{_MUTED}'>none</text>")
+        parts.append(
+            f"<text x='{width / 2}' y='{top + 15}' text-anchor='middle' fill='{_MUTED}'>none</text>"
+        )
     return _svg(width, height, "".join(parts), title)
 
 
@@ -155,7 +155,9 @@ def completeness_heatmap(
             )
     for i, train in enumerate(trains):
         y = top + row * i
-        parts.append(f"<text x='{left - 8}' y='{y + 14}' text-anchor='end' fill='{_INK}'>{escape(train)}</text>")
+        parts.append(
+            f"<text x='{left - 8}' y='{y + 14}' text-anchor='end' fill='{_INK}'>{escape(train)}</text>"
+        )
         for j, day in enumerate(days):
             x = left + cell * j
             value = pct.get((train, day))

@@ -144,7 +144,9 @@ def update(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m railpulse_archiver.datadict", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m railpulse_archiver.datadict", description=__doc__
+    )
     parser.add_argument("file", type=Path, help="the data dictionary (docs/data.md)")
     parser.add_argument("--write", action="store_true", help="rewrite the generated sections")
     args = parser.parse_args(argv)

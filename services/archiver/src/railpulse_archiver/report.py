@@ -124,7 +124,16 @@ def build_report(source: SqlSource, start: datetime, end: datetime) -> FleetRepo
         else None,
     }
     return FleetReport(
-        start, end, source.name, summary, by_kind, trains, completeness, per_day, top_channels, daily
+        start,
+        end,
+        source.name,
+        summary,
+        by_kind,
+        trains,
+        completeness,
+        per_day,
+        top_channels,
+        daily,
     )
 
 
@@ -140,7 +149,7 @@ def report_days(start: datetime, end: datetime) -> list[date]:
 
 
 def _as_date(value: Any) -> date:
-    return value.date() if isinstance(value, datetime) else value  # type: ignore[no-any-return]
+    return value.date() if isinstance(value, datetime) else value
 
 
 def _charts(report: FleetReport) -> dict[str, Markup]:
@@ -166,15 +175,15 @@ def _charts(report: FleetReport) -> dict[str, Markup]:
         key=lambda t: (overall.get(t) if overall.get(t) is not None else 100.0, t),
     )[:HEATMAP_TRAINS]
     return {
-        "alerts_per_day": Markup(
-            stacked_day_bars(days, series, "Alerts per day by kind")  # noqa: S704 (escaped inside)
-        ),
-        "top_channels": Markup(  # noqa: S704
+        "alerts_per_day": Markup(stacked_day_bars(days, series, "Alerts per day by kind")),
+        "top_channels": Markup(
             horizontal_bars(
-                [r["channel"] for r in top], [int(r["alerts"]) for r in top], "Top alerting channels"
+                [r["channel"] for r in top],
+                [int(r["alerts"]) for r in top],
+                "Top alerting channels",
             )
         ),
-        "completeness": Markup(  # noqa: S704
+        "completeness": Markup(
             completeness_heatmap(sorted(shown), days, pct, "Data completeness per train and day")
         ),
     }
@@ -211,13 +220,19 @@ def render_html(report: FleetReport, *, generated: datetime | None = None) -> st
     kpis = [
         ("Alerts", s["alerts"]),
         ("Trains with alerts", f"{s['trains_with_alerts']} of {s['trains_reporting']}"),
-        ("Data completeness", either(s["fleet_completeness_pct"], f"{s['fleet_completeness_pct']}%")),
+        (
+            "Data completeness",
+            either(s["fleet_completeness_pct"], f"{s['fleet_completeness_pct']}%"),
+        ),
         ("Alarms cleared", f"{s['cleared']} of {s['alarms']}"),
         (
             "Avg. time to acknowledge",
             either(s["avg_minutes_to_acknowledge"], f"{s['avg_minutes_to_acknowledge']} min"),
         ),
-        ("Avg. time to clear", either(s["avg_minutes_to_clear"], f"{s['avg_minutes_to_clear']} min")),
+        (
+            "Avg. time to clear",
+            either(s["avg_minutes_to_clear"], f"{s['avg_minutes_to_clear']} min"),
+        ),
     ]
     tables = [
         ("Alerts by kind", report.alerts_by_kind, "No alerts in this period."),
@@ -236,7 +251,5 @@ def render_html(report: FleetReport, *, generated: datetime | None = None) -> st
             if trains_total > HEATMAP_TRAINS
             else None
         ),
-        tables=[
-            (title, t.column_names, t.to_pylist(), empty) for title, t, empty in tables
-        ],
+        tables=[(title, t.column_names, t.to_pylist(), empty) for title, t, empty in tables],
     )

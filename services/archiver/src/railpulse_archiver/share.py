@@ -11,6 +11,7 @@ import pyarrow as pa
 import structlog
 
 from railpulse_archiver.errors import LakeUnavailableError, NoDataError
+from railpulse_archiver.pdf import print_pdf
 from railpulse_archiver.query import (
     OutputFormat,
     Scan,
@@ -20,7 +21,6 @@ from railpulse_archiver.query import (
     write_result,
 )
 from railpulse_archiver.redshift import RedshiftTarget, connect_redshift
-from railpulse_archiver.pdf import print_pdf
 from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
