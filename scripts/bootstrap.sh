@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything railpulse needs on a fresh Debian machine, and nothing twice:
-# Debian packages (mosquitto, PostgreSQL 15, Java 17), uv, and the locked Python environment
+# Debian packages (mosquitto, PostgreSQL 15, Java 17, Chromium, poppler-utils), uv, and the locked Python environment
 # (which brings the KCL 2.5.8 jars inside the amazon-kclpy wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,8 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
 # Headless browser for the console's tests (driven by Playwright, never `playwright install`).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# `railpulse report` prints its PDF with that Chromium; its test renders the PDF with pdftoppm.
+command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)
 for pkg in "$@"; do need_apt+=("$pkg"); done
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2

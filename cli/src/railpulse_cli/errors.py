@@ -92,6 +92,7 @@ def _archiver(exc: BaseException) -> CliError | None:
         ArchiverError,
         LakeUnavailableError,
         NoDataError,
+        PdfError,
         QueryError,
         WarehouseUnavailableError,
     )
@@ -108,6 +109,11 @@ def _archiver(exc: BaseException) -> CliError | None:
         return CliError(_first_line(str(exc)), "is the lake reachable? locally, " + STACK_UP)
     if isinstance(exc, QueryError):
         return CliError(_first_line(str(exc)), "see `railpulse query --help` for the tables")
+    if isinstance(exc, PdfError):
+        return CliError(
+            _first_line(str(exc)),
+            "the HTML is written; install chromium (scripts/bootstrap.sh does) or pass --no-pdf",
+        )
     if isinstance(exc, ArchiverError):
         return CliError(_first_line(str(exc)))
     return None

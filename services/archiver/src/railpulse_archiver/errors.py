@@ -9,6 +9,7 @@ __all__ = [
     "LakeUnavailableError",
     "ManifestConflictError",
     "NoDataError",
+    "PdfError",
     "QueryError",
     "WarehouseError",
     "WarehouseUnavailableError",
@@ -42,3 +43,7 @@ class QueryError(ArchiverError, PermanentError):
 class NoDataError(ArchiverError, PermanentError):
     """What a sharing command was asked for is not there (no lake at a root, no readings of a
     train in a period): said so, and nothing written."""
+
+
+class PdfError(ArchiverError, PermanentError):
+    """The report's PDF could not be printed (no Chromium, or it failed); the HTML stands."""

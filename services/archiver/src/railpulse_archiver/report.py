@@ -1,23 +1,32 @@
-"""Fleet health for business users: one self-contained HTML page over a period.
+"""Fleet health for business users: an HTML page over a period, and a PDF of it to forward.
 
-Alerts by kind, the trains affected, how fast alarms were acknowledged and cleared, and data
-completeness per train. Runs on the warehouse's views (or the same views over the lake).
+Headline figures, alerts per day by kind, the channels that alert most, data completeness per
+train and day, alarm handling times, and the tables behind them. Runs on the warehouse's views
+(or the same views over the lake). `build_report` queries, `render_html` fills the Jinja2
+template (`templates/fleet_health.html.j2`) with inline SVG charts (`charts.py`), so the page is
+one self-contained file; `pdf.print_pdf` prints it.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import jinja2
 import pyarrow as pa
+from markupsafe import Markup
 
+from railpulse_archiver.charts import completeness_heatmap, horizontal_bars, stacked_day_bars
 from railpulse_archiver.sql_source import SqlSource
 
-__all__ = ["FleetReport", "build_report", "render_html"]
+__all__ = ["HEATMAP_TRAINS", "FleetReport", "build_report", "render_html"]
 
 _SEVERITY = {1: "info", 2: "warning", 3: "critical"}
+_KINDS = ("limit", "model", "sensor_fault")
+HEATMAP_TRAINS = 25
+"""The completeness chart shows at most this many trains, the least complete first."""
+_DAY = "date_trunc('day', CAST(? AS TIMESTAMP))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,12 @@ class FleetReport:
     alerts_by_kind: pa.Table
     trains: pa.Table
     completeness: pa.Table
+    alerts_per_day: pa.Table
+    """day, kind, alerts."""
+    top_channels: pa.Table
+    """channel, alerts, trains: the ten channels that explain the most alerts."""
+    completeness_daily: pa.Table
+    """train, day, completeness_pct: every train and day of the period."""
 
 
 def build_report(source: SqlSource, start: datetime, end: datetime) -> FleetReport:
@@ -37,6 +52,18 @@ def build_report(source: SqlSource, start: datetime, end: datetime) -> FleetRepo
         """SELECT category AS kind, severity, count(*) AS alerts, count(DISTINCT train) AS trains
            FROM alerts WHERE ts >= ? AND ts < ? GROUP BY category, severity
            ORDER BY alerts DESC, kind""",
+        p,
+    )
+    per_day = source.query(
+        """SELECT CAST(date_trunc('day', ts) AS DATE) AS day, category AS kind, count(*) AS alerts
+           FROM alerts WHERE ts >= ? AND ts < ?
+           GROUP BY CAST(date_trunc('day', ts) AS DATE), category ORDER BY day, kind""",
+        p,
+    )
+    top_channels = source.query(
+        """SELECT top_channel AS channel, count(*) AS alerts, count(DISTINCT train) AS trains
+           FROM alerts WHERE ts >= ? AND ts < ? AND top_channel IS NOT NULL
+           GROUP BY top_channel ORDER BY alerts DESC, channel LIMIT 10""",
         p,
     )
     handling = source.query(
@@ -48,13 +75,13 @@ def build_report(source: SqlSource, start: datetime, end: datetime) -> FleetRepo
         p,
     ).to_pylist()[0]
     trains = source.query(
-        """WITH a AS (
+        f"""WITH a AS (
                SELECT train, count(*) AS alerts,
                       sum(CASE WHEN severity = 3 THEN 1 ELSE 0 END) AS critical
                FROM alerts WHERE ts >= ? AND ts < ? GROUP BY train
            ), c AS (
                SELECT train, sum(frames_received) AS received, sum(frames_expected) AS expected
-               FROM data_completeness WHERE day >= date_trunc('day', CAST(? AS TIMESTAMP)) AND day < ?
+               FROM data_completeness WHERE day >= {_DAY} AND day < ?
                GROUP BY train
            )
            SELECT coalesce(a.train, c.train) AS train, coalesce(a.alerts, 0) AS alerts,
@@ -65,15 +92,20 @@ def build_report(source: SqlSource, start: datetime, end: datetime) -> FleetRepo
         [start, end, start, end],
     )
     completeness = source.query(
-        """SELECT train, day, frames_received, frames_expected, frames_missing, gaps,
+        f"""SELECT train, day, frames_received, frames_expected, frames_missing, gaps,
                   completeness_pct
-           FROM data_completeness WHERE day >= date_trunc('day', CAST(? AS TIMESTAMP)) AND day < ?
+           FROM data_completeness WHERE day >= {_DAY} AND day < ?
            ORDER BY completeness_pct, train, day LIMIT 50""",
         p,
     )
+    daily = source.query(
+        f"""SELECT train, CAST(day AS DATE) AS day, completeness_pct
+           FROM data_completeness WHERE day >= {_DAY} AND day < ? ORDER BY train, day""",
+        p,
+    )
     fleet = source.query(
-        """SELECT sum(frames_received) AS received, sum(frames_expected) AS expected
-           FROM data_completeness WHERE day >= date_trunc('day', CAST(? AS TIMESTAMP)) AND day < ?""",
+        f"""SELECT sum(frames_received) AS received, sum(frames_expected) AS expected
+           FROM data_completeness WHERE day >= {_DAY} AND day < ?""",
         p,
     ).to_pylist()[0]
     received, expected = fleet["received"] or 0, fleet["expected"] or 0
@@ -91,11 +123,70 @@ def build_report(source: SqlSource, start: datetime, end: datetime) -> FleetRepo
         if expected
         else None,
     }
-    return FleetReport(start, end, source.name, summary, by_kind, trains, completeness)
+    return FleetReport(
+        start,
+        end,
+        source.name,
+        summary,
+        by_kind,
+        trains,
+        completeness,
+        per_day,
+        top_channels,
+        daily,
+    )
 
 
 def _minutes(seconds: Any) -> float | None:
     return None if seconds is None else round(float(seconds) / 60, 1)
+
+
+def report_days(start: datetime, end: datetime) -> list[date]:
+    """Every UTC day the period [start, end) touches."""
+    first = start.astimezone(UTC).date()
+    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _as_date(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _charts(report: FleetReport) -> dict[str, Markup]:
+    days = report_days(report.start, report.end)
+    per_day = report.alerts_per_day.to_pylist()
+    kinds = [k for k in _KINDS if any(r["kind"] == k for r in per_day)]
+    kinds += sorted({r["kind"] for r in per_day} - set(kinds))
+    index = {d: i for i, d in enumerate(days)}
+    series = {k: [0] * len(days) for k in kinds}
+    for r in per_day:
+        i = index.get(_as_date(r["day"]))
+        if i is not None:
+            series[r["kind"]][i] += int(r["alerts"])
+    top = report.top_channels.to_pylist()
+    pct = {
+        (r["train"], _as_date(r["day"])): float(r["completeness_pct"])
+        for r in report.completeness_daily.to_pylist()
+        if r["completeness_pct"] is not None
+    }
+    overall = {r["train"]: r["completeness_pct"] for r in report.trains.to_pylist()}
+    shown = sorted(
+        {t for t, _ in pct},
+        key=lambda t: (overall.get(t) if overall.get(t) is not None else 100.0, t),
+    )[:HEATMAP_TRAINS]
+    return {
+        "alerts_per_day": Markup(stacked_day_bars(days, series, "Alerts per day by kind")),
+        "top_channels": Markup(
+            horizontal_bars(
+                [r["channel"] for r in top],
+                [int(r["alerts"]) for r in top],
+                "Top alerting channels",
+            )
+        ),
+        "completeness": Markup(
+            completeness_heatmap(sorted(shown), days, pct, "Data completeness per train and day")
+        ),
+    }
 
 
 def _cell(name: str, value: Any) -> str:
@@ -107,65 +198,58 @@ def _cell(name: str, value: Any) -> str:
         return value.strftime("%Y-%m-%d")
     if isinstance(value, float):
         return f"{value:,.2f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _table(title: str, data: pa.Table, empty: str) -> str:
-    if data.num_rows == 0:
-        return f"<h2>{html.escape(title)}</h2><p class=muted>{html.escape(empty)}</p>"
-    head = "".join(f"<th>{html.escape(n.replace('_', ' '))}</th>" for n in data.column_names)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(k, v)}</td>" for k, v in row.items()) + "</tr>"
-        for row in data.to_pylist()
-    )
-    return f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("railpulse_archiver", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["cell"] = _cell
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#1d2733}
-h1{margin-bottom:.2rem}.muted{color:#6b7785}
-.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:.8rem;margin:1.5rem 0}
-.kpi{background:#f3f6f9;border-radius:8px;padding:.8rem}.kpi b{display:block;font-size:1.6rem}
-table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}
-th,td{padding:.35rem .6rem;border-bottom:1px solid #dde3ea;text-align:left}
-th{background:#eef2f6;text-transform:capitalize}
-"""
-
-
-def render_html(report: FleetReport) -> str:
+def render_html(report: FleetReport, *, generated: datetime | None = None) -> str:
     s = report.summary
+
+    def either(value: Any, text: str) -> str:
+        return "—" if value is None else text
+
     kpis = [
         ("Alerts", s["alerts"]),
         ("Trains with alerts", f"{s['trains_with_alerts']} of {s['trains_reporting']}"),
         (
             "Data completeness",
-            "—" if s["fleet_completeness_pct"] is None else f"{s['fleet_completeness_pct']}%",
+            either(s["fleet_completeness_pct"], f"{s['fleet_completeness_pct']}%"),
         ),
         ("Alarms cleared", f"{s['cleared']} of {s['alarms']}"),
         (
             "Avg. time to acknowledge",
-            "—"
-            if s["avg_minutes_to_acknowledge"] is None
-            else f"{s['avg_minutes_to_acknowledge']} min",
+            either(s["avg_minutes_to_acknowledge"], f"{s['avg_minutes_to_acknowledge']} min"),
         ),
         (
             "Avg. time to clear",
-            "—" if s["avg_minutes_to_clear"] is None else f"{s['avg_minutes_to_clear']} min",
+            either(s["avg_minutes_to_clear"], f"{s['avg_minutes_to_clear']} min"),
         ),
     ]
-    cards = "".join(
-        f"<div class=kpi><span class=muted>{k}</span><b>{html.escape(str(v))}</b></div>"
-        for k, v in kpis
-    )
-    period = f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC"
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>Fleet health {html.escape(period)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Fleet health</h1><p class=muted>{html.escape(period)} · from the {report.source} · generated {generated}</p>"
-        f"<div class=kpis>{cards}</div>"
-        + _table("Alerts by kind", report.alerts_by_kind, "No alerts in this period.")
-        + _table("Trains", report.trains, "No train reported in this period.")
-        + _table("Least complete days", report.completeness, "No telemetry in this period.")
-        + "</body></html>\n"
+    tables = [
+        ("Alerts by kind", report.alerts_by_kind, "No alerts in this period."),
+        ("Trains", report.trains, "No train reported in this period."),
+        ("Least complete days", report.completeness, "No telemetry in this period."),
+    ]
+    trains_total = len({r["train"] for r in report.completeness_daily.to_pylist()})
+    return _env.get_template("fleet_health.html.j2").render(
+        period=f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC",
+        source=report.source,
+        generated=(generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        kpis=kpis,
+        charts=_charts(report),
+        heatmap_note=(
+            f"the {HEATMAP_TRAINS} least complete of {trains_total} trains"
+            if trains_total > HEATMAP_TRAINS
+            else None
+        ),
+        tables=[(title, t.column_names, t.to_pylist(), empty) for title, t, empty in tables],
     )

@@ -11,6 +11,7 @@ import pyarrow as pa
 import structlog
 
 from railpulse_archiver.errors import LakeUnavailableError, NoDataError
+from railpulse_archiver.pdf import print_pdf
 from railpulse_archiver.query import (
     OutputFormat,
     Scan,
@@ -208,10 +209,14 @@ def fleet_report(
     *,
     lake: str | None = None,
     from_lake: bool = False,
+    pdf: Path | None = None,
 ) -> dict[str, Any]:
+    """Fleet health over [start, end) as the HTML page `out`, and printed to `pdf` if given."""
     source = open_source(settings, warehouse=not from_lake, lake=lake, views=True)
     report = build_report(source, start, end)
     out.write_text(render_html(report))
+    if pdf is not None:
+        print_pdf(out, pdf)
     return report.summary
 
 

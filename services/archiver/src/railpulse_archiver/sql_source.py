@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from railpulse_archiver.errors import QueryError
 from railpulse_archiver.query import run_sql
-from railpulse_archiver.warehouse import VIEWS
+from railpulse_archiver.views import VIEWS
 
 __all__ = ["LakeSource", "SqlSource", "WarehouseSource"]
 

@@ -1,4 +1,5 @@
-"""The warehouse: tables mirroring the lake, a ledger of loaded objects, a loader, engineers' views.
+"""The warehouse: tables mirroring the lake, a ledger of loaded objects, a loader, engineers' views
+(defined in `views.py`).
 
 Idempotence: each object is loaded in one transaction that also inserts its key into
 `archive_ledger` (primary key). A retry after any failure — before, during or after the COPY, or
@@ -36,9 +37,9 @@ from psycopg import sql
 from railpulse_archiver.errors import WarehouseError, WarehouseUnavailableError
 from railpulse_archiver.query import lake_glob
 from railpulse_archiver.tables import TABLES, Table
+from railpulse_archiver.views import VIEWS
 
 __all__ = [
-    "VIEWS",
     "LoadReport",
     "PostgresDialect",
     "RedshiftDialect",
@@ -98,62 +99,6 @@ def ddl(table: Table, text: str = "TEXT") -> str:
         for f in table.schema
     )
     return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {columns}\n)"
-
-
-# Portable SQL (PostgreSQL and Redshift): CASE instead of FILTER, no PostgreSQL-only functions.
-VIEWS: dict[str, str] = {
-    "train_channel_hourly": """
-CREATE OR REPLACE VIEW train_channel_hourly AS
-SELECT train, channel, date_trunc('hour', ts) AS hour,
-       count(*) AS readings,
-       sum(CASE WHEN quality = 'good' THEN 1 ELSE 0 END) AS good_readings,
-       sum(CASE WHEN quality <> 'good' THEN 1 ELSE 0 END) AS flagged_readings,
-       min(value) AS min_value, max(value) AS max_value,
-       avg(value) AS avg_value, stddev_samp(value) AS stddev_value
-FROM telemetry
-GROUP BY train, channel, date_trunc('hour', ts)""",
-    "alert_lifecycle": """
-CREATE OR REPLACE VIEW alert_lifecycle AS
-WITH steps AS (
-    SELECT alarm_id, train, alert_key, max(severity) AS severity,
-           min(anomaly_id) AS anomaly_id,
-           min(CASE WHEN state = 'raised' THEN changed_at END) AS raised_at,
-           min(CASE WHEN state = 'escalated' THEN changed_at END) AS escalated_at,
-           min(CASE WHEN state = 'acknowledged' THEN changed_at END) AS acknowledged_at,
-           min(CASE WHEN state = 'cleared' THEN changed_at END) AS cleared_at
-    FROM alarms
-    GROUP BY alarm_id, train, alert_key
-)
-SELECT s.alarm_id, s.train, s.alert_key, s.severity, a.category, s.anomaly_id,
-       s.raised_at, s.escalated_at, s.acknowledged_at, s.cleared_at,
-       extract(epoch FROM s.acknowledged_at - s.raised_at) AS seconds_to_acknowledge,
-       extract(epoch FROM s.cleared_at - s.raised_at) AS seconds_to_clear
-FROM steps s
-LEFT JOIN (SELECT anomaly_id, min(category) AS category FROM alerts GROUP BY anomaly_id) a
-       ON a.anomaly_id = s.anomaly_id""",
-    "data_completeness": """
-CREATE OR REPLACE VIEW data_completeness AS
--- Expected frames come from the per-train sequence (strictly increasing by one per frame): a
--- gap is counted on the day the data resumes.
-WITH frames AS (
-    SELECT DISTINCT train, seq, ts FROM telemetry
-), ordered AS (
-    SELECT train, seq, ts, date_trunc('day', ts) AS day,
-           seq - lag(seq) OVER (PARTITION BY train ORDER BY seq) AS step
-    FROM frames
-)
-SELECT train, day,
-       count(*) AS frames_received,
-       count(*) + CAST(sum(CASE WHEN step > 1 THEN step - 1 ELSE 0 END) AS BIGINT) AS frames_expected,
-       CAST(sum(CASE WHEN step > 1 THEN step - 1 ELSE 0 END) AS BIGINT) AS frames_missing,
-       CAST(sum(CASE WHEN step > 1 THEN 1 ELSE 0 END) AS BIGINT) AS gaps,
-       CAST(max(CASE WHEN step > 1 THEN step - 1 ELSE 0 END) AS BIGINT) AS longest_gap_frames,
-       round(100.0 * count(*)
-             / (count(*) + sum(CASE WHEN step > 1 THEN step - 1 ELSE 0 END)), 2) AS completeness_pct,
-       min(ts) AS first_frame, max(ts) AS last_frame
-FROM ordered
-GROUP BY train, day""",
-}
 
 
 def connect_warehouse(dsn: str, schema: str = "public") -> psycopg.Connection[Any]:
