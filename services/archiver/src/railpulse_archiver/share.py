@@ -11,11 +11,11 @@ import pyarrow as pa
 import structlog
 
 from railpulse_archiver.errors import LakeUnavailableError, NoDataError
+from railpulse_archiver.generations import list_lake
 from railpulse_archiver.query import (
     OutputFormat,
     Scan,
     connect_lake,
-    lake_glob,
     run_profiled,
     write_result,
 )
@@ -67,12 +67,8 @@ def open_lake(settings: ArchiverSettings, lake: str | None = None) -> duckdb.Duc
     root = lake_root(settings, lake)
     try:
         con = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
-        found = [
-            name
-            for name, table in TABLES.items()
-            if con.execute("SELECT count(*) FROM glob(?)", [lake_glob(root, table)]).fetchone()
-            != (0,)
-        ]
+        listing = list_lake(con, root)
+        found = [name for name in TABLES if listing.files(name)]
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "404" in first or "NoSuchBucket" in first:
