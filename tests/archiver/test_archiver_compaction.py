@@ -83,7 +83,7 @@ def _loose_per_partition(root: Path) -> int:
     listing = list_lake(connect_lake(str(root)), str(root))
     per: dict[str, int] = {}
     for key in listing.files("telemetry"):
-        part = key.split("/dt=", 1)[1].rsplit("/", 2 if "/_compacted/" not in key else 2)[0]
+        part = key.split("/dt=", 1)[1].rsplit("/", 1 if "/_compacted/" not in key else 2)[0]
         per[part] = per.get(part, 0) + 1
     return max(per.values())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -10,6 +11,13 @@ import duckdb
 import pyarrow as pa
 import structlog
 
+from railpulse_archiver.catalog import GlueCatalog
+from railpulse_archiver.compaction import (
+    DEFAULT_GRACE_S,
+    DEFAULT_TARGET_BYTES,
+    CompactionResult,
+    compact,
+)
 from railpulse_archiver.errors import LakeUnavailableError, NoDataError
 from railpulse_archiver.generations import list_lake
 from railpulse_archiver.query import (
@@ -23,6 +31,7 @@ from railpulse_archiver.redshift import RedshiftTarget, connect_redshift
 from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
+from railpulse_archiver.store import LocalStore, S3Store
 from railpulse_archiver.tables import TABLES
 from railpulse_archiver.warehouse import (
     LoadReport,
@@ -32,10 +41,12 @@ from railpulse_archiver.warehouse import (
     connect_warehouse,
     lake_objects,
 )
+from railpulse_shared.aws import AwsClients
 from railpulse_shared.metric_names import WAREHOUSE_OBJECTS_SET_ASIDE
 from railpulse_shared.metrics import Metrics
 
 __all__ = [
+    "compact_lake",
     "export_train",
     "fleet_report",
     "lake_root",
@@ -250,3 +261,39 @@ def load_warehouse(
         metrics.add(WAREHOUSE_OBJECTS_SET_ASIDE, len(report.set_aside) + report.held)
         metrics.flush()
     return report
+
+
+def compact_lake(
+    settings: ArchiverSettings,
+    day: str,
+    *,
+    hour: str | None = None,
+    tables: list[str] | None = None,
+    target_bytes: int = DEFAULT_TARGET_BYTES,
+    grace_s: float = DEFAULT_GRACE_S,
+    lake: str | None = None,
+) -> list[CompactionResult]:
+    """Compact a day's (or an hour's) partitions of the lake; in S3, also point the Glue
+    partitions at the new generations (a local folder has no catalogue)."""
+    root = lake_root(settings, lake)
+    try:
+        duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
+    except duckdb.Error as exc:
+        raise LakeUnavailableError(f"cannot read the lake at {root}: {exc}") from exc
+
+    async def run() -> list[CompactionResult]:
+        if not root.startswith("s3://"):
+            return await compact(
+                duck, LocalStore(Path(root)), root, day, hour=hour, tables=tables,
+                target_bytes=target_bytes, grace_s=grace_s,
+            )
+        clients = AwsClients(settings)
+        bucket = root.removeprefix("s3://").split("/", 1)[0]
+        async with clients.create("s3") as s3, clients.create("glue") as glue:
+            return await compact(
+                duck, S3Store(s3, bucket), root, day, hour=hour, tables=tables,
+                target_bytes=target_bytes, grace_s=grace_s,
+                catalog=GlueCatalog(glue, settings.glue_database, bucket),
+            )
+
+    return asyncio.run(run())
