@@ -17,7 +17,8 @@ Reported (last stdout line, one JSON object):
 
 Then compaction: a day of the same fleet archived as the deployment flushes it (every 30 s of
 stream time per shard, by the archive's own age trigger on a clock that follows the records), so
-every hour partition fills with ~120 small objects per shard; the same one-train-one-day query
+every hour partition fills with ~120 small objects per shard (a frame per train every 30 s, so
+each 30-s flush has records); the same one-train-one-day query
 runs before and after `railpulse compact` of that day (`compaction.compact`, 128 MB files):
 - `objects_per_hour_partition_before` / `_after`: live objects in the fullest hour partition;
 - `query_speedup_after_compaction`: query time before / after (medians of 3 runs each);
@@ -159,7 +160,7 @@ async def write_flushed_every(root: Path, args: argparse.Namespace, age_s: float
         trains=args.trains,
         start_ms=START_MS,
         duration_s=86400,
-        period_s=args.period_s,
+        period_s=age_s,  # the fleet's frames come in bursts: one per flush interval
         shards=args.shards,
     ):
         now[0] = record.arrival_ms / 1000
