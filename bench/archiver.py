@@ -14,6 +14,15 @@ Reported (last stdout line, one JSON object):
   time, so other tenants of the machine do not distort it);
 - `bytes_ratio_vs_json`: Parquet bytes / JSON bytes of the records as they arrived on Kinesis;
 - `pruned_speedup`: full-scan time / pruned time (medians of 3 runs each).
+
+Then compaction: a day of the same fleet archived as the deployment flushes it (every 30 s of
+stream time per shard, by the archive's own age trigger on a clock that follows the records), so
+every hour partition fills with ~120 small objects per shard (a frame per train every 30 s, so
+each 30-s flush has records); the same one-train-one-day query
+runs before and after `railpulse compact` of that day (`compaction.compact`, 128 MB files):
+- `objects_per_hour_partition_before` / `_after`: live objects in the fullest hour partition;
+- `query_speedup_after_compaction`: query time before / after (medians of 3 runs each);
+- `compaction_s`: wall time of compacting the day, and the rows seen (must be equal) both times.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from railpulse_archiver.archive import BufferHints, ShardArchive
+from railpulse_archiver.compaction import compact
+from railpulse_archiver.generations import list_lake
 from railpulse_archiver.query import connect_lake, files_scanned, run_sql
 from railpulse_archiver.simulate import fleet_records
 from railpulse_archiver.store import LocalStore
@@ -139,6 +150,87 @@ def query_bench(root: Path, train: str, day: str) -> dict[str, float]:
     }
 
 
+async def write_flushed_every(root: Path, args: argparse.Namespace, age_s: float) -> int:
+    """A day of the fleet, flushed every `age_s` of stream time per shard (record by record, so
+    the age trigger fires as it would on a live stream); return the readings written."""
+    store = LocalStore(root)
+    archives: dict[str, ShardArchive] = {}
+    now = [0.0]
+    for record in fleet_records(
+        trains=args.trains,
+        start_ms=START_MS,
+        duration_s=86400,
+        period_s=age_s,  # the fleet's frames come in bursts: one per flush interval
+        shards=args.shards,
+    ):
+        now[0] = record.arrival_ms / 1000
+        archive = archives.get(record.shard_id)
+        if archive is None:
+            archive = archives[record.shard_id] = ShardArchive(
+                store,
+                stream="telemetry",
+                shard=record.shard_id,
+                hints=BufferHints(max_records=1_000_000, max_bytes=1 << 40, max_age_s=age_s),
+                clock=lambda: now[0],
+            )
+            await archive.open()
+        await archive.offer([record])
+    for archive in archives.values():
+        await archive.flush()
+    return sum(a.stats.rows for a in archives.values())
+
+
+def objects_per_hour_partition(root: Path) -> int:
+    listing = list_lake(connect_lake(str(root)), str(root))
+    per: dict[str, int] = defaultdict(int)
+    for key in listing.files("telemetry"):
+        per[key.split("/dt=", 1)[1].split("/")[1]] += 1
+    return max(per.values())
+
+
+def compaction_bench(args: argparse.Namespace, train: str) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix="bench-compaction-"))
+    try:
+        readings = asyncio.run(write_flushed_every(root, args, 30.0))
+        day = time.strftime("%Y-%m-%d", time.gmtime(START_MS / 1000))
+        sql = (
+            "SELECT channel, date_trunc('hour', ts) AS hour, count(*) AS n, avg(value) AS avg "
+            f"FROM telemetry WHERE train = '{train}' AND dt = '{day}' GROUP BY ALL ORDER BY ALL"
+        )
+        count = "SELECT count(*) FROM telemetry"
+        before_objects = objects_per_hour_partition(root)
+        con = connect_lake(str(root))
+        before_s, before_rows = timed(con, sql)
+        before_count = run_sql(con, count).column(0)[0].as_py()
+        log(
+            f"30-s flushes: {before_objects} objects in the fullest hour, query {before_s * 1000:.0f} ms"
+        )
+        t0 = time.monotonic()
+        asyncio.run(compact(connect_lake(str(root)), LocalStore(root), str(root), day))
+        compaction_s = time.monotonic() - t0
+        after_objects = objects_per_hour_partition(root)
+        con = connect_lake(str(root))
+        after_s, after_rows = timed(con, sql)
+        after_count = run_sql(con, count).column(0)[0].as_py()
+        log(
+            f"compacted in {compaction_s:.1f} s: {after_objects} objects, query {after_s * 1000:.0f} ms"
+        )
+        if not (before_rows == after_rows and before_count == after_count == readings):
+            raise SystemExit(
+                f"compaction changed the data: {before_count} -> {after_count} of {readings} rows"
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "objects_per_hour_partition_before": before_objects,
+        "objects_per_hour_partition_after": after_objects,
+        "query_before_compaction_ms": round(before_s * 1000, 1),
+        "query_after_compaction_ms": round(after_s * 1000, 1),
+        "query_speedup_after_compaction": round(before_s / after_s, 1),
+        "compaction_s": round(compaction_s, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,10 +264,12 @@ def main() -> None:
             "%Y-%m-%d",
             time.gmtime(START_MS / 1000 + 3 * 86400 if args.days > 3 else START_MS / 1000),
         )
-        q = query_bench(root, "train-017" if args.trains >= 17 else "train-001", day)
+        train = "train-017" if args.trains >= 17 else "train-001"
+        q = query_bench(root, train, day)
     finally:
         if args.lake is None:
             shutil.rmtree(root, ignore_errors=True)
+    c = compaction_bench(args, train)
     result = {
         "rows_per_s_per_core": round(w["rows"] / w["cpu_s"]),
         "bytes_ratio_vs_json": round(ratio, 4),
@@ -191,6 +285,7 @@ def main() -> None:
         "objects_total": q["total_files"],
         "lake": "local filesystem (same layout as S3)",
         "frame_period_s": args.period_s,
+        **c,
     }
     print(json.dumps(result))
 

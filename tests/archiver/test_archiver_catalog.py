@@ -51,3 +51,36 @@ def test_glue_lists_the_partitions_written(settings: ArchiverSettings) -> None:
             assert p["StorageDescriptor"]["Location"].startswith(
                 f"s3://{settings.bucket_lake}/{table}/dt="
             )
+
+
+def test_compaction_in_s3_points_glue_partitions_at_the_generation(
+    settings: ArchiverSettings,
+) -> None:
+    """`railpulse compact` against S3: every row once through the views, and each Glue partition
+    (what Athena reads) now at its compacted generation's prefix, which holds every row."""
+    from datetime import UTC, datetime
+
+    from railpulse_archiver.query import connect_lake
+    from railpulse_archiver.share import compact_lake
+
+    frames = list(
+        fleet_records(trains=3, start_ms=START_MS, duration_s=2 * 3600, period_s=60, shards=1)
+    )
+    archive(msgspec.structs.replace(settings, buffer_max_records=30), frames, "telemetry")
+    readings = sum(len(msgspec.json.decode(r.data)["readings"]) for r in frames)
+    day = datetime.fromtimestamp(START_MS / 1000, UTC).date().isoformat()
+    results = compact_lake(settings, day, tables=["telemetry"])
+    assert results and all(r.folded > 1 and len(r.objects) == 1 for r in results)
+
+    root = f"s3://{settings.bucket_lake}"
+    con = connect_lake(root, endpoint=settings.aws_endpoint_url)
+    assert con.execute("SELECT count(*) FROM telemetry").fetchone() == (readings,)
+    glue = boto3.client("glue", endpoint_url=settings.aws_endpoint_url, region_name="us-east-1")
+    partitions = glue.get_partitions(DatabaseName=settings.glue_database, TableName="telemetry")
+    rows = 0
+    for p in partitions["Partitions"]:
+        location = p["StorageDescriptor"]["Location"]
+        assert location.startswith(f"{root}/telemetry/_compacted/dt=")
+        got = con.execute(f"SELECT count(*) FROM read_parquet('{location}*.parquet')").fetchone()
+        rows += got[0] if got else 0
+    assert rows == readings

@@ -15,6 +15,7 @@ from railpulse_deploy.core.catalog import LAKE_TABLES
 from railpulse_deploy.services import _metrics as m
 from railpulse_deploy.services import _policy as p
 from railpulse_deploy.services._base import Consumer, ServiceStack
+from railpulse_deploy.services.compaction import add_compaction
 from railpulse_deploy.services.warehouse_load import add_warehouse_load
 from railpulse_shared import metric_names as mn
 
@@ -109,4 +110,6 @@ class ArchiverStack(ServiceStack):
         for stream in APPS.values():
             self.error_rate_alarm(stream)
         # The warehouse is loaded by its own scheduled task, not by these consumers.
-        add_warehouse_load(self)
+        load = add_warehouse_load(self)
+        # Small objects are rewritten into large ones by a scheduled task of its own too.
+        add_compaction(self, load)

@@ -116,3 +116,35 @@ class GlueCatalog:
         if new:
             logger.info("partitions_registered", table=table.name, count=len(new))
         return len(new)
+
+    async def set_partition_location(
+        self, table: Table, partition: tuple[str, ...], prefix: str
+    ) -> None:
+        """Point a partition at `prefix` (a compacted generation): Athena and Spectrum switch
+        from the partition's old objects to the generation's in this one call."""
+        await self.ensure_tables()
+        partition_input = {
+            "Values": list(partition),
+            "StorageDescriptor": {
+                "Columns": table.glue_columns(),
+                "Location": f"s3://{self.bucket}/{prefix}",
+                **_PARQUET,
+            },
+        }
+        try:
+            try:
+                await self.client.update_partition(
+                    DatabaseName=self.database,
+                    TableName=table.name,
+                    PartitionValueList=list(partition),
+                    PartitionInput=partition_input,
+                )
+            except ClientError as exc:
+                if _code(exc) != "EntityNotFoundException":
+                    raise
+                await self.client.create_partition(
+                    DatabaseName=self.database, TableName=table.name, PartitionInput=partition_input
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise LakeUnavailableError(f"glue partition {table.name}/{partition}: {exc}") from exc
+        self._known.add((table.name, partition))

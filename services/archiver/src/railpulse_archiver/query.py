@@ -2,7 +2,8 @@
 
 `connect_lake` opens DuckDB with the httpfs extension (shipped as a wheel: DuckDB cannot download
 extensions here) pointed at S3 or at the local stack's endpoint (`AWS_ENDPOINT_URL`), and defines
-one view per lake table over its Hive-partitioned objects. A filter on `dt` / `hour` prunes whole
+one view per lake table over its live Hive-partitioned objects (`generations.list_lake`: loose
+flush objects and compacted generations, never both for the same rows). A filter on `dt` / `hour` prunes whole
 objects before they are opened; a filter on `train` or `ts` then skips row groups by their
 statistics. `run_profiled` runs a query once with DuckDB's profile on, to show which objects it
 really read (`files_scanned` when only that matters).
@@ -25,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from railpulse_archiver.errors import QueryError
+from railpulse_archiver.generations import list_lake
 from railpulse_archiver.tables import TABLES, Table
 
 __all__ = [
@@ -93,15 +95,20 @@ def connect_lake(
     if root.startswith("s3://"):
         con.execute("LOAD httpfs")
         _s3_secret(con, endpoint, region)
+    # The live objects, listed once (compaction-aware, see `generations.py`): the views read
+    # exactly these, so each row is seen once even while a compaction commits.
+    listing = list_lake(con, root)
+    base = root.rstrip("/")
     for table in TABLES.values():
-        pattern = lake_glob(root, table)
-        if con.execute("SELECT count(*) FROM glob(?)", [pattern]).fetchone() == (0,):
+        files = listing.files(table.name)
+        if not files:
             _empty_view(con, table)
             continue
         hive = ", ".join(f"'{k}': '{_HIVE_TYPES[k]}'" for k in table.partition_keys)
+        paths = ", ".join("'" + f"{base}/{k}".replace("'", "''") + "'" for k in files)
         con.execute(
             f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM read_parquet("
-            f"'{pattern}', hive_partitioning = true, hive_types = {{{hive}}})"
+            f"[{paths}], hive_partitioning = true, hive_types = {{{hive}}})"
         )
     return con
 

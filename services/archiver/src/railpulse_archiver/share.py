@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -10,13 +11,20 @@ import duckdb
 import pyarrow as pa
 import structlog
 
+from railpulse_archiver.catalog import GlueCatalog
+from railpulse_archiver.compaction import (
+    DEFAULT_GRACE_S,
+    DEFAULT_TARGET_BYTES,
+    CompactionResult,
+    compact,
+)
 from railpulse_archiver.errors import LakeUnavailableError, NoDataError
+from railpulse_archiver.generations import list_lake
 from railpulse_archiver.pdf import print_pdf
 from railpulse_archiver.query import (
     OutputFormat,
     Scan,
     connect_lake,
-    lake_glob,
     run_profiled,
     write_result,
 )
@@ -24,6 +32,7 @@ from railpulse_archiver.redshift import RedshiftTarget, connect_redshift
 from railpulse_archiver.report import build_report, render_html
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.sql_source import LakeSource, SqlSource, WarehouseSource
+from railpulse_archiver.store import LocalStore, S3Store
 from railpulse_archiver.tables import TABLES
 from railpulse_archiver.warehouse import (
     LoadReport,
@@ -33,10 +42,12 @@ from railpulse_archiver.warehouse import (
     connect_warehouse,
     lake_objects,
 )
+from railpulse_shared.aws import AwsClients
 from railpulse_shared.metric_names import WAREHOUSE_OBJECTS_SET_ASIDE
 from railpulse_shared.metrics import Metrics
 
 __all__ = [
+    "compact_lake",
     "export_train",
     "fleet_report",
     "lake_root",
@@ -68,12 +79,8 @@ def open_lake(settings: ArchiverSettings, lake: str | None = None) -> duckdb.Duc
     root = lake_root(settings, lake)
     try:
         con = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
-        found = [
-            name
-            for name, table in TABLES.items()
-            if con.execute("SELECT count(*) FROM glob(?)", [lake_glob(root, table)]).fetchone()
-            != (0,)
-        ]
+        listing = list_lake(con, root)
+        found = [name for name in TABLES if listing.files(name)]
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "404" in first or "NoSuchBucket" in first:
@@ -259,3 +266,39 @@ def load_warehouse(
         metrics.add(WAREHOUSE_OBJECTS_SET_ASIDE, len(report.set_aside) + report.held)
         metrics.flush()
     return report
+
+
+def compact_lake(
+    settings: ArchiverSettings,
+    day: str,
+    *,
+    hour: str | None = None,
+    tables: list[str] | None = None,
+    target_bytes: int = DEFAULT_TARGET_BYTES,
+    grace_s: float = DEFAULT_GRACE_S,
+    lake: str | None = None,
+) -> list[CompactionResult]:
+    """Compact a day's (or an hour's) partitions of the lake; in S3, also point the Glue
+    partitions at the new generations (a local folder has no catalogue)."""
+    root = lake_root(settings, lake)
+    try:
+        duck = connect_lake(root, endpoint=settings.endpoint_for("s3"), region=settings.aws_region)
+    except duckdb.Error as exc:
+        raise LakeUnavailableError(f"cannot read the lake at {root}: {exc}") from exc
+
+    async def run() -> list[CompactionResult]:
+        if not root.startswith("s3://"):
+            return await compact(
+                duck, LocalStore(Path(root)), root, day, hour=hour, tables=tables,
+                target_bytes=target_bytes, grace_s=grace_s,
+            )
+        clients = AwsClients(settings)
+        bucket = root.removeprefix("s3://").split("/", 1)[0]
+        async with clients.create("s3") as s3, clients.create("glue") as glue:
+            return await compact(
+                duck, S3Store(s3, bucket), root, day, hour=hour, tables=tables,
+                target_bytes=target_bytes, grace_s=grace_s,
+                catalog=GlueCatalog(glue, settings.glue_database, bucket),
+            )
+
+    return asyncio.run(run())

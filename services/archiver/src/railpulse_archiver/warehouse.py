@@ -14,6 +14,15 @@ Later loads leave it alone (it would fail again) until asked to retry the set-as
 (`railpulse load --retry-set-aside`) after a fix; a successful load removes it from there. Only
 a warehouse that cannot be reached stops a load.
 
+Compaction (`compaction.py`) rewrites loose objects into a generation under new keys; the ledger
+keeps naming the loose keys (a flush's identity: its *segments*). A generation is loaded as one
+unit, in one transaction that inserts its ledger row (`unit`, carrying the rows loaded) and a row
+per segment it holds that the ledger lacks (row_count 0: counted in the unit's row); if some of
+its segments were loaded before (as loose objects, or by an older generation), only the rows of
+the others are loaded, picked by their source position (a segment's key names its shard and
+sequence range, and its rows carry them). So every row is loaded once, whichever of a row's
+objects the loader happened to list.
+
 Dialects: `postgres` (local) reads the object from the lake with DuckDB and bulk-loads it with
 `COPY ... FROM STDIN`; `redshift` issues `COPY ... FROM 's3://...' IAM_ROLE ... FORMAT AS PARQUET`
 so the cluster reads S3 itself. Column order in the tables equals the Parquet files' (Redshift's
@@ -35,7 +44,7 @@ import structlog
 from psycopg import sql
 
 from railpulse_archiver.errors import WarehouseError, WarehouseUnavailableError
-from railpulse_archiver.query import lake_glob
+from railpulse_archiver.generations import GenerationUnit, list_lake, segment_range
 from railpulse_archiver.tables import TABLES, Table
 from railpulse_archiver.views import VIEWS
 
@@ -48,6 +57,7 @@ __all__ = [
     "ddl",
     "lake_objects",
     "ledger_ddl",
+    "segment_filter",
     "setaside_ddl",
 ]
 
@@ -121,6 +131,38 @@ class Dialect(Protocol):
         """Load one lake object into `table` inside the caller's transaction; return its rows."""
         ...
 
+    def copy_rows(
+        self, cur: psycopg.Cursor[Any], table: Table, keys: list[str], where: str | None
+    ) -> int:
+        """Load the rows of `keys` that match `where` (all with None); return how many."""
+        ...
+
+
+_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_POSITION = "lpad(source_seq, 64, '0') || lpad(CAST(source_sub_seq AS VARCHAR), 10, '0')"
+"""A source position as text that sorts like the position (portable: DuckDB and Redshift)."""
+
+
+def _position(pos: tuple[str, int]) -> str:
+    return pos[0].rjust(64, "0") + str(pos[1]).rjust(10, "0")
+
+
+def segment_filter(segments: Iterable[str]) -> str:
+    """SQL true for exactly the rows of the given loose objects (segments), by source position.
+
+    Values are inlined (the same text runs on DuckDB and Redshift); keys are checked to hold
+    nothing but what the archiver puts in them."""
+    terms = []
+    for key in sorted(segments):
+        shard, first, last = segment_range(key)
+        if not set(shard) <= _SAFE or not (first[0] + last[0]).isdigit():
+            raise WarehouseError(f"not a lake object key: {key!r}")
+        terms.append(
+            f"(source_shard = '{shard}' AND {_POSITION} "
+            f"BETWEEN '{_position(first)}' AND '{_position(last)}')"
+        )
+    return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
 
 class PostgresDialect:
     """Local: DuckDB reads the object from the lake, PostgreSQL takes it by `COPY FROM STDIN`."""
@@ -137,6 +179,19 @@ class PostgresDialect:
         data = self.lake.execute(
             "SELECT * FROM read_parquet(?)", [f"{self.root}/{key}"]
         ).fetch_arrow_table()
+        return self._copy_table(cur, table, data)
+
+    def copy_rows(
+        self, cur: psycopg.Cursor[Any], table: Table, keys: list[str], where: str | None
+    ) -> int:
+        paths = [f"{self.root}/{k}" for k in keys]
+        data = self.lake.execute(
+            f"SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {where or 'TRUE'}",
+            [paths],
+        ).fetch_arrow_table()
+        return self._copy_table(cur, table, data)
+
+    def _copy_table(self, cur: psycopg.Cursor[Any], table: Table, data: pa.Table) -> int:
         data = data.select(table.schema.names)
         sink = pa.BufferOutputStream()
         pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False))
@@ -172,6 +227,35 @@ class RedshiftDialect:
         cur.execute(self.statement(table, key).encode())
         cur.execute("SELECT pg_last_copy_count()")
         row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def rows_statements(self, table: Table, keys: list[str], where: str) -> list[str]:
+        """Some rows of a generation: COPY into a staging table, insert the matching ones."""
+        stage = f"{table.name}_stage"
+        copies = [
+            f"COPY {stage} FROM 's3://{self.bucket}/{k}' IAM_ROLE '{self.iam_role}' "
+            "FORMAT AS PARQUET"
+            for k in keys
+        ]
+        return [
+            f"CREATE TEMP TABLE {stage} (LIKE {table.name})",
+            *copies,
+            f"INSERT INTO {table.name} SELECT * FROM {stage} WHERE {where}",
+            f"DROP TABLE {stage}",
+        ]
+
+    def copy_rows(
+        self, cur: psycopg.Cursor[Any], table: Table, keys: list[str], where: str | None
+    ) -> int:
+        if where is None:
+            return sum(self.copy(cur, table, k) for k in keys)
+        statements = self.rows_statements(table, keys, where)
+        for statement in statements[:-2]:
+            cur.execute(statement.encode())
+        cur.execute(f"SELECT count(*) FROM {table.name}_stage WHERE {where}".encode())
+        row = cur.fetchone()
+        for statement in statements[-2:]:
+            cur.execute(statement.encode())
         return int(row[0]) if row else 0
 
 
@@ -212,24 +296,35 @@ class WarehouseLoader:
         return {row[0]: row[1] for row in rows}
 
     def load(
-        self, objects: Iterable[tuple[str, str]], *, retry_set_aside: bool = False
+        self, objects: Iterable[tuple[str, str] | GenerationUnit], *, retry_set_aside: bool = False
     ) -> LoadReport:
-        """Load `(table, key)` objects not in the ledger yet, one transaction each; set aside
-        what the warehouse refuses and go on (objects set aside earlier are tried again only
-        with `retry_set_aside`)."""
+        """Load `(table, key)` objects and generations not in the ledger yet, one transaction
+        each; set aside what the warehouse refuses and go on (objects set aside earlier are
+        tried again only with `retry_set_aside`)."""
         report = LoadReport()
         done = self.loaded_keys()
         aside = self.set_aside_keys()
-        for table_name, key in objects:
-            if key in done:
-                report.skipped += 1
-                continue
+        for item in objects:
+            if isinstance(item, GenerationUnit):
+                table_name, key = item.table, item.state.unit
+                todo = [k for k in item.state.segments if k not in done]
+                if not todo:
+                    report.skipped += 1
+                    continue
+            else:
+                table_name, key = item
+                if key in done:
+                    report.skipped += 1
+                    continue
             if key in aside and not retry_set_aside:
                 report.held += 1
                 continue
             table = TABLES[table_name]
             try:
-                rows = self._load_one(table, key, was_set_aside=key in aside)
+                if isinstance(item, GenerationUnit):
+                    rows = self._load_generation(table, item, todo, was_set_aside=key in aside)
+                else:
+                    rows = self._load_one(table, key, was_set_aside=key in aside)
             except psycopg.errors.UniqueViolation:
                 report.skipped += 1  # another loader got there first
                 continue
@@ -270,6 +365,38 @@ class WarehouseLoader:
                 cur.execute("DELETE FROM archive_setaside WHERE object_key = %s", (key,))
         return rows
 
+    def _load_generation(
+        self, table: Table, unit: GenerationUnit, todo: list[str], *, was_set_aside: bool
+    ) -> int:
+        key = unit.state.unit
+        now = datetime.now(UTC)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if self.dialect.serialise:
+                cur.execute(self.dialect.serialise)
+                keys = [key, *todo]
+                marks = ", ".join("%s" for _ in keys)
+                cur.execute(
+                    f"SELECT count(*) FROM archive_ledger WHERE object_key IN ({marks})", keys
+                )
+                row = cur.fetchone()
+                if row is not None and int(row[0]):
+                    raise psycopg.errors.UniqueViolation(f"{key} is in the ledger already")
+            # Ledger rows first (see `_load_one`): a concurrent loader of any of these segments
+            # waits on its key, then fails on it.
+            cur.executemany(
+                "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
+                "VALUES (%s, %s, 0, %s)",
+                [(k, table.name, now) for k in [key, *todo]],
+            )
+            where = None if len(todo) == len(unit.state.segments) else segment_filter(todo)
+            rows = self.dialect.copy_rows(cur, table, list(unit.state.objects), where)
+            cur.execute(
+                "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s", (rows, key)
+            )
+            if was_set_aside:
+                cur.execute("DELETE FROM archive_setaside WHERE object_key = %s", (key,))
+        return rows
+
     def _set_aside(self, table: Table, key: str, error: str) -> None:
         """Record the failure in its own transaction (the load's rolled back)."""
         try:
@@ -290,13 +417,14 @@ class WarehouseLoader:
             raise WarehouseError(f"setting {key} aside: {exc}") from exc
 
 
-def lake_objects(lake: duckdb.DuckDBPyConnection, root: str) -> list[tuple[str, str]]:
-    """Every object of every lake table, as `(table, key relative to the root)`, oldest key first."""
-    prefix = root.rstrip("/") + "/"
-    found: list[tuple[str, str]] = []
+def lake_objects(
+    lake: duckdb.DuckDBPyConnection, root: str
+) -> list[tuple[str, str] | GenerationUnit]:
+    """The live lake as load units: each compacted generation, then every loose object (as
+    `(table, key relative to the root)`, oldest key first), per table."""
+    listing = list_lake(lake, root)
+    found: list[tuple[str, str] | GenerationUnit] = []
     for table in TABLES.values():
-        rows = lake.execute(
-            "SELECT file FROM glob(?) ORDER BY file", [lake_glob(root, table)]
-        ).fetchall()
-        found.extend((table.name, str(r[0]).removeprefix(prefix)) for r in rows)
+        found.extend(listing.generations[table.name])
+        found.extend((table.name, k) for k in listing.loose[table.name])
     return found
