@@ -93,7 +93,7 @@ def test_a_read_during_compaction_sees_every_row_exactly_once(tmp_path: Path) ->
     views opened before the pause) sees every row once; after the commit too; and views opened
     before the commit still read every row once after it (superseded objects outlive readers)."""
     root = tmp_path / "lake"
-    readings = asyncio.run(_archive(root, _records(0, 3 * 3600)))
+    readings = asyncio.run(_archive(root, _records(0, 3 * 3600), every=8))
     assert _counts(root) == (readings, readings)
     assert _loose_per_partition(root) > 10
     before = connect_lake(str(root))
