@@ -38,6 +38,7 @@ import msgspec
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from railpulse_detector.conditions import merge_conditions
 from railpulse_detector.emit import AnomalyEmitter
 from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
@@ -202,13 +203,16 @@ class DetectorHandler(ShardHandler):
 
     def decide(self, frames: Sequence[AcceptedFrame]) -> list[list[Anomaly]]:
         """What the detector concludes from a batch, per frame, in order (stateful: once per
-        frame). The rules judge every frame; the forests see the live ones in order."""
+        frame). The rules judge every frame; the forests see the live ones in order; what they
+        find about one channel in one frame is one anomaly (conditions.py)."""
         by_frame = self.model.score(frames) if self.model is not None else {}
         detected = _now_ms()
         return [
             [
                 msgspec.structs.replace(a, detected_ms=detected)
-                for a in [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+                for a in merge_conditions(
+                    [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+                )
             ]
             for frame in frames
         ]
