@@ -47,7 +47,7 @@ from railpulse_detector.snapshot import SnapshotError
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
-from railpulse_shared.catalogue import load_catalogue
+from railpulse_shared.catalogue import Catalogue, load_catalogue
 from railpulse_shared.contracts import AcceptedFrame, Anomaly
 from railpulse_shared.errors import (
     ContractError,
@@ -73,11 +73,19 @@ def _int(position: Position) -> tuple[int, int]:
 
 
 class DetectorHandler(ShardHandler):
-    def __init__(self, settings: DetectorSettings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        metrics: Metrics | None = None,
+        *,
+        catalogue: Catalogue | None = None,
+    ) -> None:
+        """`catalogue`: the channels to judge by, if not the settings' (`railpulse detect`)."""
         self.settings = settings
         self.metrics = metrics
+        catalogue = catalogue or load_catalogue(settings.catalogue)
         self.rules = Rules(
-            load_catalogue(settings.catalogue),
+            catalogue,
             RuleSettings(
                 stuck_frames=settings.stuck_frames,
                 dropout_frames=settings.dropout_frames,
@@ -86,7 +94,7 @@ class DetectorHandler(ShardHandler):
         )
         self.model = (
             ModelBank(
-                load_catalogue(settings.catalogue),
+                catalogue,
                 ModelSettings(
                     num_trees=settings.model_trees,
                     warmup=settings.model_warmup,
