@@ -7,7 +7,7 @@ import math
 import pytest
 
 from railpulse_console.series import Series
-from railpulse_console.state import FleetState, alarm_row
+from railpulse_console.state import FleetState, alarm_item, alarm_row
 from railpulse_shared.catalogue import load_catalogue
 from railpulse_shared.contracts import (
     AcceptedFrame,
@@ -213,3 +213,14 @@ def test_series_window_is_bounded_and_thinned() -> None:
     new_ts, new = series.since(497_000)
     assert new_ts == [498_000, 499_000] and new["a"] == [498.0, 499.0]
     assert all(math.isnan(v) for v in series.cols["b"][1::2])
+
+
+def test_an_alarm_keyed_by_its_channel_takes_its_category_from_the_transition() -> None:
+    """Alarms are keyed by the condition (`bearing_temp_2`); the category comes with the
+    transition, and from an older notifier's `<category>:` key prefix."""
+    keyed = _alarm(1, AlarmState.RAISED, NOW, alert_key="bearing_temp_2",
+                   category=AnomalyKind.LIMIT, evidence=["limit", "peers"])
+    assert alarm_item(keyed, NOW).category == "limit"
+    assert alarm_item(keyed, NOW).alert_key == "bearing_temp_2"
+    legacy = _alarm(1, AlarmState.RAISED, NOW, alert_key="sensor_fault:humidity")
+    assert alarm_item(legacy, NOW).category == "sensor_fault"

@@ -76,7 +76,8 @@ async def test_limit_anomaly_reaches_alerts_and_events_and_poison_is_rejected(
 
         assert [len(found) for _, found in result.succeeded] == [0, 1]
         (alert,) = [msgspec.json.decode(b, type=Anomaly) for b in await drain(sqs, settings.queue_alerts)]
-        assert alert.alert_key == "limit:bearing_temp_2" and alert.severity.name == "CRITICAL"
+        assert alert.alert_key == "bearing_temp_2" and alert.severity.name == "CRITICAL"
+        assert [e.source for e in alert.evidence] == ["limit"]
         assert alert.detected_ms >= alert.received_ms > 0
 
         shard = (await kinesis.list_shards(StreamName=settings.stream_events))["Shards"][0]
@@ -123,7 +124,7 @@ async def test_a_retry_resends_without_deciding_twice() -> None:
     assert not second.failed
     # One anomaly, sent once: the rules saw the frame once (a second look would not re-raise it
     # within the re-assertion interval, so the resend proves the decision was kept).
-    assert [[a.alert_key for a in sent] for sent in emitter.sent] == [["limit:bearing_temp_2"]]
+    assert [[a.alert_key for a in sent] for sent in emitter.sent] == [["bearing_temp_2"]]
 
 
 def train_frames(train: str, seqs: range) -> list[StreamRecord]:

@@ -66,12 +66,12 @@ EXPECTED_ROWS: dict[tuple[str, int, str], tuple[float, str]] = {
     ("sensor-107", 1700104000000, "humidity"): (65.0, GOOD),
     ("sensor-107", 1700104000000, "pressure"): (1012.0, GOOD),  # case 8: new field kept
 }
-# device -> (alert_key, category, minimum severity) that must be open in its shadow.
+# device -> (alert_key: the channel, category, minimum severity) that must be open in its shadow.
 EXPECTED_ALERTS = {
-    "sensor-102": ("limit:temperature", "limit", 2),  # case 2: high temperature
-    "sensor-103": ("limit:humidity", "limit", 2),  # case 3: low humidity
-    "sensor-105": ("limit:temperature", "limit", 3),  # case 6: critical
-    "sensor-106": ("sensor_fault:humidity", "sensor_fault", 2),  # case 7: sensor fault
+    "sensor-102": ("temperature", "limit", 2),  # case 2: high temperature
+    "sensor-103": ("humidity", "limit", 2),  # case 3: low humidity
+    "sensor-105": ("temperature", "limit", 3),  # case 6: critical
+    "sensor-106": ("humidity", "sensor_fault", 2),  # case 7: sensor fault
 }
 QUIET_SENSORS = ("sensor-101", "sensor-104", "sensor-107")
 
@@ -221,10 +221,10 @@ def test_seed003_alerts_reach_each_devices_shadow(services: Running, generic_sen
         return
     shadows = wait_for(delivered, 60, "alerts of cases 2, 3, 6 and 7 in their shadows",
                        supervisor=services.supervisor)
-    assert any(a["alert_key"] == "limit:temperature" and a["severity"] == 3
+    assert any(a["alert_key"] == "temperature" and a["severity"] == 3
                for a in shadows["sensor-105"]), "case 6 must be critical"
     assert "humidity" in next(a for a in shadows["sensor-106"]
-                              if a["alert_key"] == "sensor_fault:humidity")["channels"]
+                              if a["alert_key"] == "humidity")["channels"]
 
 
 def test_seed003_payloads_are_stored_as_the_table_says(services: Running, generic_sent: GenericRun) -> None:
@@ -256,7 +256,7 @@ def test_a_critical_limit_reaches_that_trains_shadow_and_no_other(
     env = services.env
 
     def raised() -> list[dict[str, Any]] | None:
-        alerts = [a for a in open_alerts(env, HOT) if a["alert_key"] == "limit:bearing_temp_3"]
+        alerts = [a for a in open_alerts(env, HOT) if a["alert_key"] == "bearing_temp_3"]
         return alerts or None
 
     alerts = wait_for(raised, 60, f"the critical bearing alert in {HOT}'s shadow",
@@ -317,17 +317,19 @@ def test_a_degrading_bearing_is_one_alarm_naming_it_and_a_critical_reading_one_a
         found: dict[str, list[tuple[str, str]]] = {}
         for train, key, alarm_id in rows:
             found.setdefault(train, []).append((key, alarm_id))
-        return found if any(k == "peers:bearing_temp_5" for k, _ in found.get(WORN, [])) else None
+        return found if any(k == "bearing_temp_5" for k, _ in found.get(WORN, [])) else None
 
     raised = wait_for(alarms, 120, "the worn bearing's alarm in the lake", supervisor=services.supervisor)
-    # The fault's two signs, one alarm each (the bogie's vibration comes first in the simulator).
-    assert sorted(k for k, _ in raised[WORN]) == ["limit:vibration_3", "peers:bearing_temp_5"], raised
+    # The fault's two signs, one alarm each: two conditions (the bogie's vibration comes first in
+    # the simulator), each one alarm whichever rules saw it.
+    assert sorted(k for k, _ in raised[WORN]) == ["bearing_temp_5", "vibration_3"], raised
     assert SOUND not in raised, raised
     (top,) = {c for (c,) in lake_rows(env, "SELECT DISTINCT top_channel FROM alerts WHERE train = ? "
-                                           "AND alert_key = 'peers:bearing_temp_5'", [WORN])}
+                                           "AND alert_key = 'bearing_temp_5'", [WORN])}
     assert top == "bearing_temp_5"
     shadow = {a["alert_key"]: a for a in open_alerts(env, WORN)}
-    assert "bearing_temp_5" in shadow["peers:bearing_temp_5"]["channels"]
+    assert "bearing_temp_5" in shadow["bearing_temp_5"]["channels"]
+    assert "peers" in shadow["bearing_temp_5"]["evidence"]
 
     critical = dict(zip(SIM_CHANNELS, np.round(FleetModel(1, seed=WORN_SEED).step(1.0).values[0], 3).tolist(),
                         strict=True)) | {"bearing_temp_2": 130.0}
@@ -335,10 +337,13 @@ def test_a_degrading_bearing_is_one_alarm_naming_it_and_a_critical_reading_one_a
     asyncio.run(_publish(env, SOUND, [build_frame(SOUND, WORN_FRAMES + 1, int(time.time() * 1000),
                                                   critical, rounded=True)]))
     alert = wait_for(lambda: next((a for a in open_alerts(env, SOUND)
-                                   if a["alert_key"] == "limit:bearing_temp_2"), None),
+                                   if a["alert_key"] == "bearing_temp_2"), None),
                      30, f"the critical bearing alarm in {SOUND}'s shadow", every=0.1,
                      supervisor=services.supervisor)
     assert alert["severity"] == 3 and alert["category"] == "limit"
+    # 130 degC is past the critical limit and far above its peers: one alarm, both as evidence.
+    assert {"limit", "peers"} <= set(alert["evidence"]), alert
+    assert [a["alert_key"] for a in open_alerts(env, SOUND)].count("bearing_temp_2") == 1
     assert time.monotonic() - sent < 10, "a hard limit needs no warm-up"
 
 

@@ -189,7 +189,7 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
         hot_at_ms = int(time.time() * 1000)
         source.once("bearing_temp_5", 130.0)  # past the critical limit (120 degC), sampled live
         raised = wait_for(lambda: [a for a in open_alerts(env, TUNNEL_TRAIN)
-                                   if a["alert_key"] == "limit:bearing_temp_5"], 60,
+                                   if a["alert_key"] == "bearing_temp_5"], 60,
                           "the live critical alert in the shadow", every=0.1)
         alert_latency_ms = int(time.time() * 1000) - hot_at_ms
         # Live frames keep flowing until the tunnel's frames are all acknowledged.
@@ -228,8 +228,8 @@ def test_tunnel_backfill_is_complete_in_order_and_never_judged_as_live(infra: In
     alerts = wait_for(lambda: lake_rows(env, "SELECT frame_seq, alert_key, category FROM alerts "
                                              "WHERE train = ?", [TUNNEL_TRAIN]), 60,
                       "the train's alerts in the lake", every=LAKE_POLL_S)
-    assert "limit:bearing_temp_5" in {k for _, k, _ in alerts}
-    assert any(k == "peers:bearing_temp_3" and s in backfilled for s, k, _ in alerts), alerts
+    assert "bearing_temp_5" in {k for _, k, _ in alerts}
+    assert any(k == "bearing_temp_3" and s in backfilled for s, k, _ in alerts), alerts
     assert not [a for a in alerts if a[0] in backfilled and a[2] == "model"], alerts
     ratio = score_over_threshold_as_live(env, TUNNEL_TRAIN, entered)
     assert ratio >= 2, f"scored live, the tunnel's regime is anomalous (the check has teeth): {ratio}"
@@ -407,7 +407,7 @@ def test_skewed_train_clocks_lose_nothing_and_alert_on_wall_time(infra: Infra) -
 
     # Alerts: in each skewed train's shadow, then gone after the quiet period of wall time.
     for train in kept:
-        wait_for(partial(_alerted, env, train, "limit:bearing_temp_5"), 60,
+        wait_for(partial(_alerted, env, train, "bearing_temp_5"), 60,
                  f"the critical alert in {train}'s shadow", supervisor=infra.running.supervisor)
     for train in kept:
         wait_for(partial(_quiet, env, train), CLEAR_AFTER_S + 60, f"{train}'s alarm to clear",

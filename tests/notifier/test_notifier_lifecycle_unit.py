@@ -7,6 +7,8 @@ import json
 import msgspec
 from ntkit import anomaly
 
+from railpulse_detector.handler import DetectorHandler
+from railpulse_detector.settings import DetectorSettings
 from railpulse_notifier.lifecycle import (
     Rules,
     acknowledge,
@@ -15,7 +17,16 @@ from railpulse_notifier.lifecycle import (
     reading_time_ms,
 )
 from railpulse_notifier.shadow import MAX_SHADOW_BYTES, build_desired
-from railpulse_shared.contracts import AlarmState, Severity
+from railpulse_shared.contracts import (
+    AcceptedFrame,
+    AlarmState,
+    Anomaly,
+    AnomalyKind,
+    Evidence,
+    Quality,
+    Reading,
+    Severity,
+)
 
 RULES = Rules(clear_after_ms=60_000, touch_ms=6_000)
 T0 = 1_800_000_000_000
@@ -101,7 +112,7 @@ def test_desired_is_most_severe_first_and_bounded_with_a_count() -> None:
     assert len(json.dumps(desired, separators=(",", ":"))) <= 6144 < MAX_SHADOW_BYTES
     assert desired["omitted"] == 200 - len(desired["open"]) > 0
     sev = [a["severity"] for a in desired["open"]]
-    assert sev == sorted(sev, reverse=True) and sev.count(3) == 29
+    assert sev == sorted(sev, reverse=True) and sev.count(3) == min(29, len(sev))  # 29 critical
     assert build_desired([], 6144) == {"open": [], "omitted": 0}
 
 
@@ -121,3 +132,79 @@ def test_a_skewed_train_clock_changes_no_alarm_and_no_latency() -> None:
     assert reading_time_ms(live, 30_000) == T0 - 40  # a true clock: from the sensor time
     unknown = anomaly("t1", ts_ms=T0 - 3_600_000)  # no receipt time known
     assert reading_time_ms(unknown, 30_000) == T0 - 3_600_000
+
+
+def test_a_hot_bearing_seen_by_its_limit_and_its_peers_is_one_alarm_through_its_life() -> None:
+    """The detector's own decisions on a bearing at 100 degC for a minute (past its operating
+    limit: warning; 60 degC above its peers: critical), then calm: one alarm about bearing_temp_2,
+    critical, carrying both rules' evidence, raised once, acknowledged once, cleared once."""
+    def frame(seq: int, hot: float) -> AcceptedFrame:
+        values = {f"bearing_temp_{i}": 40.0 + 0.5 * i for i in range(1, 9)} | {"bearing_temp_2": hot}
+        return AcceptedFrame(train="t1", seq=seq, ts_ms=T0 + 1000 * seq, speed_kmh=80.0,
+                             readings={k: Reading(value=v, quality=Quality.GOOD)
+                                       for k, v in values.items()})
+
+    detector = DetectorHandler(DetectorSettings(model_enabled=False))
+    decided = detector.decide([frame(s, 100.0 if s <= 60 else 45.0) for s in range(1, 121)])
+    anomalies = [a for found in decided for a in found]
+    assert {a.alert_key for a in anomalies} == {"bearing_temp_2"}  # re-asserted every 10 s
+
+    records: dict[str, object] = {}
+    transitions = []
+    for a in anomalies:
+        now = a.ts_ms  # the notifier's wall clock, here in step with the train's
+        outcome = apply_anomaly(records.get(a.alert_key), a, now, RULES)  # type: ignore[arg-type]
+        transitions += outcome.transitions
+        if outcome.record is not None:
+            records[a.alert_key] = _stored(outcome)
+    [record] = records.values()
+    assert [t.state for t in transitions] == [AlarmState.RAISED]  # notified once
+    assert record.severity is Severity.CRITICAL and record.alert_key == "bearing_temp_2"
+    assert [(e.source, e.severity) for e in record.evidence] == [
+        ("limit", Severity.WARNING), ("peers", Severity.CRITICAL)]
+    assert transitions[0].evidence == ["limit", "peers"] and transitions[0].category == "limit"
+    [shadow] = build_desired([record], 6144)["open"]
+    assert shadow["alert_key"] == "bearing_temp_2" and shadow["evidence"] == ["limit", "peers"]
+
+    acked = acknowledge(record, T0 + 30_000, T0 + 30_500)
+    assert [t.state for t in acked.transitions] == [AlarmState.ACKNOWLEDGED]
+    record = _stored(acked)
+    assert acknowledge(record, T0 + 31_000, T0 + 31_500).record is None  # acknowledged once
+
+    assert clear_if_quiet(record, T0 + 60_000 + 30_000, RULES).record is None  # still fresh
+    cleared = clear_if_quiet(record, T0 + 60_000 + RULES.clear_after_ms, RULES)
+    assert [t.state for t in cleared.transitions] == [AlarmState.CLEARED]
+    assert clear_if_quiet(_stored(cleared), T0 + 200_000, RULES).record is None  # cleared once
+
+
+def test_evidence_from_a_later_frame_joins_the_alarm_and_the_highest_severity_wins() -> None:
+    """Peers first (a warning), the limit 20 s later (critical), the forest later still (a
+    warning): one alarm, escalated once, evidence from all three; the new warning is written
+    (the crew's alert lists it) without a transition to acknowledge."""
+    def merged(source: str, severity: Severity, ts_ms: int) -> Anomaly:
+        return msgspec.structs.replace(
+            anomaly("t1", "bearing_temp_2", severity, ts_ms=ts_ms),
+            evidence=[Evidence(source=source, category=AnomalyKind.LIMIT, severity=severity,
+                               message=f"{source} says so")])
+
+    record = _stored(apply_anomaly(None, merged("peers", Severity.WARNING, T0), T0, RULES))
+    rise = apply_anomaly(record, merged("limit", Severity.CRITICAL, T0 + 20_000), T0 + 20_000,
+                         RULES)
+    assert [t.state for t in rise.transitions] == [AlarmState.ESCALATED]
+    record = _stored(rise)
+    forest = apply_anomaly(record, merged("model", Severity.WARNING, T0 + 21_000), T0 + 21_000,
+                           RULES)  # inside the touch window, but new evidence: written
+    assert forest.record is not None and not forest.transitions
+    record = _stored(forest)
+    assert record.severity is Severity.CRITICAL and record.state is AlarmState.ESCALATED
+    assert [(e.source, e.severity) for e in record.evidence] == [
+        ("peers", Severity.WARNING), ("limit", Severity.CRITICAL), ("model", Severity.WARNING)]
+
+
+def test_an_older_detectors_anomaly_is_its_own_evidence() -> None:
+    """Anomalies keyed by rule (`limit:bearing_temp_c`, no evidence), in flight while the
+    detector is upgraded: an alarm under that key as before, its rule as its evidence."""
+    outcome = apply_anomaly(None, anomaly("t1", "limit:bearing_temp_c", Severity.WARNING), T0,
+                            RULES)
+    assert outcome.record is not None and outcome.record.alert_key == "limit:bearing_temp_c"
+    assert [(e.source, e.severity) for e in outcome.record.evidence] == [("limit", Severity.WARNING)]

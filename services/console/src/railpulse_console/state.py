@@ -102,7 +102,12 @@ def alarm_item(transition: AlarmTransition, seen_ms: int) -> FeedItem:
         at_ms=transition.at_ms,
         severity=int(transition.severity),
         severity_name=_severity_name(transition.severity),
-        category=transition.alert_key.split(":", 1)[0],
+        # Older notifiers named the category only as the alert key's `<category>:` prefix.
+        category=(
+            transition.category.value
+            if transition.category is not None
+            else transition.alert_key.split(":", 1)[0]
+        ),
         alert_key=transition.alert_key,
         message=transition.reason,
         state=transition.state.value,

@@ -109,6 +109,9 @@ class FleetDetector:
         self.thresholder = Thresholder(n, config.threshold, config.channels)
         # Last shingle - 1 normalised frames of each series, oldest first.
         self.history = np.zeros((n, config.shingle - 1, config.channels))
+        self.last: DecisionBatch | None = None
+        """The latest `process` call's decisions (for a caller that wants every frame's score,
+        not only the anomalies: `railpulse detect`)."""
 
     @property
     def n_series(self) -> int:
@@ -171,7 +174,7 @@ class FleetDetector:
         thr, phase = self.thresholder.step(ser, out.score, lens, vals)
         # Attribution per channel: shingle dims are laid out (time, channel).
         att = out.attribution.reshape(n, b, 2, cfg.shingle, cfg.channels).sum(axis=3)
-        return DecisionBatch(
+        self.last = DecisionBatch(
             series=ser,
             lengths=lens,
             score=out.score,
@@ -180,3 +183,4 @@ class FleetDetector:
             high=att[:, :, 0],
             low=att[:, :, 1],
         )
+        return self.last

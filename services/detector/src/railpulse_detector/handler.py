@@ -45,6 +45,7 @@ import msgspec
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from railpulse_detector.conditions import merge_conditions
 from railpulse_detector.emit import AnomalyEmitter
 from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
@@ -59,7 +60,7 @@ from railpulse_detector.snapshot_writer import (
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, FailureKind, RecordFailure, StreamRecord
-from railpulse_shared.catalogue import load_catalogue
+from railpulse_shared.catalogue import Catalogue, load_catalogue
 from railpulse_shared.contracts import AcceptedFrame, Anomaly
 from railpulse_shared.errors import (
     ContractError,
@@ -97,13 +98,21 @@ def _int(position: Position) -> tuple[int, int]:
 
 
 class DetectorHandler(ShardHandler):
-    def __init__(self, settings: DetectorSettings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        metrics: Metrics | None = None,
+        *,
+        catalogue: Catalogue | None = None,
+    ) -> None:
+        """`catalogue`: the channels to judge by, if not the settings' (`railpulse detect`)."""
         if metrics is not None and _on_gc not in gc.callbacks:
             gc.callbacks.append(_on_gc)
         self.settings = settings
         self.metrics = metrics
+        catalogue = catalogue or load_catalogue(settings.catalogue)
         self.rules = Rules(
-            load_catalogue(settings.catalogue),
+            catalogue,
             RuleSettings(
                 stuck_frames=settings.stuck_frames,
                 dropout_frames=settings.dropout_frames,
@@ -112,7 +121,7 @@ class DetectorHandler(ShardHandler):
         )
         self.model = (
             ModelBank(
-                load_catalogue(settings.catalogue),
+                catalogue,
                 ModelSettings(
                     num_trees=settings.model_trees,
                     warmup=settings.model_warmup,
@@ -287,13 +296,16 @@ class DetectorHandler(ShardHandler):
 
     def decide(self, frames: Sequence[AcceptedFrame]) -> list[list[Anomaly]]:
         """What the detector concludes from a batch, per frame, in order (stateful: once per
-        frame). The rules judge every frame; the forests see the live ones in order."""
+        frame). The rules judge every frame; the forests see the live ones in order; what they
+        find about one channel in one frame is one anomaly (conditions.py)."""
         by_frame = self.model.score(frames) if self.model is not None else {}
         detected = _now_ms()
         return [
             [
                 msgspec.structs.replace(a, detected_ms=detected)
-                for a in [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+                for a in merge_conditions(
+                    [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+                )
             ]
             for frame in frames
         ]

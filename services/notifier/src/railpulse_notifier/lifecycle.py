@@ -1,5 +1,14 @@
 """The alarm state machine per (train, alert_key), as pure functions over `AlarmRecord`.
 
+The alert key is the condition (a channel: `bearing_temp_2`), not the rule that saw it: a hot
+bearing beyond its limit and beyond its peers is one alarm, raised, acknowledged and cleared once.
+Each rule or model that sees the condition is a piece of its `evidence` (the anomaly's, or, from an
+older detector that keyed alarms by rule, the anomaly itself); the alarm's severity is the highest
+any of them gave while it was open, and it clears once all of them have gone quiet for
+`clear_after_ms` (the record's `last_seen_ms` is its newest evidence's). Records keyed the old way
+(`limit:bearing_temp_2`) are alarms like any other: they get no more anomalies from a current
+detector, so they clear after one quiet period.
+
     (none|cleared) --anomaly--> raised --severity rises--> escalated --train acks--> acknowledged
     any open state --no anomaly for `clear_after_ms`--> cleared
     acknowledged --severity rises--> escalated (needs a new acknowledgement)
@@ -24,24 +33,40 @@ from railpulse_shared.contracts import (
     AlarmTransition,
     Anomaly,
     AnomalyKind,
+    Evidence,
     Severity,
 )
 
 __all__ = [
     "OPEN_STATES",
     "AlarmRecord",
+    "EvidenceSeen",
     "Outcome",
     "Rules",
     "acknowledge",
     "alarm_id_for",
     "apply_anomaly",
     "clear_if_quiet",
+    "evidence_of",
     "reading_time_ms",
 ]
 
 OPEN_STATES = frozenset({AlarmState.RAISED, AlarmState.ESCALATED, AlarmState.ACKNOWLEDGED})
 _SEEN_MAX = 32
 """Recent anomaly ids kept on a record: a redelivery inside this window is recognised."""
+_EVIDENCE_MAX = 16
+
+
+class EvidenceSeen(msgspec.Struct, frozen=True, kw_only=True):
+    """One rule or model that has seen an alarm's condition while it was open."""
+
+    source: str
+    category: AnomalyKind
+    severity: Severity
+    """The highest it gave while the alarm was open."""
+    message: str = ""
+    last_seen_ms: int = 0
+    """Wall time of the latest anomaly that carried it."""
 
 
 class AlarmRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +97,9 @@ class AlarmRecord(msgspec.Struct, frozen=True, kw_only=True):
     seen: list[str] = msgspec.field(default_factory=list)
     outbox: list[AlarmTransition] = msgspec.field(default_factory=list)
     """Transitions of the latest write that made any."""
+    evidence: list[EvidenceSeen] = msgspec.field(default_factory=list)
+    """Who saw the condition, in the order they first did (empty on records written before
+    evidence existed: they clear as before)."""
     pending: bool = False
     """The outbox is not confirmed delivered (events appended, shadow written): a redelivery of
     its trigger re-sends it. Stored as its own attribute, cleared by `AlarmStore.confirm`."""
@@ -119,6 +147,8 @@ def _transition(
         severity=record.severity,
         at_ms=at_ms,
         version=record.version + 1,
+        category=record.category,
+        evidence=[e.source for e in record.evidence],
         **kw,  # type: ignore[arg-type]
     )
 
@@ -127,13 +157,55 @@ def _seen(record: AlarmRecord, anomaly_id: str) -> list[str]:
     return [*record.seen[-(_SEEN_MAX - 1) :], anomaly_id]
 
 
+def evidence_of(anomaly: Anomaly) -> list[Evidence]:
+    """What the anomaly says saw it; an older detector's anomaly is its own one piece."""
+    if anomaly.evidence:
+        return list(anomaly.evidence)
+    source = anomaly.alert_key.partition(":")[0] if ":" in anomaly.alert_key else ""
+    return [
+        Evidence(
+            source=source or anomaly.category.value,
+            category=anomaly.category,
+            severity=anomaly.severity,
+            message=anomaly.message,
+            score=anomaly.score,
+            threshold=anomaly.threshold,
+        )
+    ]
+
+
+def _merge_evidence(
+    held: list[EvidenceSeen], anomaly: Anomaly, now_ms: int
+) -> tuple[list[EvidenceSeen], bool]:
+    """The record's evidence with the anomaly's added; True if a source is new to it."""
+    merged = {e.source: e for e in held}
+    new = False
+    for e in evidence_of(anomaly):
+        before = merged.get(e.source)
+        new = new or before is None
+        merged[e.source] = EvidenceSeen(
+            source=e.source,
+            category=e.category if before is None or e.severity >= before.severity
+            else before.category,
+            severity=max(e.severity, before.severity) if before else e.severity,
+            message=e.message[:120] or (before.message if before else ""),
+            last_seen_ms=now_ms,
+        )
+    return list(merged.values())[:_EVIDENCE_MAX], new
+
+
+def _severity(anomaly: Anomaly) -> Severity:
+    return max([anomaly.severity, *(e.severity for e in anomaly.evidence)])
+
+
 def _raise(anomaly: Anomaly, now_ms: int, version: int) -> AlarmRecord:
+    evidence, _ = _merge_evidence([], anomaly, now_ms)
     return AlarmRecord(
         train=anomaly.train,
         alert_key=anomaly.alert_key,
         alarm_id=alarm_id_for(anomaly.train, anomaly.alert_key, anomaly.anomaly_id),
         state=AlarmState.RAISED,
-        severity=anomaly.severity,
+        severity=_severity(anomaly),
         category=anomaly.category,
         raised_ms=now_ms,
         last_seen_ms=now_ms,
@@ -145,13 +217,16 @@ def _raise(anomaly: Anomaly, now_ms: int, version: int) -> AlarmRecord:
         message=anomaly.message[:120],
         seen=[anomaly.anomaly_id],
         version=version,
+        evidence=evidence,
     )
 
 
 def apply_anomaly(
     record: AlarmRecord | None, anomaly: Anomaly, now_ms: int, rules: Rules
 ) -> Outcome:
-    """What one anomaly does to the alarm of its (train, alert_key)."""
+    """What one anomaly does to the alarm of its (train, alert_key): raise it, escalate it when
+    the anomaly is more severe than anything before, add evidence a new source brings, or count
+    a repeat."""
     if record is not None and anomaly.anomaly_id in record.seen:
         return Outcome(None, duplicate=True, resync=record.trigger_id == anomaly.anomaly_id)
     if record is None or not record.open:
@@ -160,13 +235,19 @@ def apply_anomaly(
             return Outcome(None, duplicate=True)
         raised = _raise(anomaly, now_ms, record.version if record else 0)
         t = _transition(raised, AlarmState.RAISED, None, now_ms, anomaly_id=anomaly.anomaly_id,
-                        reason=f"{anomaly.category.value} anomaly, score {anomaly.score:.3g}")
+                        reason=f"{anomaly.category.value} anomaly, score {anomaly.score:.3g}"
+                        f" (seen by {', '.join(e.source for e in raised.evidence)})")
         return Outcome(msgspec.structs.replace(raised, outbox=[t], pending=True), [t])
-    if anomaly.severity > record.severity:
+    evidence, new_source = _merge_evidence(record.evidence, anomaly, now_ms)
+    severity = _severity(anomaly)
+    if severity > record.severity:
+        top = next((e for e in evidence_of(anomaly) if e.severity == severity), None)
         escalated = msgspec.structs.replace(
             record,
             state=AlarmState.ESCALATED,
-            severity=anomaly.severity,
+            severity=severity,
+            category=top.category if top is not None else anomaly.category,
+            evidence=evidence,
             last_seen_ms=now_ms,
             last_ts_ms=max(record.last_ts_ms, anomaly.ts_ms),
             trigger_ts_ms=anomaly.ts_ms,
@@ -178,13 +259,17 @@ def apply_anomaly(
         )
         t = _transition(escalated, AlarmState.ESCALATED, record.state, now_ms,
                         anomaly_id=anomaly.anomaly_id,
-                        reason=f"severity {record.severity.name} -> {anomaly.severity.name}")
+                        reason=f"severity {record.severity.name} -> {severity.name}"
+                        f" (seen by {', '.join(e.source for e in evidence)})")
         return Outcome(msgspec.structs.replace(escalated, outbox=[t], pending=True), [t])
-    if now_ms - record.last_seen_ms < rules.touch_ms:
+    if not new_source and now_ms - record.last_seen_ms < rules.touch_ms:
         # A repeat inside the touch window changes nothing the lifecycle needs: skip the write.
         return Outcome(None)
+    # New evidence of the same or a lower severity is written (the crew's alert lists it) but
+    # is not a transition: nothing new to acknowledge.
     touched = msgspec.structs.replace(
         record,
+        evidence=evidence,
         last_seen_ms=now_ms,
         last_ts_ms=max(record.last_ts_ms, anomaly.ts_ms),
         count=record.count + 1,

@@ -82,6 +82,7 @@ def build_desired(records: Iterable[AlarmRecord], budget_bytes: int) -> dict[str
                 raised_ms=r.raised_ms,
                 channels=r.channels,
                 message=r.message,
+                evidence=[e.source for e in r.evidence],
             )
         )
         cost = len(_encoder.encode(alert)) + 1

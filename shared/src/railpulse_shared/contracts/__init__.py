@@ -13,6 +13,7 @@ from railpulse_shared.contracts.anomaly import (
     Anomaly,
     AnomalyKind,
     Attribution,
+    Evidence,
     Severity,
 )
 from railpulse_shared.contracts.envelope import RuleEnvelope
@@ -62,6 +63,7 @@ __all__ = [
     "DeviceKind",
     "DeviceMessage",
     "Event",
+    "Evidence",
     "Frame",
     "FrameBatch",
     "GenericReading",

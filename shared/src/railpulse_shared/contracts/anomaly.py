@@ -23,8 +23,12 @@ __all__ = [
     "Anomaly",
     "AnomalyKind",
     "Attribution",
+    "Evidence",
     "Severity",
 ]
+
+MAX_EVIDENCE = 16
+"""Rules and models that may see one condition: far more than the detector has."""
 
 
 class AnomalyKind(enum.StrEnum):
@@ -53,6 +57,19 @@ class Attribution(Wire, frozen=True):
     value: float | None = None
 
 
+class Evidence(Wire, frozen=True):
+    """One rule or model that saw a condition, and what it said."""
+
+    source: str
+    """The rule or model: `limit`, `peers`, `sensor_fault`, `model` (the prefix of the key it
+    keeps its own state under, e.g. `peers:bearing_temp_2`)."""
+    category: AnomalyKind
+    severity: Severity
+    message: str = ""
+    score: float = 1.0
+    threshold: float = 1.0
+
+
 class Anomaly(Event, frozen=True, kw_only=True, tag="anomaly.v1"):
     """An anomaly on one train, at the sensor time of the frame that showed it."""
 
@@ -67,8 +84,10 @@ class Anomaly(Event, frozen=True, kw_only=True, tag="anomaly.v1"):
     score: float
     threshold: float
     alert_key: str
-    """What an alarm is about: `<category>:<channel>` for limits and faults, `model:<channel>` for the
-    forest's top channel. One open alarm per (train, alert_key)."""
+    """What an alarm is about: the condition, i.e. the channel (`bearing_temp_2`; for the forest
+    its top channel). One open alarm per (train, alert_key), whichever rules and models saw it:
+    they are its `evidence`. Older detectors sent `<rule>:<channel>` (`limit:bearing_temp_2`);
+    readers take either as an opaque key."""
     channels: Annotated[list[Attribution], msgspec.Meta(max_length=MAX_CHANNELS)] = msgspec.field(
         default_factory=list
     )
@@ -77,6 +96,12 @@ class Anomaly(Event, frozen=True, kw_only=True, tag="anomaly.v1"):
     received_ms: EpochMs = 0
     ingested_ms: EpochMs = 0
     detected_ms: EpochMs = 0
+    evidence: Annotated[list[Evidence], msgspec.Meta(max_length=MAX_EVIDENCE)] = msgspec.field(
+        default_factory=list
+    )
+    """Every rule and model that saw this condition in this frame; `severity`, `category`,
+    `score` and `message` are those of the most severe. Empty from older detectors: the anomaly
+    itself is then its only evidence."""
 
 
 class AlarmState(enum.StrEnum):
@@ -100,3 +125,10 @@ class AlarmTransition(Event, frozen=True, kw_only=True, tag="alarm.v1"):
     reason: str = ""
     version: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT)] = 1
     """The alarm record's version after this transition (conditional writes order them)."""
+    category: AnomalyKind | None = None
+    """The category of the alarm's most severe evidence (None from older notifiers: the
+    `<category>:` prefix of their alert keys said it)."""
+    evidence: Annotated[list[str], msgspec.Meta(max_length=MAX_EVIDENCE)] = msgspec.field(
+        default_factory=list
+    )
+    """The sources (`limit`, `peers`, `model`...) that have seen the alarm's condition so far."""

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 
 from railpulse_shared.contracts._base import Wire
-from railpulse_shared.contracts.anomaly import AnomalyKind, Severity
+from railpulse_shared.contracts.anomaly import MAX_EVIDENCE, AnomalyKind, Severity
 from railpulse_shared.contracts.telemetry import MAX_CHANNELS, ChannelName, Count, EpochMs
 
 __all__ = ["DesiredAlerts", "ReportedAlerts", "ShadowAlert"]
@@ -28,6 +28,10 @@ class ShadowAlert(Wire, frozen=True):
         default_factory=list
     )
     message: str = ""
+    evidence: Annotated[list[str], msgspec.Meta(max_length=MAX_EVIDENCE)] = msgspec.field(
+        default_factory=list
+    )
+    """The rules and models that saw the condition (`limit`, `peers`, `model`...)."""
 
 
 class DesiredAlerts(Wire, frozen=True):
