@@ -38,6 +38,7 @@ import msgspec
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from railpulse_detector.drift import Drifts
 from railpulse_detector.emit import AnomalyEmitter
 from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
@@ -83,6 +84,7 @@ class DetectorHandler(ShardHandler):
                 reassert_ms=settings.reassert_ms,
             ),
         )
+        self.drifts = Drifts()
         self.model = (
             ModelBank(
                 load_catalogue(settings.catalogue),
@@ -208,7 +210,11 @@ class DetectorHandler(ShardHandler):
         return [
             [
                 msgspec.structs.replace(a, detected_ms=detected)
-                for a in [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+                for a in [
+                    *self.rules.check(frame),
+                    *self.drifts.check(frame),
+                    *by_frame.get((frame.train, frame.seq), []),
+                ]
             ]
             for frame in frames
         ]

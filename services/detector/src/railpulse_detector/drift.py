@@ -1,0 +1,201 @@
+"""Slow drifts, caught while they are small: each channel against what its twins on the same train
+say it should read, the difference judged by a one-sided CUSUM.
+
+A leaking brake cylinder holds less pressure than the other cylinder given the same command; a
+door whose roller wears closes slower than the other doors at the same stop. Neither crosses a
+hard limit until it is far gone, but against its twins the change is plain early on. Per channel:
+
+- expected = the median of the other channels of its group at that sample, plus the channel's own
+  normal offset from them (doors differ by a few tenths of a second), learned online from normal
+  running (an exponentially weighted mean over ~`window` samples, after `learn` samples);
+- residual = seen - expected, in units of its own normal spread (learned the same way);
+- a one-sided CUSUM, S = max(0, S + min(z, clip) - k), raises an alert when S > h. With k = 0.5
+  (it looks for a shift of one spread) and h = 15, a channel with no fault reaches h about once in
+  2e7 samples (Siegmund's approximation of the in-control run length; ~0.4 % of a year of 1 Hz
+  samples): that is the chosen false-alarm probability. A shift of d spreads is caught after about
+  (h + 1.2) / (d - k) samples. Capping each sample at `clip` spreads keeps one odd sample (a
+  passenger holding a door) from raising an alert on its own.
+- The offset and spread keep learning from every ordinary sample (within `clip` spreads) while
+  the CUSUM is below h / 2, so a drift is not learned away as it grows (and learning from the
+  samples of S = 0 alone would bias the offset: those are the ones on the healthy side).
+
+What a check samples: brake cylinders while the brake is applied (all of the group above
+`applied`); door closing times once per closing (when the held value changes). An alert says which
+channel, what was expected and what was seen. State per (train, channel): five numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Literal
+
+from railpulse_shared.contracts import (
+    AcceptedFrame,
+    Anomaly,
+    AnomalyKind,
+    Attribution,
+    Quality,
+    Severity,
+)
+
+__all__ = ["Check", "DriftSettings", "Drifts"]
+
+DRIFT_VERSION = "cusum-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One group of twin channels and the side on which their failure shows."""
+
+    channels: tuple[str, ...]
+    direction: Literal["high", "low"]
+    unit: str
+    sample: Literal["applied", "changed"]
+    """`applied`: every frame in which all of the group read above `applied`; `changed`: a channel
+    whenever its reading changes (an event value, held between events)."""
+    applied: float = 0.0
+    min_spread: float = 0.0
+    """The spread is never taken below this (the sensor's resolution and noise floor)."""
+
+
+def default_checks() -> tuple[Check, ...]:
+    return (
+        Check(
+            channels=("brake_cyl_pressure_1", "brake_cyl_pressure_2"),
+            direction="low",
+            unit="bar",
+            sample="applied",
+            applied=1.0,
+            min_spread=0.02,
+        ),
+        Check(
+            channels=tuple(f"door_close_time_{i}" for i in range(1, 5)),
+            direction="high",
+            unit="s",
+            sample="changed",
+            min_spread=0.05,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSettings:
+    k: float = 0.5
+    h: float = 15.0
+    clip: float = 4.0
+    learn: int = 50
+    """Samples that set a channel's offset and spread before it is judged."""
+    window: float = 1000.0
+    reassert_ms: int = 10_000
+    checks: tuple[Check, ...] = field(default_factory=default_checks)
+
+
+@dataclass(slots=True)
+class _Channel:
+    n: int = 0
+    offset: float = 0.0
+    var: float = 0.0
+    cusum: float = 0.0
+    last: float = math.nan
+    alerted_ms: int | None = None
+
+
+class Drifts:
+    """Per-train CUSUMs on each twin channel's residual."""
+
+    def __init__(self, settings: DriftSettings | None = None) -> None:
+        self.settings = settings or DriftSettings()
+        self._state: dict[str, dict[str, _Channel]] = {}
+
+    def check(self, frame: AcceptedFrame) -> list[Anomaly]:
+        if frame.backfill:
+            return []  # live order only: the limits judge backfilled frames
+        channels = self._state.setdefault(frame.train, {})
+        found: list[Anomaly] = []
+        for check in self.settings.checks:
+            values = {}
+            for name in check.channels:
+                reading = frame.readings.get(name)
+                if reading is not None and reading.quality is Quality.GOOD:
+                    values[name] = reading.value
+            if len(values) < 2:
+                continue
+            if check.sample == "applied" and min(values.values()) < check.applied:
+                continue
+            for name, value in values.items():
+                state = channels.setdefault(name, _Channel())
+                if check.sample == "changed":
+                    changed = value != state.last
+                    state.last = value
+                    if not changed:
+                        continue
+                peers = statistics.median(v for c, v in values.items() if c != name)
+                anomaly = self._judge(frame, check, name, state, value, peers)
+                if anomaly is not None:
+                    found.append(anomaly)
+        return found
+
+    def _judge(
+        self,
+        frame: AcceptedFrame,
+        check: Check,
+        name: str,
+        state: _Channel,
+        value: float,
+        peers: float,
+    ) -> Anomaly | None:
+        s = self.settings
+        residual = value - peers
+        if state.n < s.learn:
+            state.n += 1
+            delta = residual - state.offset
+            state.offset += delta / state.n
+            state.var += (delta * (residual - state.offset) - state.var) / state.n
+            return None
+        spread = max(math.sqrt(state.var), check.min_spread)
+        z = (residual - state.offset) / spread
+        if check.direction == "low":
+            z = -z
+        state.cusum = max(0.0, state.cusum + min(z, s.clip) - s.k)
+        if state.cusum <= s.h / 2 and abs(z) <= s.clip:
+            state.n += 1
+            a = 1.0 / min(state.n, s.window)
+            delta = residual - state.offset
+            state.offset += a * delta
+            state.var = (1.0 - a) * (state.var + a * delta * delta)
+        if state.cusum <= s.h:
+            state.alerted_ms = None
+            return None
+        if state.alerted_ms is not None and frame.ts_ms - state.alerted_ms < s.reassert_ms:
+            return None
+        state.alerted_ms = frame.ts_ms
+        expected = peers + state.offset
+        key = f"drift:{name}"
+        return Anomaly(
+            anomaly_id=f"{frame.train}:{frame.seq}:{key}",
+            train=frame.train,
+            ts_ms=frame.ts_ms,
+            frame_seq=frame.seq,
+            category=AnomalyKind.MODEL,
+            severity=Severity.WARNING,
+            score=state.cusum,
+            threshold=s.h,
+            alert_key=key,
+            channels=[
+                Attribution(
+                    channel=name,
+                    contribution=1.0,
+                    direction=check.direction,
+                    value=value,
+                    expected=expected,
+                )
+            ],
+            model_version=DRIFT_VERSION,
+            message=f"{name} {value:g} {check.unit}, expected {expected:.3g} {check.unit} from "
+            f"its {len(check.channels) - 1} twin(s) on this train: drifting {check.direction} "
+            f"(CUSUM {state.cusum:.1f} > {s.h:g})",
+            received_ms=frame.received_ms,
+            ingested_ms=frame.ingested_ms,
+        )
