@@ -19,8 +19,12 @@ hard limit until it is far gone, but against its twins the change is plain early
   the CUSUM is below h / 2, so a drift is not learned away as it grows (and learning from the
   samples of S = 0 alone would bias the offset: those are the ones on the healthy side).
 
-What a check samples: brake cylinders while the brake is applied (all of the group above
-`applied`); door closing times once per closing (when the held value changes). An alert says which
+What a check samples: brake cylinders while the brake is applied (all of the group above 1 bar);
+bogie vibration on every frame (a flat wheel hammers one bogie: ~0.4 g more than the others at
+speed); door closing times once per closing (when the held value changes). Channels whose
+residual follows slow dynamics (bearing and motor temperatures lag their load by many minutes)
+are not judged this way: their samples are far from independent, and a CUSUM's run length means
+nothing for them; the peer limits and the forest watch them. An alert says which
 channel, what was expected and what was seen. State per (train, channel): five numbers.
 """
 
@@ -52,10 +56,10 @@ class Check:
     channels: tuple[str, ...]
     direction: Literal["high", "low"]
     unit: str
-    sample: Literal["applied", "changed"]
-    """`applied`: every frame in which all of the group read above `applied`; `changed`: a channel
-    whenever its reading changes (an event value, held between events)."""
-    applied: float = 0.0
+    sample: Literal["active", "changed"]
+    """`active`: every frame in which all of the group read at least `active`; `changed`: a
+    channel whenever its reading changes (an event value, held between events)."""
+    active: float = 0.0
     min_spread: float = 0.0
     """The spread is never taken below this (the sensor's resolution and noise floor)."""
 
@@ -66,9 +70,16 @@ def default_checks() -> tuple[Check, ...]:
             channels=("brake_cyl_pressure_1", "brake_cyl_pressure_2"),
             direction="low",
             unit="bar",
-            sample="applied",
-            applied=1.0,
+            sample="active",
+            active=1.0,
             min_spread=0.02,
+        ),
+        Check(
+            channels=tuple(f"vibration_{i}" for i in range(1, 5)),
+            direction="high",
+            unit="g_rms",
+            sample="active",
+            min_spread=0.01,
         ),
         Check(
             channels=tuple(f"door_close_time_{i}" for i in range(1, 5)),
@@ -122,7 +133,7 @@ class Drifts:
                     values[name] = reading.value
             if len(values) < 2:
                 continue
-            if check.sample == "applied" and min(values.values()) < check.applied:
+            if check.sample == "active" and min(values.values()) < check.active:
                 continue
             for name, value in values.items():
                 state = channels.setdefault(name, _Channel())
