@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from railpulse_detector.operating import POWER_GAP_MS, PowerClock
 from railpulse_shared.catalogue import Band, Catalogue
 from railpulse_shared.contracts import (
     AcceptedFrame,
@@ -52,9 +53,8 @@ class RuleSettings:
     dropout_frames: int = 5
     reassert_ms: int = 10_000
     moving_kmh: float = 1.0
-    power_gap_ms: int = 1_800_000
-    """A gap between a train's frames this long means it was powered down (a depot night; a
-    tunnel spools and backfills, so its live frames resume within minutes)."""
+    power_gap_ms: int = POWER_GAP_MS
+    """A gap between a train's frames this long means it was powered down (see `operating`)."""
     settle_s: Mapping[str, float] = field(
         default_factory=lambda: {
             "main_reservoir_pressure": 900.0,
@@ -82,8 +82,6 @@ class _TrainState:
     channels: dict[str, _ChannelState] = field(default_factory=dict)
     open: dict[str, tuple[Severity, int]] = field(default_factory=dict)
     """alert_key → (severity, sensor time last reported), for conditions still present."""
-    last_ms: int | None = None
-    """The newest frame's sensor time."""
     powered_ms: int = 0
     """When the train powered up (its first frame after a gap of `power_gap_ms`)."""
 
@@ -95,12 +93,19 @@ class Rules:
         self.catalogue = catalogue
         self.settings = settings or RuleSettings()
         self._trains: dict[str, _TrainState] = {}
+        self._clock = PowerClock(self.settings.power_gap_ms, self.settings.moving_kmh)
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         state = self._trains.setdefault(frame.train, _TrainState())
-        self._power(state, frame.ts_ms)
-        found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]] = {}
         moving = (frame.speed_kmh or _value(frame, "speed") or 0.0) > self.settings.moving_kmh
+        operating, powered_up = self._clock.update(
+            frame.train, frame.ts_ms, frame.speed_kmh or _value(frame, "speed")
+        )
+        if powered_up:
+            for channel_state in state.channels.values():
+                channel_state.settled = False
+        state.powered_ms = operating.powered_ms
+        found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]] = {}
         for name, reading in frame.readings.items():
             channel_state = state.channels.setdefault(name, _ChannelState())
             channel_state.seen, channel_state.missing = True, 0
@@ -165,17 +170,6 @@ class Rules:
                     f"{name} missing from the last {channel_state.missing} frames: dropout",
                 )
         return self._report(frame, state, found)
-
-    def _power(self, state: _TrainState, ts_ms: int) -> None:
-        """A frame after a gap of `power_gap_ms` starts a powered period: channels settle anew.
-        Older frames (backfill) do not move the clock."""
-        if state.last_ms is not None and ts_ms <= state.last_ms:
-            return
-        if state.last_ms is None or ts_ms - state.last_ms >= self.settings.power_gap_ms:
-            state.powered_ms = ts_ms
-            for channel_state in state.channels.values():
-                channel_state.settled = False
-        state.last_ms = ts_ms
 
     def _settling(
         self,
