@@ -31,7 +31,6 @@ channel, what was expected and what was seen. State per (train, channel): five n
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -142,7 +141,7 @@ class Drifts:
                     state.last = value
                     if not changed:
                         continue
-                peers = statistics.median(v for c, v in values.items() if c != name)
+                peers = _median([v for c, v in values.items() if c != name])
                 anomaly = self._judge(frame, check, name, state, value, peers)
                 if anomaly is not None:
                     found.append(anomaly)
@@ -210,3 +209,9 @@ class Drifts:
             received_ms=frame.received_ms,
             ingested_ms=frame.ingested_ms,
         )
+
+
+def _median(values: list[float]) -> float:
+    values.sort()
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
