@@ -78,3 +78,19 @@ def test_a_slow_door_is_caught_after_a_few_tenths_of_a_second() -> None:
 def test_healthy_doors_with_passengers_holding_them_never_alert() -> None:
     rng = np.random.default_rng(4)
     assert not any(_doors(5000, 0.0, rng, start=0))
+
+
+def test_a_dead_hvac_shows_in_the_saloon_humidity_and_a_cold_start_does_not() -> None:
+    rng = np.random.default_rng(6)
+    drifts, found = Drifts(), []
+    humidity, failed_at = 72.0, 6 * 3600  # a damp depot night; the HVAC stops at 6 h
+    for s in range(8 * 3600):
+        target = 45.0 if s < failed_at else 66.0
+        humidity += (target - humidity) / 300.0 + rng.normal(0, 0.05)
+        found += [(s, a) for a in drifts.check(_frame(s + 1, {"cabin_humidity_1": humidity}))]
+    assert found, "the dead HVAC was not noticed"
+    s, anomaly = found[0]
+    assert failed_at < s < failed_at + 45 * 60
+    (channel,) = anomaly.channels
+    assert anomaly.alert_key == "drift:cabin_humidity_1" and abs(channel.expected - 45.0) < 1.5
+    assert "own normal level" in anomaly.message

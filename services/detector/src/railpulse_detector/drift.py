@@ -21,7 +21,9 @@ hard limit until it is far gone, but against its twins the change is plain early
 
 What a check samples: brake cylinders while the brake is applied (all of the group above 1 bar);
 bogie vibration on every frame (a flat wheel hammers one bogie: ~0.4 g more than the others at
-speed); door closing times once per closing (when the held value changes). Channels whose
+speed); saloon humidity against its own level every 5 minutes from an hour after power-up (the
+HVAC dries the air; when it stops, humidity climbs within minutes, long before the saloon
+temperature leaves the comfort band); door closing times once per closing (when the held value changes). Channels whose
 residual follows slow dynamics (bearing and motor temperatures lag their load by many minutes)
 are not judged this way: their samples are far from independent, and a CUSUM's run length means
 nothing for them; the peer limits and the forest watch them. An alert says which
@@ -34,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from railpulse_detector.operating import PowerClock
 from railpulse_shared.contracts import (
     AcceptedFrame,
     Anomaly,
@@ -55,10 +58,18 @@ class Check:
     channels: tuple[str, ...]
     direction: Literal["high", "low"]
     unit: str
-    sample: Literal["active", "changed"]
+    sample: Literal["active", "changed", "every"]
     """`active`: every frame in which all of the group read at least `active`; `changed`: a
-    channel whenever its reading changes (an event value, held between events)."""
+    channel whenever its reading changes (an event value, held between events); `every`: one
+    frame each `every_s` seconds (a slow signal: samples closer than its time constant are not
+    independent, and the CUSUM's run length assumes they are)."""
     active: float = 0.0
+    every_s: float = 0.0
+    own: bool = False
+    """Expected = the channel's own normal level, not its twins' (when the failure moves all of
+    them together: one HVAC serves both saloons)."""
+    settle_s: float = 0.0
+    """Not sampled until this long after the train powered up (see `operating`)."""
     min_spread: float = 0.0
     """The spread is never taken below this (the sensor's resolution and noise floor)."""
 
@@ -79,6 +90,16 @@ def default_checks() -> tuple[Check, ...]:
             unit="g_rms",
             sample="active",
             min_spread=0.01,
+        ),
+        Check(
+            channels=("cabin_humidity_1", "cabin_humidity_2"),
+            direction="high",
+            unit="pct_rh",
+            sample="every",
+            every_s=300.0,
+            own=True,
+            settle_s=3600.0,
+            min_spread=1.0,
         ),
         Check(
             channels=tuple(f"door_close_time_{i}" for i in range(1, 5)),
@@ -109,6 +130,7 @@ class _Channel:
     var: float = 0.0
     cusum: float = 0.0
     last: float = math.nan
+    sampled_ms: int = 0
     alerted_ms: int | None = None
 
 
@@ -118,19 +140,23 @@ class Drifts:
     def __init__(self, settings: DriftSettings | None = None) -> None:
         self.settings = settings or DriftSettings()
         self._state: dict[str, dict[str, _Channel]] = {}
+        self._clock = PowerClock()
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         if frame.backfill:
             return []  # live order only: the limits judge backfilled frames
         channels = self._state.setdefault(frame.train, {})
+        operating, _ = self._clock.update(frame.train, frame.ts_ms, frame.speed_kmh)
         found: list[Anomaly] = []
         for check in self.settings.checks:
+            if check.settle_s and operating.seconds_powered(frame.ts_ms) < check.settle_s:
+                continue
             values = {}
             for name in check.channels:
                 reading = frame.readings.get(name)
                 if reading is not None and reading.quality is Quality.GOOD:
                     values[name] = reading.value
-            if len(values) < 2:
+            if len(values) < (1 if check.own else 2):
                 continue
             if check.sample == "active" and min(values.values()) < check.active:
                 continue
@@ -141,7 +167,11 @@ class Drifts:
                     state.last = value
                     if not changed:
                         continue
-                peers = _median([v for c, v in values.items() if c != name])
+                elif check.sample == "every":
+                    if frame.ts_ms - state.sampled_ms < check.every_s * 1000:
+                        continue
+                    state.sampled_ms = frame.ts_ms
+                peers = 0.0 if check.own else _median([v for c, v in values.items() if c != name])
                 anomaly = self._judge(frame, check, name, state, value, peers)
                 if anomaly is not None:
                     found.append(anomaly)
@@ -182,6 +212,11 @@ class Drifts:
             return None
         state.alerted_ms = frame.ts_ms
         expected = peers + state.offset
+        basis = (
+            "its own normal level on this train"
+            if check.own
+            else f"its {len(check.channels) - 1} twin(s) on this train"
+        )
         key = f"drift:{name}"
         return Anomaly(
             anomaly_id=f"{frame.train}:{frame.seq}:{key}",
@@ -204,7 +239,7 @@ class Drifts:
             ],
             model_version=DRIFT_VERSION,
             message=f"{name} {value:g} {check.unit}, expected {expected:.3g} {check.unit} from "
-            f"its {len(check.channels) - 1} twin(s) on this train: drifting {check.direction} "
+            f"{basis}: drifting {check.direction} "
             f"(CUSUM {state.cusum:.1f} > {s.h:g})",
             received_ms=frame.received_ms,
             ingested_ms=frame.ingested_ms,
