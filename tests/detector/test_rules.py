@@ -170,3 +170,12 @@ def test_a_limit_alert_names_channel_expected_and_seen() -> None:
     (channel,) = anomaly.channels
     assert (channel.channel, channel.value, channel.expected) == ("bearing_temp_2", 95.0, 90.0)
     assert "bearing_temp_2 95 degC above the operating limit 90" in anomaly.message
+
+
+def test_a_saloon_warming_through_its_lower_limit_in_the_sensor_noise_does_not_alert() -> None:
+    rules = Rules(load_catalogue())
+    found = []
+    for s in range(300):  # 15.9, 16.05, 15.95, ... then on up: noise around the limit
+        value = 16.0 + (0.05 if s % 2 else -0.05) + max(0, s - 200) * 0.02
+        found += rules.check(_at(s + 1, s, {"cabin_temp_1": value}))
+    assert found == []

@@ -10,7 +10,7 @@
   train powers up (its first frame after `power_gap_ms` without one: a depot night, not a tunnel)
   the main reservoir is charged by the compressor and the saloons are pre-conditioned by the HVAC.
   Such a channel (`settle_s`) is not judged by its operating and critical limits until it has
-  first reached its operating range or `settle_s` has passed since power-up, whichever is first:
+  first reached its operating range (by a tenth of its width) or `settle_s` has passed since power-up, whichever is first:
   a reservoir at 2 bar while the compressor charges it is the train being prepared, not a fault.
   A reservoir that never charges is still one `settle_s` later.
 - A physically impossible reading (quality `invalid`), a stuck sensor (the same value for
@@ -44,6 +44,9 @@ from railpulse_shared.contracts import (
 __all__ = ["RuleSettings", "Rules"]
 
 RULES_VERSION = "rules-1"
+_SETTLED_MARGIN = 0.1
+"""A settling channel has settled once it reads this share of its operating range's width inside
+the range: a saloon warming through 16 degC crosses it back and forth in the sensor's noise."""
 _SEVERITY = {Band.WARNING: Severity.WARNING, Band.CRITICAL: Severity.CRITICAL}
 
 
@@ -123,7 +126,10 @@ class Rules:
                 continue  # no limits to judge by (a name ingest did not know, whatever its flag)
             breach = self.catalogue.breach(name, value)
             if breach is None:
-                channel_state.settled = True
+                low, high = channel.operating
+                margin = _SETTLED_MARGIN * (high - low)
+                if low + margin <= value <= high - margin:
+                    channel_state.settled = True
             elif self._settling(state, channel_state, name, channel.peers, frame.ts_ms):
                 breach = None
             if breach is not None and breach.band in _SEVERITY:
