@@ -94,3 +94,16 @@ def test_a_dead_hvac_shows_in_the_saloon_humidity_and_a_cold_start_does_not() ->
     (channel,) = anomaly.channels
     assert anomaly.alert_key == "drift:cabin_humidity_1" and abs(channel.expected - 45.0) < 1.5
     assert "own normal level" in anomaly.message
+
+
+def test_a_flat_wheel_names_its_own_bogie_and_not_the_others() -> None:
+    rng = np.random.default_rng(7)
+    drifts, keys = Drifts(), set()
+    for s in range(6000):
+        speed = 20.0 if (s // 300) % 2 else 0.0  # runs and stops
+        flat = 0.4 * speed / 20.0 if s > 2000 else 0.0
+        readings = {f"vibration_{i}": 0.15 + 0.012 * speed + abs(rng.normal(0, 0.03))
+                    for i in range(1, 5)}
+        readings["vibration_4"] += flat
+        keys |= {a.alert_key for a in drifts.check(_frame(s + 1, readings))}
+    assert keys == {"drift:vibration_4"}

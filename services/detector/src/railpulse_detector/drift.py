@@ -16,7 +16,7 @@ hard limit until it is far gone, but against its twins the change is plain early
   (h + 1.2) / (d - k) samples. Capping each sample at `clip` spreads keeps one odd sample (a
   passenger holding a door) from raising an alert on its own.
 - The offset and spread keep learning from every ordinary sample (within `clip` spreads) while
-  the CUSUM is below h / 2, so a drift is not learned away as it grows (and learning from the
+  the CUSUMs of the whole group are below h / 2 (a drifting twin moves the others' reference), so a drift is not learned away as it grows (and learning from the
   samples of S = 0 alone would bias the offset: those are the ones on the healthy side).
 
 What a check samples: brake cylinders while the brake is applied (all of the group above 1 bar);
@@ -160,6 +160,11 @@ class Drifts:
                 continue
             if check.sample == "active" and min(values.values()) < check.active:
                 continue
+            # While one twin drifts, the others' reference (the median of the rest) moves with
+            # it: none of the group learns until it is back.
+            calm = all(
+                channels[c].cusum <= self.settings.h / 2 for c in check.channels if c in channels
+            )
             for name, value in values.items():
                 state = channels.setdefault(name, _Channel())
                 if check.sample == "changed":
@@ -172,7 +177,7 @@ class Drifts:
                         continue
                     state.sampled_ms = frame.ts_ms
                 peers = 0.0 if check.own else _median([v for c, v in values.items() if c != name])
-                anomaly = self._judge(frame, check, name, state, value, peers)
+                anomaly = self._judge(frame, check, name, state, value, peers, calm)
                 if anomaly is not None:
                     found.append(anomaly)
         return found
@@ -185,6 +190,7 @@ class Drifts:
         state: _Channel,
         value: float,
         peers: float,
+        calm: bool,
     ) -> Anomaly | None:
         s = self.settings
         residual = value - peers
@@ -199,7 +205,7 @@ class Drifts:
         if check.direction == "low":
             z = -z
         state.cusum = max(0.0, state.cusum + min(z, s.clip) - s.k)
-        if state.cusum <= s.h / 2 and abs(z) <= s.clip:
+        if calm and state.cusum <= s.h / 2 and abs(z) <= s.clip:
             state.n += 1
             a = 1.0 / min(state.n, s.window)
             delta = residual - state.offset
