@@ -94,7 +94,7 @@ class _BankState(msgspec.Struct):
     kinds: dict[str, _KindState]
     last_seq: dict[str, int]
     operating: dict[str, list[int | None]] = msgspec.field(default_factory=dict)
-    """train -> [last frame, powered up, first moved] (ms): a new owner does not take the
+    """train -> [last frame, powered up, first moved (ms), met moving (0/1)]: a new owner does not take the
     shard's trains for a cold start."""
 
 
@@ -308,7 +308,8 @@ class ModelBank:
                 event_key=dict(state.event_key),
             )
         operating = {
-            t: [o.last_ms, o.powered_ms, o.moved_ms] for t, o in self._clock.trains.items()
+            t: [o.last_ms, o.powered_ms, o.moved_ms, int(o.midway)]
+            for t, o in self._clock.trains.items()
         }
         return msgspec.msgpack.encode(
             _BankState(BANK_FORMAT, kinds, dict(self.last_seq), operating)
@@ -333,7 +334,9 @@ class ModelBank:
             kind.event_key = dict(saved.event_key)
         self.last_seq = dict(state.last_seq)
         self._clock.trains = {
-            t: OperatingState(last_ms=o[0], powered_ms=o[1] or 0, moved_ms=o[2])
+            t: OperatingState(
+                last_ms=o[0], powered_ms=o[1] or 0, moved_ms=o[2], midway=bool(o[3:4] and o[3])
+            )
             for t, o in state.operating.items()
         }
 

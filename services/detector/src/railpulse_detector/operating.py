@@ -9,6 +9,7 @@ whose normal depends on the state ask here. Older frames (backfill) do not move 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["OperatingState", "PowerClock"]
@@ -25,11 +26,16 @@ class OperatingState:
     """When the train powered up (its first frame after a gap)."""
     moved_ms: int | None = None
     """When it first moved since it powered up (None: still being prepared)."""
+    midway: bool = False
+    """Its first frame after the gap already showed it moving: not a morning start but a train
+    met in service (the detector started, or the train came back into coverage)."""
 
     def seconds_powered(self, ts_ms: int) -> float:
         return (ts_ms - self.powered_ms) / 1000.0
 
     def seconds_in_service(self, ts_ms: int) -> float | None:
+        if self.midway:
+            return math.inf
         return None if self.moved_ms is None else (ts_ms - self.moved_ms) / 1000.0
 
 
@@ -49,9 +55,10 @@ class PowerClock:
         if state.last_ms is not None and ts_ms <= state.last_ms:
             return state, False
         fresh = state.last_ms is None or ts_ms - state.last_ms >= self.power_gap_ms
+        moving = (speed_kmh or 0.0) > self.moving_kmh
         if fresh:
-            state.powered_ms, state.moved_ms = ts_ms, None
-        if state.moved_ms is None and (speed_kmh or 0.0) > self.moving_kmh:
+            state.powered_ms, state.moved_ms, state.midway = ts_ms, None, moving
+        if state.moved_ms is None and moving:
             state.moved_ms = ts_ms
         state.last_ms = ts_ms
         return state, fresh
