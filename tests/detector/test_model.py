@@ -8,7 +8,7 @@ from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_shared.catalogue import load_catalogue
 from railpulse_shared.contracts import AcceptedFrame, Reading
 
-SETTINGS = ModelSettings(num_trees=20, warmup=200, refractory=200)
+SETTINGS = ModelSettings(num_trees=20, warmup=200, refractory=200, settle_s=0.0)
 
 
 def frames(train: str, start: int, count: int, hot: float = 0.0, seed: int = 0) -> list[AcceptedFrame]:
@@ -86,3 +86,29 @@ def test_a_train_whose_state_cannot_be_serialised_is_dropped_not_the_snapshot() 
     # train-2 starts its sequence afresh: its next frames reach the forest again.
     assert run(restored, frames("train-2", 31, 5)) == []
     assert restored.last_seq["train-2"] == 35
+
+
+def _morning(settle_s: float) -> list[tuple[int, str, str]]:
+    bank = ModelBank(load_catalogue(), ModelSettings(num_trees=20, warmup=200, refractory=200,
+                                                     settle_s=settle_s))
+    rng = np.random.default_rng(5)
+    standing = [  # powered up in the depot: cold bearings, standing
+        AcceptedFrame(train="t1", seq=s, ts_ms=1_700_000_000_000 + s * 1000,
+                      readings={**{f"bearing_temp_{i}": Reading(value=2.0 + rng.normal(0, 0.3))
+                                   for i in range(1, 9)}, "speed": Reading(value=0.0)})
+        for s in range(300)
+    ]
+    found = run(bank, standing)
+    found += run(bank, frames("t1", 300, 1900))  # into service: all new to the forest
+    found += run(bank, frames("t1", 2200, 120, hot=0.25))
+    return found
+
+
+def test_a_morning_start_is_learnt_not_alerted_and_the_forest_judges_once_settled() -> None:
+    """A forest that wakes with the train has seen neither the cold start nor the first half
+    hour of service: what it makes of them is learnt, not alerted; after that it judges."""
+    found = _morning(settle_s=1800.0)
+    assert found and {key for _, key, _ in found} == {"model:bearing_temp_5"}
+    assert min(seq for seq, _, _ in found) >= 2200
+    unsettled = _morning(settle_s=0.0)
+    assert min(seq for seq, _, _ in unsettled) < 2200  # without it, the morning itself alerts

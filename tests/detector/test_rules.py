@@ -130,3 +130,52 @@ def test_a_channel_the_catalogue_does_not_know_is_not_judged_whatever_its_flag(
     good) is scored for what the rules know and raises nothing for the rest: no KeyError."""
     for seq in range(10):
         assert rules.check(frame(seq, {"a\x00b": 1.0, "bearing_temp_1": 40.0 + seq / 10})) == []
+
+
+def _at(seq: int, ts_s: float, readings: dict[str, float]) -> AcceptedFrame:
+    return AcceptedFrame(train="t1", seq=seq, ts_ms=1_700_000_000_000 + int(ts_s * 1000),
+                         readings={k: Reading(value=v) for k, v in readings.items()}, speed_kmh=0.0)
+
+
+def test_a_cold_start_does_not_alert_while_the_reservoir_charges_and_the_saloon_warms() -> None:
+    rules = Rules(load_catalogue())
+    # Power-up after a frosty depot night: reservoir at 1 bar, saloon at -3 degC.
+    found = []
+    for s in range(0, 600, 5):
+        found += rules.check(_at(s + 1, s, {"main_reservoir_pressure": 1.0 + s * 0.015,
+                                            "cabin_temp_1": -3.0 + s * 0.04}))
+    assert found == []
+
+
+def test_a_reservoir_that_never_charges_alerts_once_it_has_had_time_to() -> None:
+    rules = Rules(load_catalogue())
+    assert rules.check(_at(1, 0, {"main_reservoir_pressure": 2.0})) == []
+    (late,) = rules.check(_at(2, 900, {"main_reservoir_pressure": 2.0}))
+    assert late.alert_key == "limit:main_reservoir_pressure" and late.severity is Severity.CRITICAL
+    assert late.channels[0].value == 2.0 and late.channels[0].expected == 6.0
+
+
+def test_once_charged_a_low_reservoir_alerts_at_once_and_a_new_power_up_settles_again() -> None:
+    rules = Rules(load_catalogue())
+    assert rules.check(_at(1, 0, {"main_reservoir_pressure": 3.0})) == []
+    assert rules.check(_at(2, 200, {"main_reservoir_pressure": 9.0})) == []
+    (low,) = rules.check(_at(3, 201, {"main_reservoir_pressure": 7.0}))
+    assert low.alert_key == "limit:main_reservoir_pressure" and low.severity is Severity.WARNING
+    # Powered down for the night: the next morning's cold start settles afresh.
+    assert rules.check(_at(4, 201 + 8 * 3600, {"main_reservoir_pressure": 1.0})) == []
+
+
+def test_a_limit_alert_names_channel_expected_and_seen() -> None:
+    (anomaly,) = Rules(load_catalogue()).check(_at(1, 0, {"bearing_temp_2": 95.0}))
+    (channel,) = anomaly.channels
+    assert (channel.channel, channel.value, channel.expected) == ("bearing_temp_2", 95.0, 90.0)
+    assert "bearing_temp_2 95 degC above the operating limit 90" in anomaly.message
+
+
+def test_a_saloon_warming_through_its_lower_limit_in_the_sensor_noise_does_not_alert() -> None:
+    rules = Rules(load_catalogue())
+    found = []
+    for s in range(300):  # 15.9, 16.05, 15.95, ... then on up: noise around the limit
+        value = 16.0 + (0.05 if s % 2 else -0.05) + max(0, s - 200) * 0.02
+        found += rules.check(_at(s + 1, s, {"cabin_temp_1": value}))
+    assert found == []

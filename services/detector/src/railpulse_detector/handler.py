@@ -46,6 +46,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from railpulse_detector.conditions import merge_conditions
+from railpulse_detector.drift import Drifts
 from railpulse_detector.emit import AnomalyEmitter
 from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
@@ -119,6 +120,7 @@ class DetectorHandler(ShardHandler):
                 reassert_ms=settings.reassert_ms,
             ),
         )
+        self.drifts = Drifts()
         self.model = (
             ModelBank(
                 catalogue,
@@ -304,7 +306,11 @@ class DetectorHandler(ShardHandler):
             [
                 msgspec.structs.replace(a, detected_ms=detected)
                 for a in merge_conditions(
-                    [*self.rules.check(frame), *by_frame.get((frame.train, frame.seq), [])]
+                    [
+                        *self.rules.check(frame),
+                        *self.drifts.check(frame),
+                        *by_frame.get((frame.train, frame.seq), []),
+                    ]
                 )
             ]
             for frame in frames

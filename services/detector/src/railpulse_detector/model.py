@@ -32,6 +32,7 @@ import numpy.typing as npt
 from railpulse_detector import snapshot
 from railpulse_detector.detector import DetectorConfig, FleetDetector
 from railpulse_detector.features import FeatureSet, feature_sets
+from railpulse_detector.operating import OperatingState, PowerClock
 from railpulse_detector.threshold import Phase, ThresholdConfig
 from railpulse_shared.catalogue import Catalogue
 from railpulse_shared.contracts import (
@@ -73,6 +74,12 @@ class ModelSettings:
     train-hour, mostly the first compressor cycle after the warm-up, and 1.5 none in ten."""
     reassert_ms: int = 10_000
     top_channels: int = 3
+    settle_s: float = 1800.0
+    """A train's forest raises nothing until this long after the train first moved since it
+    powered up (it keeps learning): a cold start, preparation and the first half hour of service
+    (bearings and motors warming from the outside temperature, time constants of 10 to 15 min)
+    are a passage every train makes every morning, not an anomaly, and a forest that woke with the
+    train has seen none of it. Generic sensors do not move: theirs judge after the warm-up."""
 
 
 class _KindState(msgspec.Struct):
@@ -86,6 +93,9 @@ class _BankState(msgspec.Struct):
     version: int
     kinds: dict[str, _KindState]
     last_seq: dict[str, int]
+    operating: dict[str, list[int | None]] = msgspec.field(default_factory=dict)
+    """train -> [last frame, powered up, first moved (ms), met moving (0/1)]: a new owner does not take the
+    shard's trains for a cold start."""
 
 
 def _serialisable(value: object) -> bool:
@@ -111,6 +121,7 @@ class _Kind:
         self.carry: dict[str, npt.NDArray[np.float64]] = {}
         self.event_key: dict[str, str] = {}
         self.last_emit: dict[str, int] = {}
+        self.muted: set[str] = set()
 
     def ensure(self, trains: Sequence[str]) -> None:
         new = [t for t in dict.fromkeys(trains) if t not in self.index]
@@ -153,6 +164,9 @@ class ModelBank:
         }
         self.last_seq: dict[str, int] = {}
         self._dropped: list[str] = []
+        self._clock = PowerClock()
+        self._settling: set[tuple[str, int]] = set()
+        """(train, seq) of this batch's frames the forest learns from but does not judge."""
 
     def bytes_per_model(self, kind: DeviceKind = DeviceKind.TRAIN) -> int:
         probe = FleetDetector(self.kinds[kind].config, [1])
@@ -165,10 +179,18 @@ class ModelBank:
             if frame.backfill or frame.seq <= self.last_seq.get(frame.train, -1):
                 continue
             self.last_seq[frame.train] = frame.seq
+            if frame.device_kind is DeviceKind.TRAIN:
+                state, _ = self._clock.update(
+                    frame.train, frame.ts_ms, frame.speed_kmh or _speed(frame)
+                )
+                in_service = state.seconds_in_service(frame.ts_ms)
+                if in_service is None or in_service < self.settings.settle_s:
+                    self._settling.add((frame.train, frame.seq))
             fresh.setdefault(frame.device_kind, {}).setdefault(frame.train, []).append(frame)
         found: dict[tuple[str, int], list[Anomaly]] = {}
         for kind, by_train in fresh.items():
             self._advance(self.kinds[kind], by_train, found)
+        self._settling.clear()
         return found
 
     def _advance(
@@ -199,6 +221,12 @@ class ModelBank:
             train = trains[i]
             frame = by_train[train][j]
             start = phases[i, j] == Phase.START
+            if start:
+                kind.muted.discard(train)
+                if (train, frame.seq) in self._settling:
+                    kind.muted.add(train)  # an event born while settling stays silent
+            if train in kind.muted:
+                continue
             if not start and frame.ts_ms - kind.last_emit.get(train, 0) < self.settings.reassert_ms:
                 continue
             contributions = batch.high[i, j] + batch.low[i, j]
@@ -279,7 +307,13 @@ class ModelBank:
                 carry=[state.carry[t].tolist() for t in trains],
                 event_key=dict(state.event_key),
             )
-        return msgspec.msgpack.encode(_BankState(BANK_FORMAT, kinds, dict(self.last_seq)))
+        operating = {
+            t: [o.last_ms, o.powered_ms, o.moved_ms, int(o.midway)]
+            for t, o in self._clock.trains.items()
+        }
+        return msgspec.msgpack.encode(
+            _BankState(BANK_FORMAT, kinds, dict(self.last_seq), operating)
+        )
 
     def loads(self, data: bytes) -> None:
         """Restore what `dumps` wrote (raises `snapshot.SnapshotError` on a foreign format)."""
@@ -299,3 +333,14 @@ class ModelBank:
             }
             kind.event_key = dict(saved.event_key)
         self.last_seq = dict(state.last_seq)
+        self._clock.trains = {
+            t: OperatingState(
+                last_ms=o[0], powered_ms=o[1] or 0, moved_ms=o[2], midway=bool(o[3:4] and o[3])
+            )
+            for t, o in state.operating.items()
+        }
+
+
+def _speed(frame: AcceptedFrame) -> float | None:
+    reading = frame.readings.get("speed")
+    return reading.value if reading is not None else None

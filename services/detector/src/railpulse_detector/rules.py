@@ -6,6 +6,13 @@
   same instant) by more than the catalogue's `peer_spread` is a `limit` anomaly too (`peers:`): a
   degrading bearing runs hotter than the other seven axle boxes long before it reaches an absolute
   limit, and the slow drift is exactly what a forest learns as normal.
+- Some operating ranges hold only once the system that keeps a channel there has run: after a
+  train powers up (its first frame after `power_gap_ms` without one: a depot night, not a tunnel)
+  the main reservoir is charged by the compressor and the saloons are pre-conditioned by the HVAC.
+  Such a channel (`settle_s`) is not judged by its operating and critical limits until it has
+  first reached its operating range (by a tenth of its width) or `settle_s` has passed since power-up, whichever is first:
+  a reservoir at 2 bar while the compressor charges it is the train being prepared, not a fault.
+  A reservoir that never charges is still one `settle_s` later.
 - A physically impossible reading (quality `invalid`), a stuck sensor (the same value for
   `stuck_frames` frames while the train moves) and a dropout (a channel the train was sending
   missing for `dropout_frames` frames) are `sensor_fault` anomalies.
@@ -19,9 +26,11 @@ channel count.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from railpulse_detector.operating import POWER_GAP_MS, PowerClock
 from railpulse_shared.catalogue import Band, Catalogue
 from railpulse_shared.contracts import (
     AcceptedFrame,
@@ -35,6 +44,9 @@ from railpulse_shared.contracts import (
 __all__ = ["RuleSettings", "Rules"]
 
 RULES_VERSION = "rules-1"
+_SETTLED_MARGIN = 0.1
+"""A settling channel has settled once it reads this share of its operating range's width inside
+the range: a saloon warming through 16 degC crosses it back and forth in the sensor's noise."""
 _SEVERITY = {Band.WARNING: Severity.WARNING, Band.CRITICAL: Severity.CRITICAL}
 
 
@@ -44,6 +56,18 @@ class RuleSettings:
     dropout_frames: int = 5
     reassert_ms: int = 10_000
     moving_kmh: float = 1.0
+    power_gap_ms: int = POWER_GAP_MS
+    """A gap between a train's frames this long means it was powered down (see `operating`)."""
+    settle_s: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "main_reservoir_pressure": 900.0,
+            "cabin_temp": 3600.0,
+            "cabin_humidity": 3600.0,
+        }
+    )
+    """Channel (or template) → the longest the system that holds it in range may take after
+    power-up: the compressor charges an empty reservoir in about five minutes, the HVAC brings a
+    saloon from a frosty night to 16 degC in about ten (round values, with margin)."""
 
 
 @dataclass(slots=True)
@@ -52,6 +76,8 @@ class _ChannelState:
     same_count: int = 0
     missing: int = 0
     seen: bool = False
+    settled: bool = False
+    """Reached its operating range since the train powered up (see `settle_s`)."""
 
 
 @dataclass(slots=True)
@@ -59,6 +85,8 @@ class _TrainState:
     channels: dict[str, _ChannelState] = field(default_factory=dict)
     open: dict[str, tuple[Severity, int]] = field(default_factory=dict)
     """alert_key → (severity, sensor time last reported), for conditions still present."""
+    powered_ms: int = 0
+    """When the train powered up (its first frame after a gap of `power_gap_ms`)."""
 
 
 class Rules:
@@ -68,11 +96,19 @@ class Rules:
         self.catalogue = catalogue
         self.settings = settings or RuleSettings()
         self._trains: dict[str, _TrainState] = {}
+        self._clock = PowerClock(self.settings.power_gap_ms, self.settings.moving_kmh)
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         state = self._trains.setdefault(frame.train, _TrainState())
-        found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]] = {}
         moving = (frame.speed_kmh or _value(frame, "speed") or 0.0) > self.settings.moving_kmh
+        operating, powered_up = self._clock.update(
+            frame.train, frame.ts_ms, frame.speed_kmh or _value(frame, "speed")
+        )
+        if powered_up:
+            for channel_state in state.channels.values():
+                channel_state.settled = False
+        state.powered_ms = operating.powered_ms
+        found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]] = {}
         for name, reading in frame.readings.items():
             channel_state = state.channels.setdefault(name, _ChannelState())
             channel_state.seen, channel_state.missing = True, 0
@@ -89,6 +125,13 @@ class Rules:
             if reading.quality is Quality.UNCATALOGUED or channel is None:
                 continue  # no limits to judge by (a name ingest did not know, whatever its flag)
             breach = self.catalogue.breach(name, value)
+            if breach is None:
+                low, high = channel.operating
+                margin = _SETTLED_MARGIN * (high - low)
+                if low + margin <= value <= high - margin:
+                    channel_state.settled = True
+            elif self._settling(state, channel_state, name, channel.peers, frame.ts_ms):
+                breach = None
             if breach is not None and breach.band in _SEVERITY:
                 unit = channel.unit
                 side = "above" if breach.direction == "high" else "below"
@@ -97,7 +140,11 @@ class Rules:
                     AnomalyKind.LIMIT,
                     _SEVERITY[breach.band],
                     Attribution(
-                        channel=name, contribution=1.0, direction=breach.direction, value=value
+                        channel=name,
+                        contribution=1.0,
+                        direction=breach.direction,
+                        value=value,
+                        expected=breach.limit,
                     ),
                     f"{name} {value:g} {unit} {side} the {level} limit {breach.limit:g}",
                 )
@@ -105,7 +152,11 @@ class Rules:
                 channel_state.same_count + 1 if value == channel_state.last_value else 0
             )
             channel_state.last_value = value
-            if moving and not channel.may_hold and channel_state.same_count >= self.settings.stuck_frames:
+            if (
+                moving
+                and not channel.may_hold
+                and channel_state.same_count >= self.settings.stuck_frames
+            ):
                 found[f"sensor_fault:{name}"] = (
                     AnomalyKind.SENSOR_FAULT,
                     Severity.WARNING,
@@ -125,6 +176,23 @@ class Rules:
                     f"{name} missing from the last {channel_state.missing} frames: dropout",
                 )
         return self._report(frame, state, found)
+
+    def _settling(
+        self,
+        state: _TrainState,
+        channel_state: _ChannelState,
+        name: str,
+        template: str | None,
+        ts_ms: int,
+    ) -> bool:
+        """Is `name`, out of its operating range now, still settling after power-up?"""
+        if channel_state.settled:
+            return False
+        settle_s = self.settings.settle_s.get(name, self.settings.settle_s.get(template or ""))
+        if settle_s is None or ts_ms - state.powered_ms >= settle_s * 1000:
+            channel_state.settled = True
+            return False
+        return True
 
     def _peers(
         self, frame: AcceptedFrame
@@ -149,7 +217,11 @@ class Rules:
                     AnomalyKind.LIMIT,
                     _SEVERITY[band],
                     Attribution(
-                        channel=channel.name, contribution=1.0, direction=direction, value=value
+                        channel=channel.name,
+                        contribution=1.0,
+                        direction=direction,
+                        value=value,
+                        expected=median,
                     ),
                     f"{channel.name} {value:g} {channel.unit} is {spread:+.1f} {channel.unit} from"
                     f" the median of its {len(good)} peers (limit ±"

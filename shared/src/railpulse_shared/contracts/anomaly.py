@@ -55,6 +55,10 @@ class Attribution(Wire, frozen=True):
     contribution: float
     direction: Literal["high", "low"] = "high"
     value: float | None = None
+    """What the channel read."""
+    expected: float | None = None
+    """What it should have read (the limit it crossed, or its estimate from the train's state
+    and its peers); None when the decision has no such figure (the forest's)."""
 
 
 class Evidence(Wire, frozen=True):
