@@ -30,6 +30,8 @@ __all__ = [
     "AGENT_IMAGE",
     "DOCKERFILE",
     "EMF_AGENT_SINK",
+    "KCL_SHUTDOWN_GRACE_MS",
+    "STOP_TIMEOUT_S",
     "REPO_ROOT",
     "Consumer",
     "ServiceStack",
@@ -45,6 +47,10 @@ EMF_AGENT_SINK = "tcp://127.0.0.1:25888"
 """Where a KCL task's processors send their EMF: the agent sidecar (tasks share localhost).
 Their stdout is the MultiLangDaemon's protocol and their stderr the daemon re-logs inside its
 own lines, where CloudWatch would not find the metrics."""
+STOP_TIMEOUT_S = 30
+"""ECS's SIGTERM-to-SIGKILL time for a service container."""
+KCL_SHUTDOWN_GRACE_MS = 20_000
+"""The KCL's `shutdownGraceMillis` in AWS: within the stop timeout, with room for the JVM."""
 _AGENT_CONFIG = '{"agent": {"quiet": true}, "logs": {"metrics_collected": {"emf": {}}}}'
 
 
@@ -177,6 +183,9 @@ class ServiceStack(Stack):
             # sets the retrieval, and the processors' metrics go to the agent sidecar.
             env |= {
                 "RAILPULSE_KCL_RETRIEVAL_MODE": c.retrieval_mode,
+                # Most of the stop timeout: on SIGTERM the record processors get this long to
+                # flush and checkpoint (5 s timed out while processors were still starting).
+                "RAILPULSE_KCL_SHUTDOWN_GRACE_MS": str(KCL_SHUTDOWN_GRACE_MS),
                 "RAILPULSE_METRICS_SINK": EMF_AGENT_SINK,
             }
         app = task.add_container(
@@ -186,7 +195,7 @@ class ServiceStack(Stack):
             environment=self.container_env(env),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=c.name, log_group=self.log_group),
             readonly_root_filesystem=True,
-            stop_timeout=Duration.seconds(30),  # KCL shutdownGraceMillis (5 s) + final checkpoint
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_S),  # > the KCL's shutdown grace
         )
         task.add_volume(name="tmp")
         app.add_mount_points(
