@@ -3,8 +3,9 @@ stack (marker `containers`: needs Docker; scripts/images.sh builds the images an
 
 A container gets the task's command, entry point and environment. Only what must point at the
 local stack is overridden, and `LOCAL` lists it: the endpoints (AWS_ENDPOINT_URL, the IoT data
-endpoint), credentials (the task role in AWS) and the KCL's shard discovery interval (1 s instead
-of 60 s, or the first start waits a minute). Containers use the host's network, so the stack's
+endpoint), credentials (the task role in AWS), the KCL's shard discovery interval (1 s instead
+of 60 s, or the first start waits a minute) and the detector's retrieval: POLLING, because moto
+answers enhanced fan-out's SubscribeToShard with HTTP 500 (seen here), so FANOUT gets nothing. Containers use the host's network, so the stack's
 127.0.0.1 ports and the EMF agent's 127.0.0.1:25888 are where a task's localhost would be; a
 TCP listener there plays the CloudWatch agent sidecar.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 from deploy_synth import Synth
-from stackrun import _descendants, wait_for
+from stackrun import _descendants, client, wait_for
 
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_deploy.services._base import EMF_AGENT_SINK, STOP_TIMEOUT_S
@@ -42,6 +43,12 @@ TARGETS = {
     "railpulse-archiver-events": "archiver",
 }
 KCL_FAMILIES = sorted(f for f in TARGETS if f != "railpulse-notifier")
+STREAMS = {
+    "railpulse-ingest": "telemetry-raw",
+    "railpulse-detector": "telemetry",
+    "railpulse-archiver-telemetry": "telemetry",
+    "railpulse-archiver-events": "events",
+}
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
@@ -70,8 +77,9 @@ def app_container(synth: Synth, family: str) -> dict[str, Any]:
     raise AssertionError(f"no task definition {family}")
 
 
-def local_overrides(stack: dict[str, str]) -> dict[str, str]:
-    return {
+def local_overrides(stack: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    fanout = env.get("RAILPULSE_KCL_RETRIEVAL_MODE") == "FANOUT"
+    return ({"RAILPULSE_KCL_RETRIEVAL_MODE": "POLLING"} if fanout else {}) | {
         "AWS_ENDPOINT_URL": stack["AWS_ENDPOINT_URL"],
         "AWS_ACCESS_KEY_ID": stack["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": stack["AWS_SECRET_ACCESS_KEY"],
@@ -154,7 +162,7 @@ def run_task(
         app = app_container(synth, family)
         env = {e["Name"]: e["Value"] for e in app.get("Environment", [])}
         assert all(isinstance(v, str) for v in env.values()), env
-        task = Task(family, app, env | local_overrides(stack))
+        task = Task(family, app, env | local_overrides(stack, env))
         task.start()
         started.append(task)
         return task
@@ -166,6 +174,7 @@ def run_task(
 
 def _uids(pid: int) -> dict[int, int]:
     """The real uid of `pid` and each of its descendants."""
+    assert pid > 0, "the container is not running"
     found = {}
     for p in [pid, *_descendants(pid)]:
         try:
@@ -190,8 +199,13 @@ def test_a_kcl_task_runs_as_deployed_sends_its_metrics_to_the_agent_and_stops_cl
     wait_for(lambda: len(_uids(task.state()["Pid"])) > 2, 90, f"{family}'s record processors")
     uids = _uids(task.state()["Pid"])
     assert uids and 0 not in uids.values(), uids  # the daemon and every processor: non-root
-    # The processors' EMF arrives where the task sends it (the agent sidecar's port).
-    wait_for(lambda: any(line.get("service") for line in agent.seen()), 90,
+    # A record that is no event: the processor dead-letters it and counts it, and its EMF
+    # arrives where the task sends it (the agent sidecar's port).
+    seen = len(agent.seen())
+    client(stack, "kinesis").put_record(
+        StreamName=STREAMS[family], Data=b"\x00 not an event", PartitionKey=family
+    )
+    wait_for(lambda: any(line.get("service") for line in agent.seen()[seen:]), 120,
              f"{family}'s EMF at {EMF_AGENT_SINK}")
     started = time.monotonic()
     docker("stop", "-t", str(STOP_TIMEOUT_S), task.name, timeout=STOP_TIMEOUT_S + 30)
