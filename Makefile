@@ -5,7 +5,7 @@ UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: schemas help setup test lint typecheck unit demo stack-up stack-down stack-status clean
+.PHONY: schemas help setup test lint typecheck unit demo stack-up stack-down stack-status clean images test-containers
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -25,6 +25,12 @@ test: setup lint typecheck  ## everything: lint, types, unit, contract, stack, e
 
 unit: setup  ## only the tests that need no running stack
 	$(UV) run pytest -m "not stack" $(PYTEST_ARGS)
+
+images:  ## build every service image (installs and starts Docker if needed; see scripts/images.sh)
+	bash scripts/images.sh
+
+test-containers: setup images  ## run each image as its task definition says, against the local stack
+	$(UV) run pytest -m containers tests/deploy/test_containers.py $(PYTEST_ARGS)
 
 demo: setup  ## the main job: local stack, the four services and a simulated fleet, end to end
 	$(UV) run railpulse demo

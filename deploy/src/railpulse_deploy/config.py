@@ -41,7 +41,7 @@ class DeployConfig:
     # depots): the ingest publishes SilentTrains against it.
     silent_train_minutes: int = 15
     log_level: str = "INFO"
-    image_tag_note: str = "built from services/<name>/Dockerfile by cdk deploy"
+    image_tag_note: str = "built from deploy/docker/Dockerfile (target <name>) by cdk deploy"
 
 
 TASK_SIZES: dict[str, TaskSize] = {

@@ -21,6 +21,11 @@ DOCUMENTED_WILDCARDS: Final[tuple[tuple[str, str], ...]] = (
         "rejects/<consumer>/ prefixes.",
     ),
     (
+        r"^logs:(CreateLogGroup|CreateLogStream|DescribeLogStreams|PutLogEvents)@.*:log-group:emf/logs/default:log-stream:\*$",
+        "The KCL tasks' CloudWatch agent sidecar writes EMF to its default log group, one log "
+        "stream per agent with a generated name; the group is the agent's only one.",
+    ),
+    (
         r"^ecr:GetAuthorizationToken@\*$",
         "ecr:GetAuthorizationToken has no resource-level permissions; the image pull itself is "
         "scoped to the service's repository.",

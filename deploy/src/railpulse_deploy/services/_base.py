@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import Duration, Environment, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Environment, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -26,9 +26,43 @@ from railpulse_deploy.core import CoreRefs
 from railpulse_deploy.nag import acknowledge_service
 from railpulse_deploy.services import _metrics as m
 
-__all__ = ["REPO_ROOT", "Consumer", "ServiceStack"]
+__all__ = [
+    "AGENT_IMAGE",
+    "DOCKERFILE",
+    "EMF_AGENT_SINK",
+    "KCL_SHUTDOWN_GRACE_MS",
+    "REPO_ROOT",
+    "STOP_TIMEOUT_S",
+    "Consumer",
+    "ServiceStack",
+    "service_image",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
+DOCKERFILE = "deploy/docker/Dockerfile"
+"""One Dockerfile, one build target per service (scripts/images.sh builds the same targets)."""
+AGENT_IMAGE = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300062.0b1304"
+"""The CloudWatch agent sidecar of the KCL tasks (pinned; pin by digest at release)."""
+EMF_AGENT_SINK = "tcp://127.0.0.1:25888"
+"""Where a KCL task's processors send their EMF: the agent sidecar (tasks share localhost).
+Their stdout is the MultiLangDaemon's protocol and their stderr the daemon re-logs inside its
+own lines, where CloudWatch would not find the metrics."""
+STOP_TIMEOUT_S = 30
+"""ECS's SIGTERM-to-SIGKILL time for a service container."""
+KCL_SHUTDOWN_GRACE_MS = 20_000
+"""The KCL's `shutdownGraceMillis` in AWS: within the stop timeout, with room for the JVM."""
+_AGENT_CONFIG = '{"agent": {"quiet": true}, "logs": {"metrics_collected": {"emf": {}}}}'
+
+
+def service_image(target: str, *, arm: bool) -> ecs.ContainerImage:
+    """The image of one service: `target` of the repository's Dockerfile."""
+    return ecs.ContainerImage.from_asset(
+        str(REPO_ROOT),
+        file=DOCKERFILE,
+        target=target,
+        platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
+        ignore_mode=IgnoreMode.DOCKER,  # the repository's .dockerignore: sources and locks only
+    )
 
 
 @dataclass(frozen=True)
@@ -145,31 +179,30 @@ class ServiceStack(Stack):
         )
         env = dict(extra_env or {})
         if c.kcl_app:
-            # Read by the service's KCL properties: application (= lease table) and retrieval.
+            # The service names its KCL application (= the lease table above) itself; the task
+            # sets the retrieval, and the processors' metrics go to the agent sidecar.
             env |= {
-                "RAILPULSE_KCL_APPLICATION": c.kcl_app,
                 "RAILPULSE_KCL_RETRIEVAL_MODE": c.retrieval_mode,
+                # Most of the stop timeout: on SIGTERM the record processors get this long to
+                # flush and checkpoint (5 s timed out while processors were still starting).
+                "RAILPULSE_KCL_SHUTDOWN_GRACE_MS": str(KCL_SHUTDOWN_GRACE_MS),
+                "RAILPULSE_METRICS_SINK": EMF_AGENT_SINK,
             }
-        task.add_container(
+        app = task.add_container(
             "app",
-            image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
-                file=f"services/{self.service}/Dockerfile",
-                platform=ecr_assets.Platform.LINUX_ARM64
-                if arm
-                else ecr_assets.Platform.LINUX_AMD64,
-                ignore_mode=IgnoreMode.DOCKER,  # the repository's .dockerignore: sources and locks only
-            ),
+            image=service_image(self.service, arm=arm),
             command=c.command or None,
             environment=self.container_env(env),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=c.name, log_group=self.log_group),
             readonly_root_filesystem=True,
-            stop_timeout=Duration.seconds(30),  # KCL shutdownGraceMillis (5 s) + final checkpoint
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_S),  # > the KCL's shutdown grace
         )
         task.add_volume(name="tmp")
-        task.default_container.add_mount_points(  # type: ignore[union-attr]
+        app.add_mount_points(
             ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)
         )
+        if c.kcl_app:
+            self.add_emf_agent(task, app, c.name)
         service = ecs.FargateService(
             self,
             f"Service{c.name.title().replace('-', '')}",
@@ -196,6 +229,46 @@ class ServiceStack(Stack):
         if c.kcl_app and c.stream:
             self.scale_on_shards(service, c.stream)
         return service
+
+    def add_emf_agent(
+        self, task: ecs.FargateTaskDefinition, app: ecs.ContainerDefinition, prefix: str
+    ) -> ecs.ContainerDefinition:
+        """The CloudWatch agent as a sidecar taking EMF on tcp 127.0.0.1:25888 and writing it to
+        CloudWatch Logs, where the metrics are extracted. Essential: a task whose metrics are
+        lost is not observed (its alarms would see missing data), so ECS replaces it. The app
+        starts once the agent has."""
+        agent = task.add_container(
+            "cloudwatch-agent",
+            image=ecs.ContainerImage.from_registry(AGENT_IMAGE),
+            environment={"CW_CONFIG_CONTENT": _AGENT_CONFIG},
+            essential=True,
+            memory_reservation_mib=64,
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix=f"{prefix}-agent", log_group=self.log_group
+            ),
+        )
+        app.add_container_dependencies(
+            ecs.ContainerDependency(container=agent, condition=ecs.ContainerDependencyCondition.START)
+        )
+        # The EMF documents name no log group, so the agent writes them to its default one.
+        group = self.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="emf/logs/default",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.grant(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                resources=[group, f"{group}:log-stream:*"],
+            )
+        )
+        return agent
 
     def scale_on_shards(self, service: ecs.FargateService, stream: str) -> ecs.ScalableTaskCount:
         """One task per open shard of `stream`: each step sets the exact task count, so there are

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Duration, IgnoreMode
-from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import Duration
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 
 from railpulse_deploy import names
 from railpulse_deploy.core.catalog import LAKE_TABLES, WAREHOUSE_PORT
-from railpulse_deploy.services._base import REPO_ROOT
+from railpulse_deploy.services._base import service_image
 
 if TYPE_CHECKING:
     from railpulse_deploy.services.archiver import ArchiverStack
@@ -74,12 +73,7 @@ def add_warehouse_load(stack: ArchiverStack) -> ecs.FargateTaskDefinition:
     container = task.add_container(
         "app",
         # The archiver's image (the same asset as its Spot tasks, so one build), another entry.
-        image=ecs.ContainerImage.from_asset(
-            str(REPO_ROOT),
-            file="services/archiver/Dockerfile",
-            platform=ecr_assets.Platform.LINUX_AMD64,
-            ignore_mode=IgnoreMode.DOCKER,
-        ),
+        image=service_image("archiver", arm=False),
         entry_point=["railpulse-archiver-load"],
         environment=env,
         logging=ecs.LogDrivers.aws_logs(stream_prefix="warehouse-load", log_group=stack.log_group),

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds every railpulse service image from deploy/docker/Dockerfile, on a Debian machine with no
+# image registry: Docker (Debian's docker.io) is installed and started if it is not, the base OS
+# image is `debootstrap --variant=minbase bookworm` imported once, and the Dockerfile's stages
+# share their layers (OS, JRE, locked dependencies), so a rebuild after a code change redoes only
+# the thin per-service layers. Idempotent; `make images` and `.ci/run` call it.
+#
+#   scripts/images.sh                 # every target, tagged railpulse-<target>:local
+#   scripts/images.sh ingest notifier # only these
+#
+# The local OS image trusts what this machine trusts (the certificates under
+# /usr/local/share/ca-certificates, e.g. an egress proxy's), so apt and PyPI work inside builds;
+# a release build uses the Dockerfile's default OS image and knows nothing of them.
+# Timings of each step go to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATE=${RAILPULSE_IMAGES_DIR:-$PWD/.local/images}
+TAG=${RAILPULSE_IMAGE_TAG:-local}
+OS_IMAGE=railpulse-os:bookworm
+ALL_TARGETS=(ingest detector notifier archiver console)
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+mkdir -p "$STATE"
+
+step_started=$(date +%s.%N)
+took() {  # took <what>: seconds since the previous step, on stderr
+    local now; now=$(date +%s.%N)
+    printf 'images: %-40s %6.1f s\n' "$1" "$(echo "$now - $step_started" | bc)" >&2
+    step_started=$now
+}
+
+# -- 1. Debian packages ---------------------------------------------------------------------------
+need=()
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v bc >/dev/null 2>&1 || need+=(bc)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "images: installing Debian packages: ${need[*]}" >&2
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+took "packages (${need[*]:-none missing})"
+
+# -- 2. the Docker daemon -------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+    echo "images: starting dockerd (log: $STATE/dockerd.log)" >&2
+    $SUDO bash -c "nohup setsid /usr/sbin/dockerd >'$STATE/dockerd.log' 2>&1 & echo \$! >'$STATE/dockerd.pid'"
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "images: dockerd did not start; see $STATE/dockerd.log" >&2; exit 1; }
+fi
+took "dockerd"
+
+# -- 3. the base OS image (debootstrap), once ---------------------------------------------------
+if ! docker image inspect "$OS_IMAGE" >/dev/null 2>&1; then
+    rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
+    trap '$SUDO rm -rf "$rootfs"' EXIT
+    $SUDO debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
+        || { echo "images: debootstrap failed; see $STATE/debootstrap.log" >&2; exit 1; }
+    if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+        $SUDO mkdir -p "$rootfs/usr/local/share/ca-certificates"
+        $SUDO cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+    fi
+    $SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
+    $SUDO tar -C "$rootfs" -c . | docker import - "$OS_IMAGE" >/dev/null
+    $SUDO rm -rf "$rootfs"
+    trap - EXIT
+fi
+took "base OS image ($OS_IMAGE)"
+
+# -- 4. the service images --------------------------------------------------------------------
+# The legacy builder (Debian's docker.io has no buildx); the stages' layers are its cache.
+for target in "${TARGETS[@]}"; do
+    DOCKER_BUILDKIT=0 docker build -f deploy/docker/Dockerfile --target "$target" \
+        --build-arg OS_IMAGE="$OS_IMAGE" --build-arg KCL_PACKAGE=bundled \
+        -t "railpulse-$target:$TAG" . >"$STATE/build-$target.log" 2>&1 \
+        || { tail -40 "$STATE/build-$target.log" >&2; echo "images: building $target failed" >&2; exit 1; }
+    took "image railpulse-$target:$TAG"
+done
