@@ -27,6 +27,7 @@ SETTINGS: dict[str, type[msgspec.Struct]] = {
     "railpulse-archiver-telemetry": ArchiverSettings,
     "railpulse-archiver-events": ArchiverSettings,
     "railpulse-warehouse-load": ArchiverSettings,
+    "railpulse-lake-compaction": ArchiverSettings,
 }
 
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Duration, IgnoreMode
-from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import Duration
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 
 from railpulse_deploy import names
 from railpulse_deploy.core.catalog import LAKE_TABLES
-from railpulse_deploy.services._base import REPO_ROOT
+from railpulse_deploy.services._base import service_image
 
 if TYPE_CHECKING:
     from railpulse_deploy.services.archiver import ArchiverStack
@@ -101,12 +100,7 @@ def add_compaction(stack: ArchiverStack, load_task: ecs.FargateTaskDefinition) -
     )
     container = task.add_container(
         "app",
-        image=ecs.ContainerImage.from_asset(
-            str(REPO_ROOT),
-            file="services/archiver/Dockerfile",
-            platform=ecr_assets.Platform.LINUX_AMD64,
-            ignore_mode=IgnoreMode.DOCKER,
-        ),
+        image=service_image("archiver", arm=False),
         entry_point=["railpulse-archiver-compact"],
         environment=stack.container_env({}),
         logging=ecs.LogDrivers.aws_logs(stream_prefix="lake-compaction", log_group=stack.log_group),
