@@ -107,3 +107,13 @@ def test_a_flat_wheel_names_its_own_bogie_and_not_the_others() -> None:
         readings["vibration_4"] += flat
         keys |= {a.alert_key for a in drifts.check(_frame(s + 1, readings))}
     assert keys == {"drift:vibration_4"}
+
+
+def test_healthy_bogies_never_alert_over_a_day_of_skewed_rms_readings() -> None:
+    rng = np.random.default_rng(8)
+    drifts, found = Drifts(), []
+    for s in range(86_400):
+        speed = 20.0 if (s // 300) % 2 else 0.0
+        found += drifts.check(_frame(s + 1, {f"vibration_{i}": 0.15 + 0.012 * speed
+                                             + abs(rng.normal(0, 0.03)) for i in range(1, 5)}))
+    assert found == []

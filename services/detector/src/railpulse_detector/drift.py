@@ -21,7 +21,8 @@ hard limit until it is far gone, but against its twins the change is plain early
 
 What a check samples: brake cylinders while the brake is applied (all of the group above 1 bar);
 bogie vibration on every frame (a flat wheel hammers one bogie: ~0.4 g more than the others at
-speed); saloon humidity against its own level every 5 minutes from an hour after power-up (the
+speed; an RMS is never below zero and its spread is skewed, so its CUSUM looks for a shift of four
+spreads, which a flat wheel makes at once, rather than one); saloon humidity against its own level every 5 minutes from an hour after power-up (the
 HVAC dries the air; when it stops, humidity climbs within minutes, long before the saloon
 temperature leaves the comfort band); door closing times once per closing (when the held value changes). Channels whose
 residual follows slow dynamics (bearing and motor temperatures lag their load by many minutes)
@@ -70,6 +71,8 @@ class Check:
     them together: one HVAC serves both saloons)."""
     settle_s: float = 0.0
     """Not sampled until this long after the train powered up (see `operating`)."""
+    shift: float = 1.0
+    """The shift, in spreads, the CUSUM looks for (its k is half of it)."""
     min_spread: float = 0.0
     """The spread is never taken below this (the sensor's resolution and noise floor)."""
 
@@ -89,6 +92,7 @@ def default_checks() -> tuple[Check, ...]:
             direction="high",
             unit="g_rms",
             sample="active",
+            shift=4.0,
             min_spread=0.01,
         ),
         Check(
@@ -204,7 +208,7 @@ class Drifts:
         z = (residual - state.offset) / spread
         if check.direction == "low":
             z = -z
-        state.cusum = max(0.0, state.cusum + min(z, s.clip) - s.k)
+        state.cusum = max(0.0, state.cusum + min(z, s.clip) - s.k * check.shift)
         if calm and state.cusum <= s.h / 2 and abs(z) <= s.clip:
             state.n += 1
             a = 1.0 / min(state.n, s.window)
