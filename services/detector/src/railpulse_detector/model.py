@@ -184,7 +184,9 @@ class ModelBank:
                     frame.train, frame.ts_ms, frame.speed_kmh or _speed(frame)
                 )
                 in_service = state.seconds_in_service(frame.ts_ms)
-                if in_service is None or in_service < self.settings.settle_s:
+                # A train that reports no speed shows no morning start: judged as in service.
+                reports_speed = frame.speed_kmh is not None or "speed" in frame.readings
+                if reports_speed and (in_service is None or in_service < self.settings.settle_s):
                     self._settling.add((frame.train, frame.seq))
             fresh.setdefault(frame.device_kind, {}).setdefault(frame.train, []).append(frame)
         found: dict[tuple[str, int], list[Anomaly]] = {}
