@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds every railpulse service image from deploy/docker/Dockerfile, on a Debian machine with no
-# image registry: Docker (Debian's docker.io) is installed and started if it is not, the base OS
-# image is `debootstrap --variant=minbase bookworm` imported once, and the Dockerfile's stages
+# Builds every railpulse image from deploy/docker/Dockerfile (the services' and `devstack`, the local
+# stack's pieces for compose.yaml), on a Debian machine with no image registry: Docker (Debian's
+# docker.io) is installed and started if it is not, the base OS image is `debootstrap
+# --variant=minbase bookworm` imported once (its tarball kept under .local/images), and the stages
 # share their layers (OS, JRE, locked dependencies), so a rebuild after a code change redoes only
 # the thin per-service layers. Idempotent; `make images` and `.ci/run` call it.
 #
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 STATE=${RAILPULSE_IMAGES_DIR:-$PWD/.local/images}
 TAG=${RAILPULSE_IMAGE_TAG:-local}
 OS_IMAGE=railpulse-os:bookworm
-ALL_TARGETS=(ingest detector notifier archiver console)
+ALL_TARGETS=(ingest detector notifier archiver console devstack)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -53,20 +54,27 @@ if ! docker info >/dev/null 2>&1; then
 fi
 took "dockerd"
 
-# -- 3. the base OS image (debootstrap), once ---------------------------------------------------
+# -- 3. the base OS image (debootstrap), once -----------------------------------------------------
+# The root file system is kept as a tarball beside the build logs, so a Docker whose images were
+# removed gets the same base back in seconds; delete the tarball to debootstrap afresh.
+BASE_TAR=$STATE/railpulse-os-bookworm.tar
 if ! docker image inspect "$OS_IMAGE" >/dev/null 2>&1; then
-    rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
-    trap '$SUDO rm -rf "$rootfs"' EXIT
-    $SUDO debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
-        || { echo "images: debootstrap failed; see $STATE/debootstrap.log" >&2; exit 1; }
-    if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-        $SUDO mkdir -p "$rootfs/usr/local/share/ca-certificates"
-        $SUDO cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+    if [ ! -s "$BASE_TAR" ]; then
+        rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
+        trap '$SUDO rm -rf "$rootfs" "$BASE_TAR.tmp"' EXIT
+        $SUDO debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
+            || { echo "images: debootstrap failed; see $STATE/debootstrap.log" >&2; exit 1; }
+        if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+            $SUDO mkdir -p "$rootfs/usr/local/share/ca-certificates"
+            $SUDO cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+        fi
+        $SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
+        $SUDO tar -C "$rootfs" -c . >"$BASE_TAR.tmp"
+        mv "$BASE_TAR.tmp" "$BASE_TAR"
+        $SUDO rm -rf "$rootfs"
+        trap - EXIT
     fi
-    $SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
-    $SUDO tar -C "$rootfs" -c . | docker import - "$OS_IMAGE" >/dev/null
-    $SUDO rm -rf "$rootfs"
-    trap - EXIT
+    docker import - "$OS_IMAGE" <"$BASE_TAR" >/dev/null
 fi
 took "base OS image ($OS_IMAGE)"
 

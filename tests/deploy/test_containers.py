@@ -13,7 +13,6 @@ TCP listener there plays the CloudWatch agent sidecar.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -58,14 +57,6 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
     if check and done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
-
-
-@pytest.fixture(scope="session")
-def images() -> None:
-    """Every image built (cached layers make this seconds when nothing changed)."""
-    if shutil.which("docker") is None and not Path("/usr/sbin/dockerd").exists():
-        pytest.fail("Docker is not installed: run scripts/images.sh (make images)")
-    subprocess.run([str(ROOT / "scripts" / "images.sh")], check=True, timeout=1800)
 
 
 def app_container(synth: Synth, family: str) -> dict[str, Any]:
