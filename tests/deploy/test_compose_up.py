@@ -27,7 +27,8 @@ from stackrun import lake_rows, mqtt_links, open_alerts, wait_for
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_edge.frames import build_frame
 
-pytestmark = [pytest.mark.containers]
+# Up, four JVMs starting on two shared cores, then the archiver's 30 s flush: minutes, not seconds.
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "scripts" / "compose.sh"
