@@ -13,6 +13,8 @@ TCP listener there plays the CloudWatch agent sidecar.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -229,3 +231,26 @@ def test_the_kcl_jars_in_the_image_are_the_pinned_ones(images: None, target: str
     )
     pinned = dict(reversed(line.split()) for line in CHECKSUMS.read_text().splitlines())
     assert json.loads(listing) == pinned
+
+
+def test_the_archiver_task_ends_with_an_error_when_its_daemon_dies(run_task: Any) -> None:
+    """A KCL daemon that dies unasked (OOM-killed, crashed) ends the task non-zero, so ECS
+    replaces it: an archiver that ran on without its daemon would archive nothing."""
+    task = run_task("railpulse-archiver-telemetry")
+
+    def daemon() -> int | None:
+        state = task.state()
+        assert state["Running"], task.logs()[-3000:]
+        for pid in _descendants(state["Pid"]):
+            try:
+                if b"MultiLangDaemon" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        return None
+
+    jvm = wait_for(daemon, 90, "the archiver's KCL daemon")
+    os.kill(jvm, signal.SIGKILL)
+    wait_for(lambda: not task.state()["Running"], 60, "the archiver task to end")
+    assert task.state()["ExitCode"] == 1, task.logs()[-3000:]
+    assert '"daemon_exited"' in task.logs()
