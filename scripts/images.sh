@@ -78,12 +78,30 @@ if ! docker image inspect "$OS_IMAGE" >/dev/null 2>&1; then
 fi
 took "base OS image ($OS_IMAGE)"
 
-# -- 4. the service images --------------------------------------------------------------------
-# The legacy builder (Debian's docker.io has no buildx); the stages' layers are its cache.
-for target in "${TARGETS[@]}"; do
-    DOCKER_BUILDKIT=0 docker build -f deploy/docker/Dockerfile --target "$target" \
+# -- 4. the images --------------------------------------------------------------------------------
+# BuildKit, which Debian's docker client (/usr/bin/docker, 20.10) has built in: it builds only the
+# stages a target needs, runs independent stages in parallel and shares the stages the targets
+# have in common, so all targets are built at once. (A newer client elsewhere on the PATH wants
+# the buildx plugin for BuildKit, which Debian does not package; without Debian's client the
+# legacy builder builds them one by one.)
+build() {  # build <target>: railpulse-<target>:$TAG, its log in $STATE/build-<target>.log
+    "${BUILD[@]}" -f deploy/docker/Dockerfile --target "$1" \
         --build-arg OS_IMAGE="$OS_IMAGE" --build-arg KCL_PACKAGE=bundled \
-        -t "railpulse-$target:$TAG" . >"$STATE/build-$target.log" 2>&1 \
-        || { tail -40 "$STATE/build-$target.log" >&2; echo "images: building $target failed" >&2; exit 1; }
-    took "image railpulse-$target:$TAG"
-done
+        -t "railpulse-$1:$TAG" . >"$STATE/build-$1.log" 2>&1
+}
+if [ -x /usr/bin/docker ] && DOCKER_BUILDKIT=1 /usr/bin/docker build --help 2>/dev/null | grep -q -- --progress; then
+    BUILD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain)
+    pids=()
+    for target in "${TARGETS[@]}"; do build "$target" & pids+=($!); done
+    failed=()
+    for i in "${!TARGETS[@]}"; do wait "${pids[$i]}" || failed+=("${TARGETS[$i]}"); done
+    for target in "${failed[@]}"; do tail -40 "$STATE/build-$target.log" >&2; done
+    [ ${#failed[@]} -eq 0 ] || { echo "images: building ${failed[*]} failed (logs: $STATE)" >&2; exit 1; }
+    took "images ${TARGETS[*]} (BuildKit, in parallel)"
+else
+    BUILD=(env DOCKER_BUILDKIT=0 docker build)
+    for target in "${TARGETS[@]}"; do
+        build "$target" || { tail -40 "$STATE/build-$target.log" >&2; echo "images: building $target failed" >&2; exit 1; }
+        took "image railpulse-$target:$TAG"
+    done
+fi
