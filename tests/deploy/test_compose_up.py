@@ -2,7 +2,8 @@
 builds): the stack's pieces and the four services in containers, through Debian's docker-compose
 (scripts/compose.sh). A train's frames over MQTT with its own certificate go through ingest, the
 detector, the notifier and the archiver: the critical reading's alert reaches the train's shadow,
-and the frames and the alert are in the lake. Then `down -v` leaves nothing behind.
+the frames and the alert are in the lake, and the archiver's load puts the frames in the
+warehouse (PostgreSQL, as the service role). Then `down -v` leaves nothing behind.
 
 The project has its own name and free host ports, so it runs beside the session's process stack.
 """
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from stackrun import lake_rows, mqtt_links, open_alerts, wait_for
 
@@ -58,9 +60,9 @@ class Compose:
         }
         self.env_file = workdir / "compose.env"
         self.secret = secrets.token_urlsafe(32)
+        self.pg_password = secrets.token_urlsafe(32)
         self.env_file.write_text(
-            f"RAILPULSE_AWS_SECRET={self.secret}\n"
-            f"RAILPULSE_PG_PASSWORD={secrets.token_urlsafe(32)}\n"
+            f"RAILPULSE_AWS_SECRET={self.secret}\nRAILPULSE_PG_PASSWORD={self.pg_password}\n"
         )
         self.pki = workdir / "pki"
 
@@ -101,6 +103,9 @@ class Compose:
             "RAILPULSE_CA_FILE": str(self.pki / "ca.crt"),
             "RAILPULSE_CERTS_DIR": str(self.pki / "devices"),
             "RAILPULSE_BUCKET_LAKE": "railpulse-lake",
+            # The service role, as the services connect (no superuser, a password).
+            "RAILPULSE_PG_DSN": f"postgresql://railpulse:{self.pg_password}@127.0.0.1:"
+            f"{self.ports['PG']}/railpulse",
         }
 
 
@@ -173,3 +178,14 @@ def test_compose_up_runs_a_trains_frames_end_to_end(
         return (frames, hot) if frames == 2 * FRAMES and hot >= 1 else None
 
     wait_for(archived, 180, "both trains' frames and the alert in the lake", every=2)
+
+    def warehoused() -> int | None:  # the archiver's periodic load (every 30 s)
+        try:
+            with psycopg.connect(env["RAILPULSE_PG_DSN"]) as conn:
+                row = conn.execute("SELECT count(DISTINCT (train, seq)) FROM telemetry "
+                                   "WHERE train = ANY(%s)", [[TRAIN, CALM]]).fetchone()  # fmt: skip
+        except psycopg.errors.UndefinedTable:
+            return None  # no load has run yet
+        return 2 * FRAMES if row and row[0] == 2 * FRAMES else None
+
+    wait_for(warehoused, 120, "both trains' frames in the warehouse", every=2)
