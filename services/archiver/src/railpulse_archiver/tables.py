@@ -95,8 +95,20 @@ def scan_select(table: Table, present: Sequence[str]) -> str:
         elif name in have:
             out.append(f"coalesce({quoted}, {_literal(defaults[name])}) AS {quoted}")
         else:
-            out.append(f"{_literal(defaults[name])} AS {quoted}")
+            kind = _SQL_TYPES[table.schema.field(name).type]
+            out.append(f"CAST({_literal(defaults[name])} AS {kind}) AS {quoted}")
     return ", ".join(out)
+
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.int16(): "SMALLINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+}
+"""DuckDB's name of the types an added column may have."""
 
 
 _SOURCE = [
