@@ -11,9 +11,9 @@ from archiver_lakebuild import archive
 
 from railpulse_archiver.catalog import GlueCatalog
 from railpulse_archiver.settings import ArchiverSettings
+from railpulse_archiver.simulate import fleet_records
 from railpulse_archiver.tables import TELEMETRY
 from railpulse_shared.aws import AwsClients
-from railpulse_archiver.simulate import fleet_records
 
 START_MS = 1_780_000_000_000
 

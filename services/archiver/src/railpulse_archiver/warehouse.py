@@ -60,8 +60,8 @@ __all__ = [
     "PostgresDialect",
     "RedshiftDialect",
     "WarehouseLoader",
-    "connect_warehouse",
     "column_ddl",
+    "connect_warehouse",
     "ddl",
     "lake_objects",
     "ledger_ddl",
@@ -208,11 +208,11 @@ class PostgresDialect:
 
     def _copy_table(self, cur: psycopg.Cursor[Any], table: Table, data: pa.Table) -> int:
         data = data.select(table.schema.names)
-        for i, field in enumerate(data.schema):
-            if pa.types.is_binary(field.type):
+        for i, column in enumerate(data.schema):
+            if pa.types.is_binary(column.type):
                 # Arrow's CSV writer has no byte strings; PostgreSQL reads BYTEA as hex text.
                 hexed = [None if v is None else "\\x" + v.hex() for v in data[i].to_pylist()]
-                data = data.set_column(i, field.name, pa.array(hexed, pa.string()))
+                data = data.set_column(i, column.name, pa.array(hexed, pa.string()))
         sink = pa.BufferOutputStream()
         pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False))
         columns = sql.SQL(", ").join(sql.Identifier(n) for n in table.schema.names)
@@ -305,8 +305,8 @@ class WarehouseLoader:
             for table in TABLES.values():
                 text, binary = self.dialect.text_type, self.dialect.binary_type
                 self.conn.execute(ddl(table, text, binary).encode())
-                for field in self._missing_columns(table):
-                    column = column_ddl(table, field, text, binary)
+                for missing in self._missing_columns(table):
+                    column = column_ddl(table, missing, text, binary)
                     self.conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {column}".encode())
             for view in VIEWS.values():
                 self.conn.execute(view.encode())
