@@ -36,7 +36,11 @@ def fresh_settings(moto_endpoint: str) -> ArchiverSettings:
     s3.create_bucket(Bucket=bucket)
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
     sqs.create_queue(QueueName=f"rejects-{suffix}")
+    # Where the archiver's own dead letters go for the lake (railpulse_shared.rejects).
+    kinesis = boto3.client("kinesis", endpoint_url=moto_endpoint, region_name="us-east-1")
+    kinesis.create_stream(StreamName=f"events-{suffix}", ShardCount=1)
     return ArchiverSettings(
+        stream_events=f"events-{suffix}",
         aws_endpoint_url=moto_endpoint,
         bucket_lake=bucket,
         glue_database=f"railpulse_{suffix}",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import boto3
 import msgspec
 from archiver_events import event_records
 from archiver_lakebuild import archive
 
+from railpulse_archiver.catalog import GlueCatalog
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.simulate import fleet_records
+from railpulse_archiver.tables import TELEMETRY
+from railpulse_shared.aws import AwsClients
 
 START_MS = 1_780_000_000_000
 
@@ -35,11 +40,13 @@ def test_glue_lists_the_partitions_written(settings: ArchiverSettings) -> None:
     tables = {
         t["Name"]: t for t in glue.get_tables(DatabaseName=settings.glue_database)["TableList"]
     }
-    assert set(tables) == {"telemetry", "alerts", "alarms"}
+    assert set(tables) == {"telemetry", "alerts", "alarms", "rejects"}
     assert [k["Name"] for k in tables["telemetry"]["PartitionKeys"]] == ["dt", "hour"]
     columns = {c["Name"]: c["Type"] for c in tables["telemetry"]["StorageDescriptor"]["Columns"]}
     assert columns["value"] == "double" and columns["quality"] == "string"
-    assert columns["source_seq"] == "string"
+    assert columns["source_seq"] == "string" and columns["epoch"] == "bigint"
+    rejects = {c["Name"]: c["Type"] for c in tables["rejects"]["StorageDescriptor"]["Columns"]}
+    assert rejects["raw"] == "binary" and rejects["reason"] == "string"
     for table in ("telemetry", "alerts", "alarms"):
         partitions = glue.get_partitions(DatabaseName=settings.glue_database, TableName=table)[
             "Partitions"
@@ -84,3 +91,24 @@ def test_compaction_in_s3_points_glue_partitions_at_the_generation(
         got = con.execute(f"SELECT count(*) FROM read_parquet('{location}*.parquet')").fetchone()
         rows += got[0] if got else 0
     assert rows == readings
+
+
+def test_a_table_catalogued_before_a_column_was_added_gets_it(settings: ArchiverSettings) -> None:
+    """A Glue table made from an older schema (telemetry without `epoch`, as every catalogue made
+    before the column has it) is given the new columns at the end when the archiver starts."""
+    glue = boto3.client("glue", endpoint_url=settings.aws_endpoint_url, region_name="us-east-1")
+    glue.create_database(DatabaseInput={"Name": settings.glue_database})
+    old = GlueCatalog(None, settings.glue_database, settings.bucket_lake)._table_input(TELEMETRY)
+    old["StorageDescriptor"]["Columns"] = [
+        c for c in old["StorageDescriptor"]["Columns"] if c["Name"] != "epoch"
+    ]
+    glue.create_table(DatabaseName=settings.glue_database, TableInput=old)
+
+    async def start() -> None:
+        async with AwsClients(settings).create("glue") as client:
+            await GlueCatalog(client, settings.glue_database, settings.bucket_lake).ensure_tables()
+
+    asyncio.run(start())
+    table = glue.get_table(DatabaseName=settings.glue_database, Name="telemetry")["Table"]
+    names = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+    assert names == TELEMETRY.schema.names and names[-1] == "epoch"

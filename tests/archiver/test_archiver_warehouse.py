@@ -17,7 +17,7 @@ from archiver_lakebuild import archive
 from railpulse_archiver.query import connect_lake
 from railpulse_archiver.settings import ArchiverSettings
 from railpulse_archiver.simulate import fleet_records, train_channels
-from railpulse_archiver.tables import ALERTS, TELEMETRY
+from railpulse_archiver.tables import ALERTS, REJECTS, TELEMETRY
 from railpulse_archiver.warehouse import (
     PostgresDialect,
     RedshiftDialect,
@@ -152,10 +152,19 @@ def test_redshift_dialect_copies_parquet_from_the_lake() -> None:
     statement = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
         TELEMETRY, "telemetry/dt=2026-05-28/hour=20/shardId-000000000000-1_0-9_0.parquet"
     )
+    # FILLRECORD: telemetry has a column added later (`epoch`), which older objects lack.
     assert statement == (
         "COPY telemetry FROM 's3://railpulse-lake/telemetry/dt=2026-05-28/hour=20/"
         "shardId-000000000000-1_0-9_0.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/wh' FORMAT AS PARQUET"
+        " FILLRECORD"
     )
+    alerts = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
+        ALERTS, "alerts/dt=2026-05-28/shardId-000000000000-1_0-9_0.parquet"
+    )
+    assert alerts.endswith("FORMAT AS PARQUET")
+    rejects = ddl(REJECTS, RedshiftDialect.text_type, RedshiftDialect.binary_type)
+    assert "raw VARBYTE(1024000)" in rejects and "reason VARCHAR(65535) NOT NULL" in rejects
+    assert "epoch BIGINT DEFAULT 0" in ddl(TELEMETRY, RedshiftDialect.text_type)
 
 
 def test_sharing_commands(

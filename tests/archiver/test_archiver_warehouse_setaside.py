@@ -36,8 +36,9 @@ def _object(channel: str) -> bytes:
         "source_stream": "telemetry", "source_shard": "shardId-000000000000",
         "source_seq": "1", "source_sub_seq": 0,
     }  # fmt: skip
-    table = pa.Table.from_pylist([row], schema=TELEMETRY.schema)
-    return encode_parquet(table, TELEMETRY.sort_by)
+    # The schema of its day: before `epoch` was added.
+    schema = pa.schema([f for f in TELEMETRY.schema if f.name != "epoch"])
+    return encode_parquet(pa.Table.from_pylist([row], schema=schema), TELEMETRY.sort_by)
 
 
 class Lines:

@@ -262,3 +262,20 @@ def test_dashboard_exists(synth: Synth) -> None:
         "RecordsDeadLettered",
     ):
         assert needle in body
+
+
+def test_every_service_that_dead_letters_may_put_on_events(synth: Synth) -> None:
+    """A dead letter goes to SQS and, for the lake's `rejects` table, on `events`
+    (railpulse_shared.rejects): ingest, the detector and the archiver all send them."""
+    writers: dict[str, set[str]] = {}
+    for where, st in _allow_statements(synth):
+        actions = {str(a) for a in _as_list(st.get("Action", []))}
+        if "kinesis:PutRecords" in actions:
+            stack = where.split("/", 1)[0]
+            writers.setdefault(stack, set()).update(
+                flatten(r) for r in _as_list(st.get("Resource", []))
+            )
+    for service in ("Ingest", "Detector", "Archiver"):
+        (stack,) = [s for s in synth.templates if s.lower().endswith(service.lower())]
+        resources = writers.get(stack, set())
+        assert any("Events" in r or "events" in r for r in resources), (stack, resources)

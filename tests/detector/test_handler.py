@@ -86,9 +86,15 @@ async def test_limit_anomaly_reaches_alerts_and_events_and_poison_is_rejected(
             ShardIteratorType="TRIM_HORIZON",
         ))["ShardIterator"]
         events = (await kinesis.get_records(ShardIterator=iterator))["Records"]
-        assert [codec.decode_event(e["Data"]) for e in events] == [alert]
+        on_events = [codec.decode_event(e["Data"]) for e in events]
+        # The alert, and the dead letter too (for the lake's `rejects` table): the same body.
+        assert [e for e in on_events if isinstance(e, Anomaly)] == [alert]
 
         (reject_body,) = await drain(sqs, settings.queue_rejects)
+        assert [e for e in on_events if isinstance(e, RejectedRecord)] == [
+            codec.decode_event(reject_body.encode())
+        ]
+        assert len(on_events) == 2
         reject = codec.decode_event(reject_body.encode())
         assert isinstance(reject, RejectedRecord)
         assert reject.raw == b"not json" and reject.reason is RejectReason.MALFORMED_JSON

@@ -5,7 +5,8 @@ certificates over MQTT (awsiotsdk, QoS 1), as an attacker or a careless device w
 2^63, NUL and control characters in channel names, 10,000 channels, invalid UTF-8, JSON nested
 10,000 deep, a message over IoT Core's 128 KB limit, a sequence number reused with other content,
 and a counter that starts again (a new epoch). A second test puts on `telemetry` events that no
-consumer can store (as a faulty producer upstream might), behind ingest's checks.
+consumer can store (as a faulty producer upstream might), behind ingest's checks. A third lets the
+rejects queue lose its messages (as SQS does after 14 days) and finds every reject in the lake.
 
 Pass criteria (each test's docstring states its own):
 - every message ends as data (in the lake) or as a reject with its reason and raw bytes;
@@ -20,11 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from stackrun import Running, client, lake_rows, mqtt_links, suite_services, wait_for
 from waiting import written_lines
@@ -162,6 +167,13 @@ def lake_frames(env: dict[str, str], trains: list[str]) -> dict[tuple[str, int],
     return out
 
 
+def lake_identities(env: dict[str, str], trains: list[str]) -> set[tuple[str, int, int]]:
+    """The (train, epoch, seq) of every frame of `trains` in the lake."""
+    return {(t, e, s) for t, e, s in lake_rows(
+        env, "SELECT DISTINCT train, epoch, seq FROM telemetry WHERE train IN (SELECT unnest(?))",
+        [trains])}
+
+
 def tracebacks(running: Running, since: float) -> list[str]:
     """Log lines of the services that carry a traceback, written since `since`."""
     bad = []
@@ -241,6 +253,10 @@ def test_hostile_messages_end_as_rejects_with_their_bytes_and_no_shard_stalls(
     frames = wait_for(lake_complete, 90, "every good frame in the lake",
                       supervisor=services.supervisor)
     assert set(frames) == good, f"unexpected frames in the lake: {set(frames) - good}"
+    # The restarted counter's frames keep their epoch: (train, epoch, seq) tells them apart.
+    assert lake_identities(env, trains) == {
+        (t, e, s) for t in trains for e, s in
+        ((first_epoch, 1), (first_epoch, 2), (first_epoch, 3), (second_epoch, 1), (second_epoch, 2))}
     wait_for(lambda: warehouse_frames(env, trains) >= good, 60, "the good frames in the warehouse",
              supervisor=services.supervisor)
 
@@ -313,4 +329,82 @@ def test_events_no_consumer_can_store_are_dead_lettered_and_every_consumer_moves
     assert set(lake_frames(env, upstream)) == good, "an unstorable event reached the lake"
     wait_for(lambda: warehouse_frames(env, upstream) >= good, 60, "the later frames in the warehouse",
              supervisor=services.supervisor)
+    assert tracebacks(services, started) == []
+
+
+def railpulse_query(env: dict[str, str], sql: str, out: Path) -> Any:
+    """`railpulse query SQL --out FILE.parquet`, the command a user runs, against the stack."""
+    command = [str(Path(sys.executable).parent / "railpulse"), "query", "--out", str(out), sql]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 3), f"railpulse query failed: {done.stderr[-2000:]}"
+    return pq.read_table(out) if done.returncode == 0 else None
+
+
+def test_rejects_outlive_the_queue_in_the_lakes_rejects_table_with_their_bytes(
+    services: Running, trains: list[str], tmp_path: Path
+) -> None:
+    """Pass: hostile messages published by the trains (device → broker → ingest) are rejected
+    into the queue; the queue is then purged, which is how SQS's expiry (14 days at most) is
+    played here; every one of them is still in the lake's `rejects` table, found by
+    `railpulse query`, with its reason, device, topic, `telemetry-raw` position and exactly the
+    bytes sent; no service logs a traceback."""
+    env = services.env
+    started = time.time()
+    mark = f"lake-{RUN}"
+    deep = b"[" * 10_000 + b"]" * 10_000
+    expected: dict[tuple[str, bytes], str] = {}
+    plan: dict[str, list[bytes]] = {}
+    for train in trains:
+        messages = [
+            ("schema_violation", frame_json(train, 2**63, BEARINGS, mark=mark)),
+            ("schema_violation", frame_json(train, 20, {"a\u0000b": 1.0}, mark=mark)),
+            ("malformed_json", frame_json(train, 21, BEARINGS, mark=mark)
+             .replace(b'"bearing_temp_1"', b'"bearing_\xff\xfe"')),
+            ("malformed_json", b"Invalid JSON Data " + mark.encode() + b" " + train.encode()),
+            ("malformed_json", b'{"kind":"frame.v1","train":"' + train.encode() + b'","m":"'
+             + mark.encode() + b'","x":' + deep + b"}"),
+        ]
+        plan[train] = [payload for _, payload in messages]
+        expected |= {(train, payload): reason for reason, payload in messages}
+    asyncio.run(publish_all(env, plan))
+
+    # Rejected: each is on the queue (taken off it here) ...
+    taken = rejects_of(env, set(trains), lambda found: {(r.device, r.raw) for r, _ in found}
+                       >= set(expected), timeout=60)
+    positions = {(r.device, r.raw): r.source for r, _ in taken if (r.device, r.raw) in expected}
+    # ... and then the queue lets go of everything, as it does after its retention period.
+    sqs = client(env, "sqs")
+    url = env["RAILPULSE_QUEUE_REJECTS_URL"]
+    sqs.purge_queue(QueueUrl=url)
+    left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert not left.get("Messages"), "the queue still holds messages after the purge"
+
+    names = ", ".join(f"'{t}'" for t in trains)
+    sql = ("SELECT device, reason, topic, raw_kind, record_stream, record_shard, record_seq, raw, "
+           f"raw_size, consumer FROM rejects WHERE device IN ({names}) AND dt >= DATE "
+           f"'{time.strftime('%Y-%m-%d', time.gmtime(started - 86_400))}'")
+
+    def archived() -> list[dict[str, Any]] | None:
+        table = railpulse_query(env, sql, tmp_path / "rejects.parquet")
+        rows = [] if table is None else table.to_pylist()
+        got = {(r["device"], r["raw"]) for r in rows}
+        return rows if got >= set(expected) else None
+
+    rows = wait_for(archived, 90, "every reject in the lake's rejects table",
+                    supervisor=services.supervisor)
+    by_message: dict[tuple[str, bytes], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_message.setdefault((row["device"], row["raw"]), []).append(row)
+    for (train, payload), reason in expected.items():
+        row = by_message[(train, payload)][0]
+        assert row["raw"] == payload and row["raw_size"] == len(payload)
+        assert row["reason"] == reason, (reason, row["reason"])
+        assert row["topic"] == f"trains/{train}/telemetry" and row["raw_kind"] == "payload"
+        assert row["consumer"] is None
+        source = positions[(train, payload)]
+        assert (row["record_stream"], row["record_shard"], row["record_seq"]) == (
+            env["RAILPULSE_STREAM_RAW"], source.shard_id, source.sequence_number)
+    # Nothing but what was sent (a message may appear twice: the lake's copy is at least once).
+    unexpected = {k for k in by_message if k not in expected and mark.encode() in k[1]}
+    assert not unexpected, f"rejects in the lake that were not sent: {unexpected}"
     assert tracebacks(services, started) == []

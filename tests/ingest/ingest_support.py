@@ -123,6 +123,7 @@ async def make_stack(
         aws_endpoint_url=url,
         stream_raw=f"raw-{suffix}",
         stream_telemetry=f"telemetry-{suffix}",
+        stream_events=f"events-{suffix}",
         queue_rejects=f"rejects-{suffix}",
         queue_rejects_dlq=f"rejects-dlq-{suffix}",
         bucket_state=f"state-{suffix}",
@@ -137,6 +138,8 @@ async def make_stack(
     ):
         await kinesis.create_stream(StreamName=settings.stream_raw, ShardCount=raw_shards)
         await kinesis.create_stream(StreamName=settings.stream_telemetry, ShardCount=2)
+        # Rejects go on `events` too, for the lake (railpulse_shared.rejects).
+        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
         attributes = {}
         if max_receives is not None:
             dlq = await sqs.create_queue(QueueName=settings.queue_rejects_dlq)

@@ -1,4 +1,5 @@
-"""The real KCL MultiLangDaemon against the local stack: records put are read, checkpoints land."""
+"""The real KCL MultiLangDaemon against the local stack: records put are read, checkpoints land, and
+with `log_requests` its GetRecords calls can be timed from its log (bench-latency reads them)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from stackhelpers import aws_client
 from waiting import written_lines
 
+from bench._kcl_requests import get_records_stats
 from railpulse_shared.multilang import KclApplication, start_daemon
 
 pytestmark = pytest.mark.stack
@@ -41,6 +43,7 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
         shard_sync_ms=1000,
         idle_time_ms=200,
         heap_mb=256,
+        log_requests=True,
     )
     out = tmp_path / "records.jsonl"
     out.touch()
@@ -100,6 +103,11 @@ def test_kcl_processor_reads_records_and_checkpoints(stack: dict[str, str], tmp_
             )
 
         assert _wait(checkpointed, timeout=30), "checkpoints never reached the lease table"
+
+        calls = get_records_stats(log_path)
+        assert set(calls["per_shard"]) == shards, calls
+        assert min(calls["per_shard"].values()) >= 2, calls  # polled, timed, polled again
+        assert calls["call_ms"]["max"] < 10_000 and calls["retries"] == 0, calls
     finally:
         daemon.terminate()
         try:

@@ -96,7 +96,8 @@ def lake(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     ts = datetime(2026, 5, 29, 0, 30, tzinfo=UTC)
     rows = [
-        {"train": "train-001", "seq": 1, "ts": ts, "channel": c, "value": v, "quality": "ok"}
+        {"train": "train-001", "seq": 1, "ts": ts, "channel": c, "value": v, "quality": "ok",
+         "epoch": 0}
         for c, v in (("speed", 80.0), ("bearing_temp_1", 41.0))
     ]
     pq.write_table(

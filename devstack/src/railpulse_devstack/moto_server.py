@@ -97,6 +97,9 @@ def _never_empty(app: Any) -> Any:
     return wrapped
 
 
+KEEP_ALIVE_MAX_REQUESTS = 2**62
+"""Requests one connection may carry: unbounded in practice (see `server_config`)."""
+
 S3_MAX_PUT_BYTES = 5 * 1024**3
 """S3's limit for one PutObject (5 GiB)."""
 
@@ -107,6 +110,12 @@ def server_config(host: str, port: int) -> Config:
     config.accesslog = None
     config.errorlog = "-"
     config.keep_alive_timeout = 75
+    # hypercorn ends a connection after 1,000 requests (GOAWAY on HTTP/2). The KCL's Java client
+    # keeps one HTTP/2 connection per stream and polls every 200 ms, so every ~2 minutes the
+    # GetRecords calls in flight at the GOAWAY were dropped, and each shard's reads stopped for
+    # the SDK's 10 s acquire timeout before a retry: the latency tail's 6-10 s samples (issue 18).
+    # Kinesis does not end a healthy connection every 1,000 requests.
+    config.keep_alive_max_requests = KEEP_ALIVE_MAX_REQUESTS
     config.h2_max_concurrent_streams = 200
     # hypercorn answers 400 to a WSGI request body over 16 MiB: a detector's model snapshot (about
     # 1 MB a train) grows past that. Take what S3 takes.

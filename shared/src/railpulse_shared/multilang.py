@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 DAEMON_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
+LOG_REQUESTS_CONFIG = "kcl_requests.logback.xml"
 
 
 class KclSettings(CommonSettings, frozen=True, kw_only=True):
@@ -61,6 +62,9 @@ class KclSettings(CommonSettings, frozen=True, kw_only=True):
     kcl_failover_ms: int = 10000
     kcl_shutdown_grace_ms: int = 5000
     kcl_heap_mb: int = 384
+    kcl_log_requests: bool = False
+    """Log every AWS request of the daemon and every GetRecords result (`kcl_requests.logback.xml`):
+    what explains a slow latency sample in the KCL (a GetRecords call that hung, its retries)."""
     kcl_checkpoint_interval_s: float = 5.0
     kcl_state_dir: str = "/tmp/railpulse-kcl"
     """Where the properties file is written."""
@@ -85,6 +89,7 @@ class KclApplication(msgspec.Struct, frozen=True, kw_only=True):
     failover_ms: int = 10000
     shutdown_grace_ms: int = 5000
     heap_mb: int = 384
+    log_requests: bool = False
     python: str = sys.executable
 
     def properties(self) -> str:
@@ -124,6 +129,9 @@ class KclApplication(msgspec.Struct, frozen=True, kw_only=True):
 
     def command(self, properties_file: Path, java: str = "java") -> list[str]:
         options = [f"-Xmx{self.heap_mb}m"]
+        if self.log_requests:
+            config = resources.files("railpulse_shared").joinpath(LOG_REQUESTS_CONFIG)
+            options.append(f"-Dlogback.configurationFile={config}")
         if self.endpoint_url:
             # moto answers the SDK's CBOR requests with 500s; JSON works.
             options.append("-Daws.cborEnabled=false")
@@ -159,6 +167,7 @@ def kcl_application(
         failover_ms=settings.kcl_failover_ms,
         shutdown_grace_ms=settings.kcl_shutdown_grace_ms,
         heap_mb=settings.kcl_heap_mb,
+        log_requests=settings.kcl_log_requests,
     )
 
 

@@ -10,6 +10,22 @@ is: the device payload, the whole `telemetry-raw` record, or a record of another
 
 Ingest rejects what breaks a contract; `consumer_rejection` turns a consumer's `RecordFailure`
 into a rejection of the same shape, so `railpulse rejects list/redrive` shows every dead letter.
+
+**The lake keeps them.** SQS keeps a message at most 14 days, so the sink also puts each
+`rejected.v1` on the Kinesis `events` stream (given `events`), which the archiver writes into the
+lake's `rejects` table. Rules:
+
+- *Both must succeed.* SQS goes first (the queue is what operators redrive from), then `events`;
+  `send` returns only when every rejection is on both, else raises `TransientError` so the
+  consumer retries (its checkpoint never passes a record whose reject is not in the lake, or it
+  would be lost when SQS lets go). A retry does not queue again what is already queued: the sink
+  remembers the rejections queued but not yet published. Publishing is at least once: the lake's
+  rows are unique by (`consumer`, `record_*` position), not by row.
+- *The same body.* The `events` record is the SQS message body, so a payload too large for SQS
+  is in the lake as `raw_s3_uri` (the state bucket keeps current objects for good) with
+  `raw_size`, and every other one with its bytes.
+- *No loop.* A rejection whose raw bytes are themselves a `rejected.v1` (a consumer of `events`,
+  i.e. the archiver, could not store one) goes to SQS only: a reject is re-published at most once.
 """
 
 from __future__ import annotations
@@ -21,18 +37,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from railpulse_shared import codec
 from railpulse_shared.batch import RecordFailure
 from railpulse_shared.contracts import RejectedRecord, RejectReason, SourcePosition
+from railpulse_shared.contracts.telemetry import MAX_EPOCH_MS
 from railpulse_shared.errors import (
     HandlerError,
     MalformedPayloadError,
+    PermanentError,
     TransientError,
     UnstorableError,
 )
+from railpulse_shared.publish import KinesisPublisher
 
 __all__ = [
     "MAX_SQS_BYTES",
@@ -41,6 +61,7 @@ __all__ = [
     "Rejection",
     "attributes_of",
     "consumer_rejection",
+    "is_rejected_event",
     "reason_of",
 ]
 
@@ -131,31 +152,107 @@ def consumer_rejection(
     )
 
 
+class _Kind(msgspec.Struct):
+    kind: str = ""
+
+
+_kind = msgspec.json.Decoder(_Kind)
+_REJECTED_KIND = RejectedRecord.__struct_config__.tag
+
+
+def is_rejected_event(raw: bytes) -> bool:
+    """True if `raw` is (or claims to be) a `rejected.v1` event: a dead letter of a dead letter."""
+    try:
+        return _kind.decode(raw).kind == _REJECTED_KIND
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
+
+
+def _identity(rejection: Rejection) -> tuple[str, str, str, str, int]:
+    src = rejection.source
+    return (
+        rejection.consumer,
+        src.stream,
+        src.shard_id,
+        src.sequence_number,
+        src.sub_sequence_number,
+    )
+
+
 class RejectSink:
-    def __init__(self, sqs: Any, s3: Any, *, queue_url: str, bucket: str) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        s3: Any,
+        *,
+        queue_url: str,
+        bucket: str,
+        events: KinesisPublisher | None = None,
+    ) -> None:
         self.sqs = sqs
         self.s3 = s3
         self.queue_url = queue_url
         self.bucket = bucket
+        self.events = events
+        """Where each `rejected.v1` is also put for the lake (None: SQS only, as in tests)."""
+        self._unpublished: dict[tuple[str, str, str, str, int], str] = {}
+        """Rejections on the queue, not yet on `events`: identity -> the body queued."""
 
     async def send(
         self, rejections: Sequence[Rejection], now_ms: int, sent: list[Rejection] | None = None
     ) -> None:
-        """Send every rejection, or raise `TransientError`; `sent` collects what went through,
-        so a retry sends only the rest (no duplicate rejects)."""
-        bodies = [await self._body(r, now_ms) for r in rejections]
-        batch: list[int] = []
-        size = 0
-        for i, body in enumerate(bodies):
-            if batch and (
-                len(batch) == 10 or size + len(body) > MAX_SQS_BYTES - _ATTRIBUTE_ALLOWANCE
-            ):
-                await self._send_batch(rejections, bodies, batch, sent)
-                batch, size = [], 0
-            batch.append(i)
-            size += len(body)
-        if batch:
-            await self._send_batch(rejections, bodies, batch, sent)
+        """Send every rejection (to the queue, then to `events`), or raise `TransientError`;
+        `sent` collects what went through both, so a retry sends only the rest (no duplicate
+        rejects)."""
+        fresh = [r for r in rejections if _identity(r) not in self._unpublished]
+        bodies = [await self._body(r, now_ms) for r in fresh]
+        queued: list[int] = []
+        try:
+            batch: list[int] = []
+            size = 0
+            for i, body in enumerate(bodies):
+                if batch and (
+                    len(batch) == 10 or size + len(body) > MAX_SQS_BYTES - _ATTRIBUTE_ALLOWANCE
+                ):
+                    await self._send_batch(fresh, bodies, batch, queued)
+                    batch, size = [], 0
+                batch.append(i)
+                size += len(body)
+            if batch:
+                await self._send_batch(fresh, bodies, batch, queued)
+        finally:
+            for i in queued:
+                self._unpublished[_identity(fresh[i])] = bodies[i]
+        await self._publish(rejections, sent)
+
+    async def _publish(self, rejections: Sequence[Rejection], sent: list[Rejection] | None) -> None:
+        """Put the queued rejections of this call on `events` (those that may go there)."""
+        todo = [r for r in rejections if _identity(r) in self._unpublished]
+        archived = [r for r in todo if self.events is not None and self._archivable(r)]
+        if archived:
+            assert self.events is not None
+            records = [
+                (
+                    r.source.shard_id or r.consumer or "rejects",
+                    self._unpublished[_identity(r)].encode(),
+                )
+                for r in archived
+            ]
+            try:
+                await self.events.put(records)
+            except (TransientError, PermanentError) as exc:
+                logger.warning("rejects_publish_failed", count=len(archived), error=str(exc))
+                raise TransientError(
+                    f"{len(archived)} rejects not put on {self.events.stream}: {exc}"
+                ) from exc
+        for r in todo:
+            del self._unpublished[_identity(r)]
+        if sent is not None:
+            sent.extend(todo)
+
+    def _archivable(self, rejection: Rejection) -> bool:
+        # The loop guard: a dead letter of a dead letter stays on the queue.
+        return not (rejection.raw_kind is RawKind.EVENT and is_rejected_event(rejection.raw))
 
     async def _body(self, rejection: Rejection, now_ms: int) -> str:
         record = RejectedRecord(
@@ -166,6 +263,12 @@ class RejectSink:
             rejected_ms=now_ms,
             device=rejection.device,
             raw_size=len(rejection.raw),
+            consumer=rejection.consumer,
+            raw_kind=rejection.raw_kind.value,
+            topic=rejection.topic[:1024],
+            # Out of the contract's range (a hostile envelope) it would make the lake's copy
+            # undecodable; the attributes keep what arrived.
+            received_ms=rejection.received_ms if 0 <= rejection.received_ms <= MAX_EPOCH_MS else 0,
         )
         body = codec.encode(record)
         if len(body) > MAX_SQS_BYTES - _ATTRIBUTE_ALLOWANCE:
@@ -177,18 +280,7 @@ class RejectSink:
             except (ClientError, BotoCoreError) as exc:
                 raise TransientError(f"put s3://{self.bucket}/{key}: {exc}") from exc
             uri = f"s3://{self.bucket}/{key}"
-            body = codec.encode(
-                RejectedRecord(
-                    reason=record.reason,
-                    detail=record.detail,
-                    raw=b"",
-                    source=record.source,
-                    rejected_ms=now_ms,
-                    device=record.device,
-                    raw_s3_uri=uri,
-                    raw_size=len(rejection.raw),
-                )
-            )
+            body = codec.encode(msgspec.structs.replace(record, raw=b"", raw_s3_uri=uri))
         return body.decode()
 
     async def _send_batch(
@@ -196,7 +288,7 @@ class RejectSink:
         rejections: Sequence[Rejection],
         bodies: list[str],
         batch: list[int],
-        sent: list[Rejection] | None,
+        queued: list[int],
     ) -> None:
         pending = batch
         error = ""
@@ -221,8 +313,7 @@ class RejectSink:
                 continue
             failed = response.get("Failed") or []
             failed_ids = {int(f["Id"]) for f in failed}
-            if sent is not None:
-                sent.extend(rejections[i] for i in pending if i not in failed_ids)
+            queued.extend(i for i in pending if i not in failed_ids)
             if not failed:
                 return
             error = "; ".join(f"{f.get('Code')}: {f.get('Message', '')}" for f in failed)

@@ -1,8 +1,9 @@
 """`railpulse query "SQL"`: SQL over the lake (DuckDB over the Parquet objects) or the warehouse.
 
 Tables: `telemetry` (one row per reading; partition columns `dt` DATE and `hour` INTEGER),
-`alerts`, `alarms` (partition column `dt`), and the views `train_channel_hourly`,
-`alert_lifecycle`, `data_completeness`. Filter on `dt` (and `hour`) to read only those partitions:
+`alerts`, `alarms`, `rejects` (dead letters with their raw bytes; partition column `dt`), and the
+views `train_channel_hourly`, `alert_lifecycle`, `data_completeness`. Filter on `dt` (and `hour`)
+to read only those partitions:
 
     railpulse query "SELECT channel, avg(value) FROM telemetry
                      WHERE train = 'train-007' AND dt = '2026-05-29' GROUP BY 1" --explain

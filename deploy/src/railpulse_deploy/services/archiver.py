@@ -61,6 +61,8 @@ class ArchiverStack(ServiceStack):
                 + [f"{glue}:table/{names.GLUE_DATABASE}/{t}" for t in LAKE_TABLES],
             ),
             p.sqs_send(self.queue(names.QUEUE_REJECTS)),
+            # Its dead letters also go on `events`, for the lake's `rejects` table.
+            p.kinesis_write(self.stream(names.STREAM_EVENTS)),
             # Dead letters too large for SQS keep their bytes here (railpulse_shared.rejects).
             iam.PolicyStatement(
                 actions=["s3:PutObject"],

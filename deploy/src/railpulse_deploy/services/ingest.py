@@ -1,4 +1,5 @@
-"""Ingest: KCL consumer of `telemetry-raw` -> `telemetry`; rejects to SQS `rejects`."""
+"""Ingest: KCL consumer of `telemetry-raw` -> `telemetry`; rejects to SQS `rejects` (and, for the
+lake, to `events`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class IngestStack(ServiceStack):
             p.kinesis_read(raw),
             p.kinesis_write(telemetry),
             p.sqs_send(self.queue(names.QUEUE_REJECTS)),
+            # Each reject also goes on `events`, for the lake's `rejects` table.
+            p.kinesis_write(self.stream(names.STREAM_EVENTS)),
             # Rejects too large for SQS keep their bytes under rejects/<shard id>/ in the state
             # bucket (railpulse_shared.rejects; ingest's carry no consumer name).
             iam.PolicyStatement(

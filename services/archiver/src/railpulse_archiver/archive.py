@@ -36,7 +36,7 @@ from railpulse_shared.batch import (
     StreamRecord,
     failure_of,
 )
-from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly
+from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly, RejectedRecord
 from railpulse_shared.errors import ContractError, TransientError, UnstorableError
 
 __all__ = ["BufferHints", "FlushStats", "ShardArchive", "decode_archivable"]
@@ -91,7 +91,7 @@ def _key(pos: SeqPos) -> tuple[int, int]:
 
 def decode_archivable(data: bytes) -> Archivable:
     event = codec.decode_event(data)
-    if not isinstance(event, AcceptedFrame | Anomaly | AlarmTransition):
+    if not isinstance(event, AcceptedFrame | Anomaly | AlarmTransition | RejectedRecord):
         raise ContractError(f"{type(event).__name__} is not archived", "$.kind")
     return event
 

@@ -65,9 +65,23 @@ class GlueCatalog:
                 except ClientError as exc:
                     if _code(exc) != "AlreadyExistsException":
                         raise
+                    await self._evolve(table)
         except (BotoCoreError, ClientError) as exc:
             raise LakeUnavailableError(f"glue tables: {exc}") from exc
         self._ready = True
+
+    async def _evolve(self, table: Table) -> None:
+        """Give an existing table the columns added to the lake since it was created (at the end,
+        as in the schema; Athena reads Parquet by name, so older partitions read them as null).
+        In AWS the deployment updates the table first, and nothing is called here."""
+        found = await self.client.get_table(DatabaseName=self.database, Name=table.name)
+        columns = found["Table"].get("StorageDescriptor", {}).get("Columns", [])
+        if [c["Name"] for c in columns] == table.schema.names:
+            return
+        logger.info("glue_table_evolved", table=table.name)
+        await self.client.update_table(
+            DatabaseName=self.database, TableInput=self._table_input(table)
+        )
 
     def _table_input(self, table: Table) -> dict[str, Any]:
         return {

@@ -50,6 +50,7 @@ from railpulse_archiver.generations import (
 )
 from railpulse_archiver.lake import ZSTD_LEVEL
 from railpulse_archiver.manifest import ShardManifest
+from railpulse_archiver.scan import read_sql
 from railpulse_archiver.store import ObjectStore
 from railpulse_archiver.tables import TABLES, Table
 
@@ -186,12 +187,10 @@ def _rewrite(
 ) -> list[tuple[bytes, int]]:
     """The sources' rows, sorted, as Parquet files of about `target_bytes` (and their rows)."""
     base = root.rstrip("/")
-    columns = ", ".join(f'"{n}"' for n in table.schema.names)
     order = ", ".join(f'"{n}"' for n in table.sort_by)
-    reader = con.execute(
-        f"SELECT {columns} FROM read_parquet(?, hive_partitioning = false) ORDER BY {order}",
-        [[f"{base}/{k}" for k in sources]],
-    ).fetch_record_batch(_BATCH_ROWS)
+    # The table's columns whatever the sources' age: a generation always has the whole schema.
+    select = read_sql(con, table, [f"{base}/{k}" for k in sources])
+    reader = con.execute(f"{select} ORDER BY {order}").fetch_record_batch(_BATCH_ROWS)
     files = _Files(table.schema, target_bytes)
     for batch in reader:
         # Back to the lake's own schema (DuckDB hands timestamps back in microseconds).

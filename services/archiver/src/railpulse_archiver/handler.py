@@ -23,6 +23,7 @@ from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import BatchResult, RecordFailure, StreamRecord
 from railpulse_shared.kcl import Position, ShardHandler
 from railpulse_shared.metrics import Metrics
+from railpulse_shared.publish import KinesisPublisher
 from railpulse_shared.rejects import RejectSink, consumer_rejection
 
 __all__ = ["ArchiverHandler", "stream_name"]
@@ -67,11 +68,15 @@ class ArchiverHandler(ShardHandler):
         s3 = await self._stack.enter_async_context(self.clients.create("s3"))
         glue = await self._stack.enter_async_context(self.clients.create("glue"))
         sqs = await self._stack.enter_async_context(self.clients.create("sqs"))
+        kinesis = await self._stack.enter_async_context(self.clients.create("kinesis"))
         self._rejects = RejectSink(
             sqs,
             s3,
             queue_url=(await sqs.get_queue_url(QueueName=self.settings.queue_rejects))["QueueUrl"],
             bucket=self.settings.bucket_state,
+            # Its own dead letters reach the lake through `events` too; one of a `rejected.v1`
+            # it could not store stays on the queue (the sink's loop guard).
+            events=KinesisPublisher(kinesis, self.settings.stream_events),
         )
         catalog = GlueCatalog(glue, self.settings.glue_database, self.settings.bucket_lake)
         self._archive = ShardArchive(

@@ -5,8 +5,9 @@ Key scheme (Hive-style partitions for pruning, then where the rows came from):
     telemetry/dt=YYYY-MM-DD/hour=HH/<shard>-<first seq>_<sub>-<last seq>_<sub>.parquet
     alerts/dt=YYYY-MM-DD/<shard>-<first>-<last>.parquet
     alarms/dt=YYYY-MM-DD/<shard>-<first>-<last>.parquet
+    rejects/dt=YYYY-MM-DD/<shard>-<first>-<last>.parquet
 
-Partitions follow sensor time (`ts_ms`, `at_ms`): a backfilled frame lands in the hour it was
+Partitions follow sensor time (`ts_ms`, `at_ms`; a dead letter's `rejected_ms`): a backfilled frame lands in the hour it was
 measured, which is what "one train, one day" queries ask for. One flush covers one contiguous
 range of a shard's records and writes one object per partition it touches, all named by that
 range: writing the same range again produces the same keys and the same bytes (rows sorted, no
@@ -33,15 +34,17 @@ import pyarrow.parquet as pq
 from railpulse_archiver.tables import (
     ALARMS,
     ALERTS,
+    REJECTS,
     TABLES,
     TELEMETRY,
     Located,
     Table,
     alarms_table,
     alerts_table,
+    rejects_table,
     telemetry_table,
 )
-from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly
+from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly, RejectedRecord
 from railpulse_shared.errors import UnstorableError
 
 __all__ = [
@@ -55,7 +58,7 @@ __all__ = [
     "table_for",
 ]
 
-Archivable = AcceptedFrame | Anomaly | AlarmTransition
+Archivable = AcceptedFrame | Anomaly | AlarmTransition | RejectedRecord
 SeqPos = tuple[str, int]
 
 ZSTD_LEVEL = 6
@@ -80,10 +83,18 @@ def table_for(event: Archivable) -> Table:
             return ALERTS
         case AlarmTransition():
             return ALARMS
+        case RejectedRecord():
+            return REJECTS
 
 
 def _event_ms(event: Archivable) -> int:
-    return event.at_ms if isinstance(event, AlarmTransition) else event.ts_ms
+    match event:
+        case AlarmTransition():
+            return event.at_ms
+        case RejectedRecord():
+            return event.rejected_ms
+        case _:
+            return event.ts_ms
 
 
 def partition_of(table: Table, ts_ms: int) -> tuple[str, ...]:
@@ -120,6 +131,7 @@ _BUILDERS: dict[str, Callable[[Any, Any], pa.Table]] = {
     TELEMETRY.name: telemetry_table,
     ALERTS.name: alerts_table,
     ALARMS.name: alarms_table,
+    REJECTS.name: rejects_table,
 }
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from railpulse_archiver.errors import QueryError
 from railpulse_archiver.generations import list_lake
+from railpulse_archiver.scan import read_sql
 from railpulse_archiver.tables import TABLES, Table
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 OutputFormat = Literal["table", "csv", "parquet"]
-_HIVE_TYPES = {"dt": "DATE", "hour": "INTEGER"}
 
 
 def _extension_dir() -> str:
@@ -80,7 +80,8 @@ def connect_lake(
     region: str = "us-east-1",
     threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """DuckDB with views `telemetry`, `alerts`, `alarms` over the lake at `root`.
+    """DuckDB with a view per lake table (`telemetry`, `alerts`, `alarms`, `rejects`) over the
+    lake at `root`.
 
     `root` is `s3://bucket` or a local folder laid out like the bucket.
     """
@@ -99,17 +100,16 @@ def connect_lake(
     # exactly these, so each row is seen once even while a compaction commits.
     listing = list_lake(con, root)
     base = root.rstrip("/")
+    # A table with added columns is bound once to find which its objects have (`scan.py`):
+    # footers read then are not read again when the view is bound and queried.
+    con.execute("SET parquet_metadata_cache = true")
     for table in TABLES.values():
         files = listing.files(table.name)
         if not files:
             _empty_view(con, table)
             continue
-        hive = ", ".join(f"'{k}': '{_HIVE_TYPES[k]}'" for k in table.partition_keys)
-        paths = ", ".join("'" + f"{base}/{k}".replace("'", "''") + "'" for k in files)
-        con.execute(
-            f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM read_parquet("
-            f"[{paths}], hive_partitioning = true, hive_types = {{{hive}}})"
-        )
+        select = read_sql(con, table, [f"{base}/{k}" for k in files], hive=True)
+        con.execute(f"CREATE OR REPLACE VIEW {table.name} AS {select}")
     return con
 
 

@@ -15,9 +15,15 @@ the frame's context), not wide per channel group. Why:
   `make bench-archiver`: bytes per reading against the JSON that arrived).
 
 Quality travels per reading (`quality`); the source position (stream, shard, sequence number)
-travels per row, so any row leads back to the Kinesis record it came from. Alerts (`anomaly.v1`) and
-alarm transitions (`alarm.v1`) are one row per event. Partition columns (`dt`, `hour`) live in
+travels per row, so any row leads back to the Kinesis record it came from. Alerts (`anomaly.v1`),
+alarm transitions (`alarm.v1`) and dead letters (`rejected.v1`, the `rejects` table: the raw bytes
+as binary, whatever they were) are one row per event. Partition columns (`dt`, `hour`) live in
 the object key only (Hive style), never inside the files, as Athena and Spectrum expect.
+
+**Schema evolution.** A column is only ever added, at the end of a table's schema (so the
+warehouse's `ALTER TABLE ... ADD COLUMN` and Redshift's positional Parquet COPY agree with the new
+objects), with the value it reads as in the objects written before it (`Table.added`): every
+reader goes through `scan_select`, which fills it in where an object lacks it.
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly
+from railpulse_shared.contracts import AcceptedFrame, AlarmTransition, Anomaly, RejectedRecord
 from railpulse_shared.errors import UnstorableError
 
 __all__ = [
     "ALARMS",
     "ALERTS",
+    "REJECTS",
     "TABLES",
     "TELEMETRY",
     "Located",
@@ -42,6 +49,8 @@ __all__ = [
     "alarms_table",
     "alerts_table",
     "check_storable",
+    "rejects_table",
+    "scan_select",
     "telemetry_table",
 ]
 
@@ -56,9 +65,50 @@ class Table:
     schema: pa.Schema
     partition_keys: tuple[str, ...]
     sort_by: tuple[str, ...]
+    added: tuple[tuple[str, int | str | bool], ...] = ()
+    """Columns added after the table's first objects were written, with what they read as in
+    those objects (a SQL literal's value)."""
 
     def glue_columns(self) -> list[dict[str, str]]:
         return [{"Name": f.name, "Type": _glue_type(f.type)} for f in self.schema]
+
+
+def _literal(value: int | str | bool) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+def scan_select(table: Table, present: Sequence[str]) -> str:
+    """The select list of `table`'s columns, in schema order, over a scan of its objects whose
+    columns are `present` (DuckDB's `union_by_name`: a column some objects lack is null in
+    them, and absent when all do): an added column reads as its default there."""
+    defaults = dict(table.added)
+    have = set(present)
+    out = []
+    for name in table.schema.names:
+        quoted = '"' + name + '"'
+        if name not in defaults:
+            out.append(quoted)
+        elif name in have:
+            out.append(f"coalesce({quoted}, {_literal(defaults[name])}) AS {quoted}")
+        else:
+            kind = _SQL_TYPES[table.schema.field(name).type]
+            out.append(f"CAST({_literal(defaults[name])} AS {kind}) AS {quoted}")
+    return ", ".join(out)
+
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.int16(): "SMALLINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+}
+"""DuckDB's name of the types an added column may have."""
 
 
 _SOURCE = [
@@ -86,10 +136,13 @@ TELEMETRY = Table(
             pa.field("received_ms", pa.int64()),
             pa.field("ingested_ms", pa.int64()),
             *_SOURCE,
+            # Added with the counter epoch; objects from before read as 0 (an older agent's).
+            pa.field("epoch", pa.int64(), nullable=False),
         ]
     ),
     partition_keys=("dt", "hour"),
     sort_by=("train", "channel", "ts"),
+    added=(("epoch", 0),),
 )
 
 ALERTS = Table(
@@ -140,7 +193,33 @@ ALARMS = Table(
     sort_by=("train", "changed_at"),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (TELEMETRY, ALERTS, ALARMS)}
+REJECTS = Table(
+    name="rejects",
+    schema=pa.schema(
+        [
+            pa.field("reason", pa.string(), nullable=False),
+            pa.field("detail", pa.string()),
+            pa.field("rejected_at", _TS, nullable=False),
+            pa.field("consumer", pa.string()),
+            pa.field("device", pa.string()),
+            pa.field("topic", pa.string()),
+            pa.field("received_ms", pa.int64()),
+            pa.field("raw_kind", pa.string()),
+            pa.field("raw", pa.binary()),
+            pa.field("raw_size", pa.int64()),
+            pa.field("raw_s3_uri", pa.string()),
+            pa.field("record_stream", pa.string()),
+            pa.field("record_shard", pa.string()),
+            pa.field("record_seq", pa.string()),
+            pa.field("record_sub_seq", pa.int64()),
+            *_SOURCE,
+        ]
+    ),
+    partition_keys=("dt",),
+    sort_by=("rejected_at", "record_shard", "record_seq", "record_sub_seq"),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (TELEMETRY, ALERTS, ALARMS, REJECTS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +265,7 @@ def _glue_type(t: pa.DataType) -> str:
         pa.int16(): "smallint",
         pa.float64(): "double",
         pa.bool_(): "boolean",
+        pa.binary(): "binary",
     }[t]
 
 
@@ -239,6 +319,7 @@ def telemetry_table(frames: Sequence[AcceptedFrame], where: Sequence[Located]) -
         frame_col([f.received_ms for f in frames], pa.int64()),
         frame_col([f.ingested_ms for f in frames], pa.int64()),
         *_source_columns(where, counts),
+        frame_col([f.epoch for f in frames], pa.int64()),
     ]
     return check_storable(pa.Table.from_arrays(columns, schema=TELEMETRY.schema))
 
@@ -286,3 +367,32 @@ def alarms_table(transitions: Sequence[AlarmTransition], where: Sequence[Located
         *_source_columns(where),
     ]
     return check_storable(pa.Table.from_arrays(columns, schema=ALARMS.schema))
+
+
+def _text(value: str | None) -> str | None:
+    # The warehouse's text holds no NUL (see `check_storable`): a reject's text is description
+    # (its bytes are in `raw`, exactly), so a NUL in it is shown, not refused.
+    return value.replace("\x00", "\ufffd") if value is not None else None
+
+
+def rejects_table(rejects: Sequence[RejectedRecord], where: Sequence[Located]) -> pa.Table:
+    r = rejects
+    columns: list[pa.Array] = [
+        pa.array([_text(str(x.reason)) for x in r], pa.string()),
+        pa.array([_text(x.detail) for x in r], pa.string()),
+        pa.array([x.rejected_ms for x in r], pa.int64()).cast(_TS),
+        pa.array([_text(x.consumer) or None for x in r], pa.string()),
+        pa.array([_text(x.device) for x in r], pa.string()),
+        pa.array([_text(x.topic) or None for x in r], pa.string()),
+        pa.array([x.received_ms or None for x in r], pa.int64()),
+        pa.array([_text(x.raw_kind) or None for x in r], pa.string()),
+        pa.array([x.raw for x in r], pa.binary()),
+        pa.array([x.raw_size for x in r], pa.int64()),
+        pa.array([_text(x.raw_s3_uri) for x in r], pa.string()),
+        pa.array([_text(x.source.stream) for x in r], pa.string()),
+        pa.array([_text(x.source.shard_id) for x in r], pa.string()),
+        pa.array([_text(x.source.sequence_number) for x in r], pa.string()),
+        pa.array([x.source.sub_sequence_number for x in r], pa.int64()),
+        *_source_columns(where),
+    ]
+    return check_storable(pa.Table.from_arrays(columns, schema=REJECTS.schema))

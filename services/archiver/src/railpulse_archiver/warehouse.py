@@ -27,6 +27,12 @@ Dialects: `postgres` (local) reads the object from the lake with DuckDB and bulk
 `COPY ... FROM STDIN`; `redshift` issues `COPY ... FROM 's3://...' IAM_ROLE ... FORMAT AS PARQUET`
 so the cluster reads S3 itself. Column order in the tables equals the Parquet files' (Redshift's
 Parquet COPY maps by position).
+
+Schema evolution (`tables.Table.added`): `ensure_schema` adds a lake column the warehouse table
+lacks (`ALTER TABLE ... ADD COLUMN ... DEFAULT`, at the end, as in the lake's schema, so existing
+rows take the default). Loading an object older than the column: PostgreSQL gets the default from
+the lake scan (`scan.read_sql`); Redshift's COPY takes it with `FILLRECORD` (the missing last
+columns load as NULL, which the views read as the default).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from psycopg import sql
 
 from railpulse_archiver.errors import WarehouseError, WarehouseUnavailableError
 from railpulse_archiver.generations import GenerationUnit, list_lake, segment_range
+from railpulse_archiver.scan import read_sql
 from railpulse_archiver.tables import TABLES, Table
 from railpulse_archiver.views import VIEWS
 
@@ -53,6 +60,7 @@ __all__ = [
     "PostgresDialect",
     "RedshiftDialect",
     "WarehouseLoader",
+    "column_ddl",
     "connect_warehouse",
     "ddl",
     "lake_objects",
@@ -95,19 +103,30 @@ CREATE TABLE IF NOT EXISTS archive_setaside (
 )"""
 
 
-def _sql_type(t: pa.DataType, text: str) -> str:
+def _sql_type(t: pa.DataType, text: str, binary: str) -> str:
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ"
+    if t == pa.binary():
+        return binary
     return text if t == pa.string() else _PG_TYPES[t]
 
 
-def ddl(table: Table, text: str = "TEXT") -> str:
+def column_ddl(table: Table, field: pa.Field, text: str = "TEXT", binary: str = "BYTEA") -> str:
+    """One column's definition. An added column has its default and allows NULL (Redshift's
+    COPY of an object older than it loads NULL there)."""
+    added = dict(table.added)
+    kind = _sql_type(field.type, text, binary)
+    if field.name in added:
+        value = added[field.name]
+        literal = str(value).upper() if isinstance(value, bool) else repr(value)
+        return f"{field.name} {kind} DEFAULT {literal}"
+    return f"{field.name} {kind}{'' if field.nullable else ' NOT NULL'}"
+
+
+def ddl(table: Table, text: str = "TEXT", binary: str = "BYTEA") -> str:
     """`text` is the string type: TEXT on PostgreSQL; VARCHAR(65535) on Redshift, whose TEXT
-    means VARCHAR(256)."""
-    columns = ",\n    ".join(
-        f"{f.name} {_sql_type(f.type, text)}{'' if f.nullable else ' NOT NULL'}"
-        for f in table.schema
-    )
+    means VARCHAR(256); `binary` the byte string type (BYTEA; Redshift's VARBYTE)."""
+    columns = ",\n    ".join(column_ddl(table, f, text, binary) for f in table.schema)
     return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {columns}\n)"
 
 
@@ -124,6 +143,7 @@ def connect_warehouse(dsn: str, schema: str = "public") -> psycopg.Connection[An
 class Dialect(Protocol):
     name: str
     text_type: str
+    binary_type: str
     serialise: str | None
     """A statement that makes concurrent loaders take turns (where keys are not enforced)."""
 
@@ -169,6 +189,7 @@ class PostgresDialect:
 
     name = "postgres"
     text_type = "TEXT"
+    binary_type = "BYTEA"
     serialise: str | None = None  # the ledger's primary key stops a second loader of an object
 
     def __init__(self, lake: duckdb.DuckDBPyConnection, root: str) -> None:
@@ -176,23 +197,22 @@ class PostgresDialect:
         self.root = root.rstrip("/")
 
     def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
-        data = self.lake.execute(
-            "SELECT * FROM read_parquet(?)", [f"{self.root}/{key}"]
-        ).fetch_arrow_table()
-        return self._copy_table(cur, table, data)
+        return self.copy_rows(cur, table, [key], None)
 
     def copy_rows(
         self, cur: psycopg.Cursor[Any], table: Table, keys: list[str], where: str | None
     ) -> int:
-        paths = [f"{self.root}/{k}" for k in keys]
-        data = self.lake.execute(
-            f"SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {where or 'TRUE'}",
-            [paths],
-        ).fetch_arrow_table()
+        select = read_sql(self.lake, table, [f"{self.root}/{k}" for k in keys])
+        data = self.lake.execute(f"{select} WHERE {where or 'TRUE'}").fetch_arrow_table()
         return self._copy_table(cur, table, data)
 
     def _copy_table(self, cur: psycopg.Cursor[Any], table: Table, data: pa.Table) -> int:
         data = data.select(table.schema.names)
+        for i, column in enumerate(data.schema):
+            if pa.types.is_binary(column.type):
+                # Arrow's CSV writer has no byte strings; PostgreSQL reads BYTEA as hex text.
+                hexed = [None if v is None else "\\x" + v.hex() for v in data[i].to_pylist()]
+                data = data.set_column(i, column.name, pa.array(hexed, pa.string()))
         sink = pa.BufferOutputStream()
         pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False))
         columns = sql.SQL(", ").join(sql.Identifier(n) for n in table.schema.names)
@@ -209,6 +229,8 @@ class RedshiftDialect:
 
     name = "redshift"
     text_type = "VARCHAR(65535)"
+    binary_type = "VARBYTE(1024000)"
+    """Redshift's largest: a reject's raw bytes are at most ~256 KiB (larger ones are in S3)."""
     # Redshift does not enforce primary keys: an overlapping scheduled run waits on the lock,
     # then finds the object in the ledger and loads nothing.
     serialise: str | None = "LOCK archive_ledger"
@@ -217,10 +239,12 @@ class RedshiftDialect:
         self.bucket = bucket
         self.iam_role = iam_role
 
-    def statement(self, table: Table, key: str) -> str:
+    def statement(self, table: Table, key: str, into: str | None = None) -> str:
+        # FILLRECORD: an object older than an added column lacks it (loaded as NULL).
+        fill = " FILLRECORD" if table.added else ""
         return (
-            f"COPY {table.name} FROM 's3://{self.bucket}/{key}' "
-            f"IAM_ROLE '{self.iam_role}' FORMAT AS PARQUET"
+            f"COPY {into or table.name} FROM 's3://{self.bucket}/{key}' "
+            f"IAM_ROLE '{self.iam_role}' FORMAT AS PARQUET{fill}"
         )
 
     def copy(self, cur: psycopg.Cursor[Any], table: Table, key: str) -> int:
@@ -232,11 +256,7 @@ class RedshiftDialect:
     def rows_statements(self, table: Table, keys: list[str], where: str) -> list[str]:
         """Some rows of a generation: COPY into a staging table, insert the matching ones."""
         stage = f"{table.name}_stage"
-        copies = [
-            f"COPY {stage} FROM 's3://{self.bucket}/{k}' IAM_ROLE '{self.iam_role}' "
-            "FORMAT AS PARQUET"
-            for k in keys
-        ]
+        copies = [self.statement(table, k, stage) for k in keys]
         return [
             f"CREATE TEMP TABLE {stage} (LIKE {table.name})",
             *copies,
@@ -283,9 +303,23 @@ class WarehouseLoader:
             self.conn.execute(ledger_ddl(self.dialect.text_type).encode())
             self.conn.execute(setaside_ddl(self.dialect.text_type).encode())
             for table in TABLES.values():
-                self.conn.execute(ddl(table, self.dialect.text_type).encode())
+                text, binary = self.dialect.text_type, self.dialect.binary_type
+                self.conn.execute(ddl(table, text, binary).encode())
+                for missing in self._missing_columns(table):
+                    column = column_ddl(table, missing, text, binary)
+                    self.conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {column}".encode())
             for view in VIEWS.values():
                 self.conn.execute(view.encode())
+
+    def _missing_columns(self, table: Table) -> list[pa.Field]:
+        """The lake columns `table` lacks in the warehouse (added to the lake since)."""
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            (table.name,),
+        ).fetchall()
+        have = {str(r[0]) for r in rows}
+        return [f for f in table.schema if f.name not in have]
 
     def loaded_keys(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT object_key FROM archive_ledger")}

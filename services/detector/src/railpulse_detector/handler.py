@@ -172,6 +172,7 @@ class DetectorHandler(ShardHandler):
             self._s3,
             queue_url=(await sqs.get_queue_url(QueueName=self.settings.queue_rejects))["QueueUrl"],
             bucket=self.settings.bucket_state,
+            events=KinesisPublisher(kinesis, self.settings.stream_events),
         )
         if self.model is not None:
             await self._restore()

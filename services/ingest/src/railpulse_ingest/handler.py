@@ -34,6 +34,7 @@ from railpulse_shared.contracts import RejectReason, SourcePosition
 from railpulse_shared.errors import PermanentError, TransientError
 from railpulse_shared.kcl import ShardHandler
 from railpulse_shared.metrics import Metrics
+from railpulse_shared.publish import KinesisPublisher
 
 __all__ = ["IngestHandler", "RejectedRecordError", "build_pipeline"]
 
@@ -107,7 +108,13 @@ class IngestHandler(ShardHandler):
             max_attempts=s.forward_max_attempts,
             backoff_s=s.forward_backoff_s,
         )
-        self._rejects = RejectSink(sqs, s3, queue_url=queue_url, bucket=s.bucket_state)
+        self._rejects = RejectSink(
+            sqs,
+            s3,
+            queue_url=queue_url,
+            bucket=s.bucket_state,
+            events=KinesisPublisher(kinesis, s.stream_events),
+        )
         if self.recover and shard_id:
             since = await recovery_start(
                 kinesis,

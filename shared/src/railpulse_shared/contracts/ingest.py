@@ -119,3 +119,12 @@ class RejectedRecord(Event, frozen=True, kw_only=True, tag="rejected.v1"):
     """The authenticated device, when the envelope could be read."""
     raw_s3_uri: str | None = None
     raw_size: Count = 0
+    consumer: str = ""
+    """The consumer that dead-lettered the record (empty: ingest rejected it)."""
+    raw_kind: str = ""
+    """What `raw` is: `payload` (what the device published), `record` (the whole `telemetry-raw`
+    record) or `event` (a record of `source.stream` its consumer could not handle)."""
+    topic: str = ""
+    """The MQTT topic the device published on, when the envelope could be read."""
+    received_ms: EpochMs = 0
+    """When the broker received the message (0: not known)."""

@@ -1,12 +1,14 @@
 {{ config(materialized='view') }}
 -- One row per (train, day of sensor time): frames received against frames expected. Expected
--- frames come from the per-train sequence (strictly increasing by one per frame): a gap is
--- counted on the day the data resumes.
+-- frames come from the train's sequence counter (strictly increasing by one per frame): a gap is
+-- counted on the day the data resumes. A counter that starts again (a new epoch) is a counter of
+-- its own: a frame is (train, epoch, seq).
 WITH frames AS (
-    SELECT DISTINCT train, seq, ts FROM {{ source('lake', 'telemetry') }}
+    SELECT DISTINCT train, COALESCE(epoch, 0) AS epoch, seq, ts
+    FROM {{ source('lake', 'telemetry') }}
 ), ordered AS (
     SELECT train, seq, ts, date_trunc('day', ts) AS day,
-           seq - lag(seq) OVER (PARTITION BY train ORDER BY seq) AS step
+           seq - lag(seq) OVER (PARTITION BY train, epoch ORDER BY seq) AS step
     FROM frames
 )
 SELECT train, day,
