@@ -5,7 +5,7 @@ UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: schemas help setup test lint typecheck unit demo stack-up stack-down stack-status clean images test-containers
+.PHONY: schemas help setup test lint typecheck unit demo stack-up stack-down stack-status clean images test-containers compose-up compose-down
 
 help:  ## list the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -20,17 +20,23 @@ lint: setup  ## ruff over the whole tree
 typecheck: setup  ## mypy --strict over the common library, the services and the tools
 	$(UV) run mypy --strict shared/src devstack/src cli/src services/detector/src services/archiver/src services/ingest/src services/notifier/src services/console/src deploy/src edge/src
 
-test: setup lint typecheck  ## everything: lint, types, unit, contract, stack, end-to-end and fault tests
+test: setup lint typecheck images  ## everything: lint, types, images, unit, contract, stack, containers, compose, end-to-end and fault tests
 	$(UV) run pytest $(PYTEST_ARGS)
 
-unit: setup  ## only the tests that need no running stack
-	$(UV) run pytest -m "not stack" $(PYTEST_ARGS)
+unit: setup  ## only the tests that need no running stack and no Docker
+	$(UV) run pytest -m "not stack and not containers" $(PYTEST_ARGS)
 
-images:  ## build every service image (installs and starts Docker if needed; see scripts/images.sh)
+images:  ## build every image (installs and starts Docker if needed; see scripts/images.sh)
 	bash scripts/images.sh
 
-test-containers: setup images  ## run each image as its task definition says, against the local stack
-	$(UV) run pytest -m containers tests/deploy/test_containers.py $(PYTEST_ARGS)
+test-containers: setup images  ## only the images: each run as its task definition says, compose.yaml up end to end
+	$(UV) run pytest -m containers $(PYTEST_ARGS)
+
+compose-up:  ## the local stack and the four services in containers (scripts/compose.sh; compose-down stops it)
+	bash scripts/compose.sh up -d
+
+compose-down:  ## stop the containers and drop their state
+	bash scripts/compose.sh down -v
 
 demo: setup  ## the main job: local stack, the four services and a simulated fleet, end to end
 	$(UV) run railpulse demo

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds every railpulse service image from deploy/docker/Dockerfile, on a Debian machine with no
-# image registry: Docker (Debian's docker.io) is installed and started if it is not, the base OS
-# image is `debootstrap --variant=minbase bookworm` imported once, and the Dockerfile's stages
+# Builds every railpulse image from deploy/docker/Dockerfile (the services' and `devstack`, the local
+# stack's pieces for compose.yaml), on a Debian machine with no image registry: Docker (Debian's
+# docker.io) is installed and started if it is not, the base OS image is `debootstrap
+# --variant=minbase bookworm` imported once (its tarball kept under .local/images), and the stages
 # share their layers (OS, JRE, locked dependencies), so a rebuild after a code change redoes only
 # the thin per-service layers. Idempotent; `make images` and `.ci/run` call it.
 #
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 STATE=${RAILPULSE_IMAGES_DIR:-$PWD/.local/images}
 TAG=${RAILPULSE_IMAGE_TAG:-local}
 OS_IMAGE=railpulse-os:bookworm
-ALL_TARGETS=(ingest detector notifier archiver console)
+ALL_TARGETS=(ingest detector notifier archiver console devstack)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -53,29 +54,54 @@ if ! docker info >/dev/null 2>&1; then
 fi
 took "dockerd"
 
-# -- 3. the base OS image (debootstrap), once ---------------------------------------------------
+# -- 3. the base OS image (debootstrap), once -----------------------------------------------------
+# The root file system is kept as a tarball beside the build logs, so a Docker whose images were
+# removed gets the same base back in seconds; delete the tarball to debootstrap afresh.
+BASE_TAR=$STATE/railpulse-os-bookworm.tar
 if ! docker image inspect "$OS_IMAGE" >/dev/null 2>&1; then
-    rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
-    trap '$SUDO rm -rf "$rootfs"' EXIT
-    $SUDO debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
-        || { echo "images: debootstrap failed; see $STATE/debootstrap.log" >&2; exit 1; }
-    if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-        $SUDO mkdir -p "$rootfs/usr/local/share/ca-certificates"
-        $SUDO cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+    if [ ! -s "$BASE_TAR" ]; then
+        rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
+        trap '$SUDO rm -rf "$rootfs" "$BASE_TAR.tmp"' EXIT
+        $SUDO debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
+            || { echo "images: debootstrap failed; see $STATE/debootstrap.log" >&2; exit 1; }
+        if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+            $SUDO mkdir -p "$rootfs/usr/local/share/ca-certificates"
+            $SUDO cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+        fi
+        $SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
+        $SUDO tar -C "$rootfs" -c . >"$BASE_TAR.tmp"
+        mv "$BASE_TAR.tmp" "$BASE_TAR"
+        $SUDO rm -rf "$rootfs"
+        trap - EXIT
     fi
-    $SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
-    $SUDO tar -C "$rootfs" -c . | docker import - "$OS_IMAGE" >/dev/null
-    $SUDO rm -rf "$rootfs"
-    trap - EXIT
+    docker import - "$OS_IMAGE" <"$BASE_TAR" >/dev/null
 fi
 took "base OS image ($OS_IMAGE)"
 
-# -- 4. the service images --------------------------------------------------------------------
-# The legacy builder (Debian's docker.io has no buildx); the stages' layers are its cache.
-for target in "${TARGETS[@]}"; do
-    DOCKER_BUILDKIT=0 docker build -f deploy/docker/Dockerfile --target "$target" \
+# -- 4. the images --------------------------------------------------------------------------------
+# BuildKit, which Debian's docker client (/usr/bin/docker, 20.10) has built in: it builds only the
+# stages a target needs, runs independent stages in parallel and shares the stages the targets
+# have in common, so all targets are built at once. (A newer client elsewhere on the PATH wants
+# the buildx plugin for BuildKit, which Debian does not package; without Debian's client the
+# legacy builder builds them one by one.)
+build() {  # build <target>: railpulse-<target>:$TAG, its log in $STATE/build-<target>.log
+    "${BUILD[@]}" -f deploy/docker/Dockerfile --target "$1" \
         --build-arg OS_IMAGE="$OS_IMAGE" --build-arg KCL_PACKAGE=bundled \
-        -t "railpulse-$target:$TAG" . >"$STATE/build-$target.log" 2>&1 \
-        || { tail -40 "$STATE/build-$target.log" >&2; echo "images: building $target failed" >&2; exit 1; }
-    took "image railpulse-$target:$TAG"
-done
+        -t "railpulse-$1:$TAG" . >"$STATE/build-$1.log" 2>&1
+}
+if [ -x /usr/bin/docker ] && DOCKER_BUILDKIT=1 /usr/bin/docker build --help 2>/dev/null | grep -q -- --progress; then
+    BUILD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain)
+    pids=()
+    for target in "${TARGETS[@]}"; do build "$target" & pids+=($!); done
+    failed=()
+    for i in "${!TARGETS[@]}"; do wait "${pids[$i]}" || failed+=("${TARGETS[$i]}"); done
+    for target in "${failed[@]}"; do tail -40 "$STATE/build-$target.log" >&2; done
+    [ ${#failed[@]} -eq 0 ] || { echo "images: building ${failed[*]} failed (logs: $STATE)" >&2; exit 1; }
+    took "images ${TARGETS[*]} (BuildKit, in parallel)"
+else
+    BUILD=(env DOCKER_BUILDKIT=0 docker build)
+    for target in "${TARGETS[@]}"; do
+        build "$target" || { tail -40 "$STATE/build-$target.log" >&2; echo "images: building $target failed" >&2; exit 1; }
+        took "image railpulse-$target:$TAG"
+    done
+fi

@@ -217,3 +217,34 @@ def test_main_runs_both_daemons_and_forwards_sigterm(h2_moto: str, tmp_path: Pat
                 main.kill()
             for pid in _daemons_using(tmp_path):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_main_exits_non_zero_when_a_daemon_dies(h2_moto: str, tmp_path: Path) -> None:
+    """A daemon that dies unasked ends the task with an error (ECS then replaces it), and the
+    other daemon is stopped with it."""
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": h2_moto,
+        "RAILPULSE_KCL_STATE_DIR": str(tmp_path),
+        "RAILPULSE_KCL_SHUTDOWN_GRACE_MS": "2000",
+        "RAILPULSE_LOG_LEVEL": "warning",
+    }
+    with (tmp_path / "main.log").open("wb") as log:
+        main = subprocess.Popen(
+            [sys.executable, "-m", "railpulse_archiver.main"], env=env, stdout=log, stderr=log
+        )
+        try:
+            daemons = wait_until(
+                lambda: found if len(found := _daemons_using(tmp_path)) == 2 else None,
+                30,
+                "two daemons",
+            )
+            os.kill(daemons[0], signal.SIGKILL)
+            assert main.wait(40) == 1
+            wait_until(lambda: not _daemons_using(tmp_path), 20, "the other daemon gone")
+        finally:
+            if main.poll() is None:
+                main.kill()
+            for pid in _daemons_using(tmp_path):
+                os.kill(pid, signal.SIGKILL)
+    assert '"daemon_exited"' in (tmp_path / "main.log").read_text()

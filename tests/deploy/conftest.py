@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from deploy_synth import Synth
@@ -21,3 +23,11 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     app = build_app(App(outdir=str(tmp_path_factory.mktemp("cdk.out"))), nag=False)
     assembly = app.synth()
     return Synth(app, {s.stack_name: s.template for s in assembly.stacks})
+
+
+@pytest.fixture(scope="session")
+def images() -> None:
+    """Every image built, once per session: scripts/images.sh installs and starts Docker if it
+    must and rebuilds only what changed (seconds when nothing did; `make test` ran it before)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "images.sh"
+    subprocess.run(["bash", str(script)], check=True, timeout=1800)

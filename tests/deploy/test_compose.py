@@ -1,5 +1,6 @@
-"""compose.yaml (no Docker engine here): it names every piece of the local stack, publishes the
-local stack's ports and gives the services the same settings the CDK stacks give them."""
+"""compose.yaml, read: it names every piece of the local stack, publishes the local stack's ports
+(on the host's loopback), gives the services the same settings the CDK stacks give them, and
+runs only images built here. test_compose_up.py brings it up."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from railpulse_deploy import names
+from railpulse_devstack.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,61 +46,67 @@ def compose() -> dict[str, Any]:
     return doc
 
 
-def _published(service: dict[str, Any]) -> set[int]:
-    return {int(str(p).split(":")[0]) for p in service.get("ports", [])}
+_PUBLISHED = re.compile(r"^127\.0\.0\.1:\$\{(?P<var>RAILPULSE_\w+_PORT):-(?P<port>\d+)\}:\d+$")
+
+
+def _published(service: dict[str, Any]) -> dict[int, str]:
+    """Host port (its default) -> the variable that moves it; loopback only."""
+    found = {}
+    for spec in service.get("ports", []):
+        match = _PUBLISHED.match(str(spec))
+        assert match, f"{spec}: publish on 127.0.0.1 with a RAILPULSE_*_PORT default"
+        found[int(match["port"])] = match["var"]
+    return found
 
 
 def test_names_every_service(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) >= {"moto", "mosquitto", "postgres", "iot", *names.SERVICES}
     for svc in names.SERVICES:
-        assert services[svc]["command"] == [f"railpulse-{svc}"]
+        # The image's own entry point, as its task definition runs it (no extra arguments).
+        assert services[svc]["entrypoint"] == [f"railpulse-{svc}"]
+        assert "command" not in services[svc]
 
 
 def test_ports_agree_with_the_local_stack(compose: dict[str, Any]) -> None:
     for svc, port in LOCAL_STACK_PORTS.items():
-        assert port in _published(compose["services"][svc]), svc
-    assert "4566" in " ".join(compose["services"]["moto"]["command"])
+        published = _published(compose["services"][svc])
+        assert port in published, svc
+        # The same variable moves the port as in the process stack.
+        assert published[port] in {p.env_var for p in load_config({}).ports()}, published
     assert compose["x-aws-local"]["AWS_ENDPOINT_URL"] == "http://moto:4566"
 
 
-def test_moto_is_served_by_hypercorn(compose: dict[str, Any]) -> None:
-    # railpulse_devstack.moto_server: moto's WSGI app under hypercorn (HTTP/1.1 + h2c).
-    assert compose["services"]["moto"]["command"][:3] == [
-        "python",
-        "-m",
-        "railpulse_devstack.moto_server",
-    ]
+def test_the_stack_pieces_are_railpulse_devstacks_own(compose: dict[str, Any]) -> None:
+    # Each piece runs `python -m railpulse_devstack.serve <piece>` (the image's entry point): the
+    # process stack's code (moto under hypercorn, the broker's config, ACL and identity plugin,
+    # the PKI, PostgreSQL's roles), one piece per container.
+    image = compose["x-piece"]["image"]
+    for svc, piece in {"moto": "moto", "init": "init", "mosquitto": "broker",
+                       "postgres": "postgres", "iot": "iot"}.items():  # fmt: skip
+        assert compose["services"][svc]["command"] == [piece]
+        assert compose["services"][svc]["image"] == image
 
 
 def test_iot_stand_in_and_fleet_match_the_local_stack(compose: dict[str, Any]) -> None:
     iot = compose["services"]["iot"]
-    assert iot["command"] == ["python", "-m", "railpulse_devstack.iot"]
     assert iot["environment"]["RAILPULSE_IOT_IDENTITY"] == PRIVILEGED_IDENTITY
     assert iot["environment"]["RAILPULSE_IOT_DATA_ENDPOINT"].endswith(":4580")
     env = compose["x-railpulse-env"]
     assert env["RAILPULSE_FLEET"] == DEFAULT_FLEET
     assert set(env) >= LOCAL_ENV_KEYS, LOCAL_ENV_KEYS - set(env)
     assert env["RAILPULSE_PG_DSN"].endswith("@postgres:5432/railpulse")
-    certs = compose["services"]["certs"]
-    assert PRIVILEGED_IDENTITY in certs["environment"]["DEVICES"]
-    assert certs["environment"]["FLEET_RANGES"].split() == DEFAULT_FLEET.split(",")
 
 
-def test_mosquitto_has_the_local_tls_setup(compose: dict[str, Any]) -> None:
-    conf = compose["configs"]["mosquitto_conf"]["content"]
-    for line in (
-        "listener 8883",
-        "require_certificate true",
-        "use_identity_as_username true",
-        "allow_anonymous false",
-    ):
-        assert line in conf
-    acl = compose["configs"]["mosquitto_acl"]["content"]
-    assert "pattern readwrite trains/%u/#" in acl
-    assert "pattern readwrite $$aws/things/%u/shadow/#" in acl  # $$ is compose's escaped $
-    assert "topic readwrite $$aws/#" in acl
-    assert f"user {PRIVILEGED_IDENTITY}" in acl
+def test_postgres_is_the_service_role_with_a_password(compose: dict[str, Any]) -> None:
+    # As in the process stack: the services connect as `railpulse` (no superuser) with a
+    # generated password, never trust auth.
+    dsn = compose["x-railpulse-env"]["RAILPULSE_PG_DSN"]
+    assert dsn.startswith("postgresql://railpulse:${RAILPULSE_PG_PASSWORD:?"), dsn
+    # The server sets the role's password from the same variable.
+    password = compose["services"]["postgres"]["environment"]["RAILPULSE_PG_PASSWORD"]
+    assert dsn == f"postgresql://railpulse:{password}@postgres:5432/railpulse"
+    assert "trust" not in (ROOT / "compose.yaml").read_text().lower()
 
 
 def test_services_get_the_same_settings_as_in_aws(compose: dict[str, Any]) -> None:
@@ -111,11 +119,14 @@ def test_services_get_the_same_settings_as_in_aws(compose: dict[str, Any]) -> No
         assert compose["services"][svc]["environment"] == env
 
 
-def test_images_are_pinned(compose: dict[str, Any]) -> None:
-    # Pulled images (services without a build) and the bases of the inline builds.
-    pulled = [s["image"] for s in compose["services"].values() if "build" not in s]
-    bases = re.findall(r"^\s*FROM\s+(\S+)", (ROOT / "compose.yaml").read_text(), re.M)
-    assert pulled and bases
-    for ref in pulled + bases:
-        name, _, tag = ref.rpartition(":")
-        assert name and tag != "latest" and re.search(r"\d", tag), ref
+def test_every_image_is_built_here(compose: dict[str, Any]) -> None:
+    # No image registry is reachable: every image is a target of deploy/docker/Dockerfile, built
+    # by scripts/images.sh as railpulse-<target>:<tag>; nothing is pulled or built inline.
+    targets = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)$",
+                             (ROOT / "deploy/docker/Dockerfile").read_text(), re.M))  # fmt: skip
+    built = re.search(r"^ALL_TARGETS=\((.*)\)$", (ROOT / "scripts/images.sh").read_text(), re.M)
+    assert built
+    for name, service in compose["services"].items():
+        assert "build" not in service, name
+        image = re.fullmatch(r"railpulse-(\S+):\$\{RAILPULSE_IMAGE_TAG:-local\}", service["image"])
+        assert image and image[1] in targets and image[1] in built[1].split(), (name, service)

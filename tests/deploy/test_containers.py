@@ -13,7 +13,8 @@ TCP listener there plays the CloudWatch agent sidecar.
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -58,14 +59,6 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
     if check and done.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
-
-
-@pytest.fixture(scope="session")
-def images() -> None:
-    """Every image built (cached layers make this seconds when nothing changed)."""
-    if shutil.which("docker") is None and not Path("/usr/sbin/dockerd").exists():
-        pytest.fail("Docker is not installed: run scripts/images.sh (make images)")
-    subprocess.run([str(ROOT / "scripts" / "images.sh")], check=True, timeout=1800)
 
 
 def app_container(synth: Synth, family: str) -> dict[str, Any]:
@@ -238,3 +231,26 @@ def test_the_kcl_jars_in_the_image_are_the_pinned_ones(images: None, target: str
     )
     pinned = dict(reversed(line.split()) for line in CHECKSUMS.read_text().splitlines())
     assert json.loads(listing) == pinned
+
+
+def test_the_archiver_task_ends_with_an_error_when_its_daemon_dies(run_task: Any) -> None:
+    """A KCL daemon that dies unasked (OOM-killed, crashed) ends the task non-zero, so ECS
+    replaces it: an archiver that ran on without its daemon would archive nothing."""
+    task = run_task("railpulse-archiver-telemetry")
+
+    def daemon() -> int | None:
+        state = task.state()
+        assert state["Running"], task.logs()[-3000:]
+        for pid in _descendants(state["Pid"]):
+            try:
+                if b"MultiLangDaemon" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        return None
+
+    jvm = wait_for(daemon, 90, "the archiver's KCL daemon")
+    os.kill(jvm, signal.SIGKILL)
+    wait_for(lambda: not task.state()["Running"], 60, "the archiver task to end")
+    assert task.state()["ExitCode"] == 1, task.logs()[-3000:]
+    assert '"daemon_exited"' in task.logs()

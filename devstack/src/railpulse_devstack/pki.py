@@ -15,7 +15,7 @@ import datetime as dt
 import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +124,7 @@ class Pki:
         return self._ca
 
     def _issue(
-        self, common_name: str, *, server: bool
+        self, common_name: str, *, server: bool, hosts: Sequence[str] = ()
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         ca_cert, ca_key = self._load_ca()
         key = ec.generate_private_key(ec.SECP256R1())
@@ -154,17 +154,22 @@ class Pki:
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    [
+                        x509.DNSName("localhost"),
+                        *(x509.DNSName(h) for h in hosts),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    ]
                 ),
                 critical=False,
             )
         return builder.sign(ca_key, hashes.SHA256()), key
 
-    def ensure_server(self) -> None:
+    def ensure_server(self, hosts: Sequence[str] = ()) -> None:
+        """The broker's certificate (SAN localhost, 127.0.0.1 and `hosts`), issued once."""
         with self._locked():
             if self.server_cert_path.exists() and self.server_key_path.exists():
                 return
-        cert, key = self._issue("localhost", server=True)
+        cert, key = self._issue("localhost", server=True, hosts=hosts)
         with self._locked():
             _write(self.server_key_path, _key_pem(key), 0o640)
             _write(self.server_cert_path, cert.public_bytes(serialization.Encoding.PEM))

@@ -36,7 +36,17 @@ from railpulse_devstack._secrets import kept_secret
 from railpulse_devstack.config import StackConfig
 from railpulse_devstack.errors import ProcessStartError, StackError
 
-__all__ = ["ADMIN", "DATABASE", "USER", "dsn", "pid", "recreate_database", "start", "stop"]
+__all__ = [
+    "ADMIN",
+    "DATABASE",
+    "USER",
+    "dsn",
+    "pid",
+    "recreate_database",
+    "secret_path",
+    "start",
+    "stop",
+]
 
 logger = structlog.get_logger()
 
@@ -52,12 +62,17 @@ _HBA = f"""\
 # TYPE  DATABASE    USER        ADDRESS     METHOD
 local   all         {ADMIN}                 scram-sha-256
 local   {DATABASE}  {USER}                  scram-sha-256
-host    {DATABASE}  {USER}      samehost    scram-sha-256
+host    {DATABASE}  {USER}      {{network}}    scram-sha-256
 """
 
 
+def secret_path(config: StackConfig, role: str) -> Path:
+    """Where `role`'s password is kept (generated on first use)."""
+    return _base(config) / "secrets" / role
+
+
 def _secret(config: StackConfig, role: str) -> str:
-    return kept_secret(_base(config) / "secrets" / role)
+    return kept_secret(secret_path(config, role))
 
 
 def dsn(config: StackConfig) -> str:
@@ -162,7 +177,7 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def _initdb(config: StackConfig) -> None:
+def _initdb(config: StackConfig, network: str) -> None:
     data, _, _ = _paths(config)
     marker = data.parent / "roles"
     if (data / "PG_VERSION").exists() and marker.exists():
@@ -192,17 +207,19 @@ def _initdb(config: StackConfig) -> None:
     if out.returncode != 0:
         raise ProcessStartError(f"initdb failed: {out.stderr.strip()[-2000:]}")
     hba = data / "pg_hba.conf"
-    hba.write_text(_HBA)
+    hba.write_text(_HBA.format(network=network))
     if os.geteuid() == 0:
         os.chown(hba, *_ensure_system_user())
     marker.write_text(f"{ADMIN} over the socket, {USER} owns {DATABASE}\n")
 
 
-def start(config: StackConfig) -> None:
-    """initdb if needed, start the server, ensure the service role and its database; idempotent."""
+def start(config: StackConfig, *, network: str = "samehost") -> None:
+    """initdb if needed, start the server, ensure the service role and its database; idempotent.
+    `network`: where the service role may connect from (pg_hba's address: `samehost` for the
+    process stack, `samenet` for a container reached over the containers' network)."""
     data, run, log = _paths(config)
     _prepare(config)
-    _initdb(config)
+    _initdb(config, network)
     if pid(config) is None:
         options = (
             f"-p {config.pg_port} -c listen_addresses={config.host} "

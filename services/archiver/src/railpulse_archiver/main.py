@@ -115,15 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         {"service": settings.service, "stream": WAREHOUSE_STREAM},
         sink_from_url(settings.metrics_sink),
     )
-    stopping = False
+    stopping = False  # told to stop (SIGTERM/SIGINT): a clean exit
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop_daemons(signum: int) -> None:
         for which, daemon in daemons.items():
             if daemon.poll() is None:
                 logger.info("forwarding_signal", signal=signal.Signals(signum).name, daemon=which)
                 daemon.send_signal(signum)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        stop_daemons(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -141,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
     except BaseException:
         # Whatever ends this loop early, the daemons (in their own sessions) must not outlive it.
-        forward(signal.SIGTERM, None)
+        stop_daemons(signal.SIGTERM)
         raise
     if not stopping:
+        # A daemon died unasked: stop the other and exit non-zero, so that ECS replaces the task.
         logger.error("daemon_exited", codes={k: d.returncode for k, d in daemons.items()})
-        forward(signal.SIGTERM, None)
+        stop_daemons(signal.SIGTERM)
     deadline = time.monotonic() + settings.kcl_shutdown_grace_ms / 1000 + 10
     for daemon in daemons.values():
         try:
