@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from railpulse_archiver.compaction import compact
+from railpulse_archiver.keys import key_version, segment_id
 from railpulse_archiver.lake import build_objects, encode_parquet
 from railpulse_archiver.query import connect_lake
 from railpulse_archiver.sql_source import LakeSource
@@ -53,11 +54,13 @@ def _write(root: Path, frames: list[AcceptedFrame], first_seq: int, *, old: bool
     ]
     first, last = (str(first_seq), 0), (str(first_seq + len(frames) - 1), 0)
     for obj in build_objects(SHARD, items, first, last):
-        data = obj.data
+        data, key = obj.data, obj.key
         if old:
             table = pq.read_table(io.BytesIO(data)).drop_columns(["epoch"])
             data = encode_parquet(table, TELEMETRY.sort_by)
-        path = root / obj.key
+            key = segment_id(key)  # no schema version in the key then
+            assert key_version(key) == 0 and key_version(obj.key) == TELEMETRY.version
+        path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
