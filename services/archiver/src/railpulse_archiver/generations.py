@@ -7,8 +7,9 @@ exactly once at every instant, compaction or not:
 - the archiver writes *loose* objects under `<table>/<partition>/` (`lake.object_key`);
 - a compaction rewrites a partition's live objects into a new *generation* under
   `<table>/_compacted/<partition>/g<N>-<token>/part-<i>[.v<version>].parquet` (`keys.py`), then
-  commits by one PUT of the partition's state `_compaction/<table>/<partition>.json` (`PartitionState`): the generation's
-  objects and every loose key ever folded into it (`replaced`);
+  commits by one PUT of the partition's state `_compaction/<table>/<partition>.json`
+  (`PartitionState`): the generation's objects and every loose key ever folded into it
+  (`replaced`);
 - live = the state's generation objects + the loose objects not in `replaced`. Before the PUT a
   reader sees the old state (old generation + loose objects, the new generation unlisted); after
   it, the new one. Objects a commit supersedes are deleted only a grace period later (`garbage`),

@@ -2,10 +2,11 @@
 (defined in `views.py`).
 
 Idempotence: each object is loaded in one transaction that also inserts its key into
-`archive_ledger` (primary key; a loose object's key without its schema version, `keys.segment_id`,
-so a flush range rewritten by a newer archiver is still the one already loaded). A retry after any failure — before, during or after the COPY, or
-after the commit when the client never heard back — finds the key in the ledger or finds nothing
-of the object loaded, so no row is ever loaded twice. Objects are immutable under their key
+`archive_ledger` (primary key; a loose object's key less its schema version, `keys.segment_id`,
+so a flush range rewritten by a newer archiver is still the one already loaded). A retry after
+any failure — before, during or after the COPY, or after the commit when the client never heard
+back — finds the key in the ledger or finds nothing of the object loaded, so no row is ever
+loaded twice. Objects are immutable under their key
 (see `lake.py`), which is what makes the key a sound identity.
 
 An object the warehouse refuses (bad data in it, say a NUL PostgreSQL's text cannot hold, or an
