@@ -152,12 +152,16 @@ def test_redshift_dialect_copies_parquet_from_the_lake() -> None:
     statement = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
         TELEMETRY, "telemetry/dt=2026-05-28/hour=20/shardId-000000000000-1_0-9_0.parquet"
     )
-    # FILLRECORD: telemetry has a column added later (`epoch`), which older objects lack.
+    # FILLRECORD: an object whose key names no schema version predates `epoch` and lacks it.
     assert statement == (
         "COPY telemetry FROM 's3://railpulse-lake/telemetry/dt=2026-05-28/hour=20/"
         "shardId-000000000000-1_0-9_0.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/wh' FORMAT AS PARQUET"
         " FILLRECORD"
     )
+    current = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
+        TELEMETRY, "telemetry/dt=2026-05-28/hour=20/shardId-000000000000-1_0-9_0.v1.parquet"
+    )
+    assert current.endswith("1_0-9_0.v1.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/wh' FORMAT AS PARQUET")
     alerts = RedshiftDialect("railpulse-lake", "arn:aws:iam::123456789012:role/wh").statement(
         ALERTS, "alerts/dt=2026-05-28/shardId-000000000000-1_0-9_0.parquet"
     )

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from waiting import wait_until
 
+from railpulse_archiver.keys import versioned
 from railpulse_archiver.query import connect_lake
 from railpulse_archiver.share import run_query
 from railpulse_archiver.sql_source import LakeSource
@@ -101,7 +102,8 @@ def lake(tmp_path: Path) -> Path:
         for c, v in (("speed", 80.0), ("bearing_temp_1", 41.0))
     ]
     pq.write_table(
-        pa.Table.from_pylist(rows, schema=TABLES["telemetry"].schema), folder / "a.parquet"
+        pa.Table.from_pylist(rows, schema=TABLES["telemetry"].schema),
+        folder / versioned("a", TABLES["telemetry"].version),  # the key names its columns
     )
     return root
 

@@ -48,6 +48,7 @@ from railpulse_archiver.generations import (
     partition_path,
     state_key,
 )
+from railpulse_archiver.keys import segment_id, versioned
 from railpulse_archiver.lake import ZSTD_LEVEL
 from railpulse_archiver.manifest import ShardManifest
 from railpulse_archiver.scan import read_sql
@@ -189,7 +190,7 @@ def _rewrite(
     base = root.rstrip("/")
     order = ", ".join(f'"{n}"' for n in table.sort_by)
     # The table's columns whatever the sources' age: a generation always has the whole schema.
-    select = read_sql(con, table, [f"{base}/{k}" for k in sources])
+    select = read_sql(table, [f"{base}/{k}" for k in sources])
     reader = con.execute(f"{select} ORDER BY {order}").fetch_record_batch(_BATCH_ROWS)
     files = _Files(table.schema, target_bytes)
     for batch in reader:
@@ -222,16 +223,21 @@ async def compact_partition(
     listed = await asyncio.to_thread(
         _glob, con, f"{base}/{table.name}/{partition_path(table, partition)}/*.parquet"
     )
-    replaced = set(state.replaced)
-    loose = [k for k in (f.removeprefix(base + "/") for f in listed) if k not in replaced]
-    fold = [k for k in loose if k not in pending]
-    stale = [k for k in (f.removeprefix(base + "/") for f in listed) if k in replaced]
+    # Segments, not keys (`keys.segment_id`): a range folded or pending under one schema
+    # version is the same range under another.
+    replaced = {segment_id(k) for k in state.replaced}
+    waiting = {segment_id(k) for k in pending}
+    found = [f.removeprefix(base + "/") for f in listed]
+    loose = [k for k in found if segment_id(k) not in replaced]
+    fold = [k for k in loose if segment_id(k) not in waiting]
+    stale = [k for k in found if segment_id(k) in replaced]
     if fold:
         sources = [*state.objects, *fold]
         files = await asyncio.to_thread(_rewrite, con, root, table, sources, target_bytes)
         generation = state.generation + 1
         unit = generation_prefix(table, partition, generation, secrets.token_hex(4))
-        keys = [f"{unit}/part-{i}.parquet" for i in range(len(files))]
+        # Written at the current schema version: compacting a partition migrates it.
+        keys = [versioned(f"{unit}/part-{i}", table.version) for i in range(len(files))]
         for key, (data, rows) in zip(keys, files, strict=True):
             await store.put(key, data)
             result.rows += rows

@@ -6,16 +6,18 @@ exactly once at every instant, compaction or not:
 
 - the archiver writes *loose* objects under `<table>/<partition>/` (`lake.object_key`);
 - a compaction rewrites a partition's live objects into a new *generation* under
-  `<table>/_compacted/<partition>/g<N>-<token>/part-<i>.parquet`, then commits by one PUT of the
-  partition's state `_compaction/<table>/<partition>.json` (`PartitionState`): the generation's
-  objects and every loose key ever folded into it (`replaced`);
+  `<table>/_compacted/<partition>/g<N>-<token>/part-<i>[.v<version>].parquet` (`keys.py`), then
+  commits by one PUT of the partition's state `_compaction/<table>/<partition>.json`
+  (`PartitionState`): the generation's objects and every loose key ever folded into it
+  (`replaced`);
 - live = the state's generation objects + the loose objects not in `replaced`. Before the PUT a
   reader sees the old state (old generation + loose objects, the new generation unlisted); after
   it, the new one. Objects a commit supersedes are deleted only a grace period later (`garbage`),
   so a reader that listed before the commit can still read what it listed.
 
-`replaced` is never trimmed: a loose key is a flush's identity (the same range always gets the
-same key and bytes), so if a stale worker ever writes a folded key again it stays excluded.
+`replaced` is never trimmed: a loose key's segment (`keys.segment_id`, the key without its schema
+version) is a flush's identity (the same range always gets the same segment and rows), so if a
+stale worker ever writes a folded range again, at any version, it stays excluded.
 `segments` are the loose keys whose rows the generation holds: the warehouse ledger's identities
 (`warehouse.py` loads a generation's rows of the segments it has not loaded yet).
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 import duckdb
 import msgspec
 
+from railpulse_archiver.keys import segment_id
 from railpulse_archiver.tables import TABLES, Table
 
 __all__ = [
@@ -77,7 +80,7 @@ def generation_prefix(table: Table, partition: tuple[str, ...], generation: int,
 def segment_range(key: str) -> tuple[str, tuple[str, int], tuple[str, int]]:
     """`(shard, first, last)` of a loose object's key (`<shard>-<seq>_<sub>-<seq>_<sub>.parquet`;
     shard ids hold dashes, sequence numbers do not)."""
-    name = key.rsplit("/", 1)[-1].removesuffix(".parquet")
+    name = segment_id(key).rsplit("/", 1)[-1].removesuffix(".parquet")
     shard, first, last = name.rsplit("-", 2)
     f_seq, f_sub = first.split("_")
     l_seq, l_sub = last.split("_")
@@ -94,8 +97,8 @@ def live_objects(loose: list[str], state: PartitionState | None) -> list[str]:
     """A partition's live objects (keys): its generation's and the loose ones not folded in."""
     if state is None:
         return sorted(loose)
-    replaced = set(state.replaced)
-    return [*state.objects, *sorted(k for k in loose if k not in replaced)]
+    replaced = {segment_id(k) for k in state.replaced}
+    return [*state.objects, *sorted(k for k in loose if segment_id(k) not in replaced)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,10 @@ class LakeListing:
 
 
 def _glob(con: duckdb.DuckDBPyConnection, pattern: str) -> list[str]:
-    return [str(r[0]) for r in con.execute("SELECT file FROM glob(?) ORDER BY file", [pattern]).fetchall()]
+    return [
+        str(r[0])
+        for r in con.execute("SELECT file FROM glob(?) ORDER BY file", [pattern]).fetchall()
+    ]
 
 
 def read_states(
@@ -152,8 +158,8 @@ def list_lake(con: duckdb.DuckDBPyConnection, root: str) -> LakeListing:
         keys = [
             f.removeprefix(base + "/") for f in _glob(con, f"{base}/{table.name}/{depth}/*.parquet")
         ]
-        replaced = {k for s in states.values() for k in s.replaced}
-        loose[table.name] = [k for k in keys if k not in replaced]
+        replaced = {segment_id(k) for s in states.values() for k in s.replaced}
+        loose[table.name] = [k for k in keys if segment_id(k) not in replaced]
         generations[table.name] = [
             GenerationUnit(table.name, p, s) for p, s in sorted(states.items()) if s.objects
         ]

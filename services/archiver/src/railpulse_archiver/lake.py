@@ -2,10 +2,13 @@
 
 Key scheme (Hive-style partitions for pruning, then where the rows came from):
 
-    telemetry/dt=YYYY-MM-DD/hour=HH/<shard>-<first seq>_<sub>-<last seq>_<sub>.parquet
+    telemetry/dt=YYYY-MM-DD/hour=HH/<shard>-<first seq>_<sub>-<last seq>_<sub>.v1.parquet
     alerts/dt=YYYY-MM-DD/<shard>-<first>-<last>.parquet
     alarms/dt=YYYY-MM-DD/<shard>-<first>-<last>.parquet
     rejects/dt=YYYY-MM-DD/<shard>-<first>-<last>.parquet
+
+(`.v1`: the table's schema version, the number of columns added to it; none at version 0. See
+`keys.py`: readers learn an object's columns from its key.)
 
 Partitions follow sensor time (`ts_ms`, `at_ms`; a dead letter's `rejected_ms`): a backfilled frame lands in the hour it was
 measured, which is what "one train, one day" queries ask for. One flush covers one contiguous
@@ -31,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from railpulse_archiver.keys import versioned
 from railpulse_archiver.tables import (
     ALARMS,
     ALERTS,
@@ -108,7 +112,8 @@ def object_key(
     table: Table, partition: tuple[str, ...], shard: str, first: SeqPos, last: SeqPos
 ) -> str:
     prefix = "/".join(f"{k}={v}" for k, v in zip(table.partition_keys, partition, strict=True))
-    return f"{table.name}/{prefix}/{shard}-{first[0]}_{first[1]}-{last[0]}_{last[1]}.parquet"
+    name = f"{shard}-{first[0]}_{first[1]}-{last[0]}_{last[1]}"
+    return versioned(f"{table.name}/{prefix}/{name}", table.version)
 
 
 def encode_parquet(table: pa.Table, sort_by: Sequence[str]) -> bytes:

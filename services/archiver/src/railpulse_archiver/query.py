@@ -100,15 +100,12 @@ def connect_lake(
     # exactly these, so each row is seen once even while a compaction commits.
     listing = list_lake(con, root)
     base = root.rstrip("/")
-    # A table with added columns is bound once to find which its objects have (`scan.py`):
-    # footers read then are not read again when the view is bound and queried.
-    con.execute("SET parquet_metadata_cache = true")
     for table in TABLES.values():
         files = listing.files(table.name)
         if not files:
             _empty_view(con, table)
             continue
-        select = read_sql(con, table, [f"{base}/{k}" for k in files], hive=True)
+        select = read_sql(table, [f"{base}/{k}" for k in files], hive=True)
         con.execute(f"CREATE OR REPLACE VIEW {table.name} AS {select}")
     return con
 

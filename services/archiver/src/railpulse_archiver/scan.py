@@ -1,19 +1,22 @@
 """How every reader of the lake reads a table's objects: one `SELECT` over DuckDB's
 `read_parquet`, with the table's columns whatever the objects' age.
 
-Objects written before a column was added (`Table.added`) lack it. DuckDB reads a list of
-Parquet files with the first one's schema (a later file without a column fails, and one with a
-column the first lacks loses it), so a table with added columns is read with `union_by_name`,
-and `scan_select` gives the added column its default where the objects lack it. A table whose
-schema never changed is read as before (no per-file schema pass).
+Objects written before a column was added (`Table.added`) lack it, and their keys say so (the
+schema version, `keys.py`). The objects are grouped by version; each group is one plain
+`read_parquet` (all its objects have the same columns, so DuckDB reads the first footer's schema
+and trusts it, as for any table) with a select list that gives the columns the group lacks their
+defaults (`scan_select`), and the groups are `UNION ALL`ed. No object is opened to learn its
+columns (DuckDB's `union_by_name` reads every footer, on every bind: seconds over a day of loose
+objects, minutes over S3). Once compaction has rewritten a partition it is all at the current
+version, so a compacted lake is one group: a single plain scan.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
-import duckdb
-
+from railpulse_archiver.keys import key_version
 from railpulse_archiver.tables import Table, scan_select
 
 __all__ = ["read_sql"]
@@ -25,23 +28,22 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def read_sql(
-    con: duckdb.DuckDBPyConnection, table: Table, paths: Sequence[str], *, hive: bool = False
-) -> str:
+def read_sql(table: Table, paths: Sequence[str], *, hive: bool = False) -> str:
     """`SELECT` of every column of `table` (in schema order; then, with `hive`, the partition
     columns from the keys) over the objects at `paths` (at least one)."""
-    options = []
+    if not paths:
+        raise ValueError(f"no objects of {table.name} to read")
     if hive:
         types = ", ".join(f"'{k}': '{HIVE_TYPES[k]}'" for k in table.partition_keys)
-        options.append(f"hive_partitioning = true, hive_types = {{{types}}}")
+        options = f"hive_partitioning = true, hive_types = {{{types}}}"
     else:
-        options.append("hive_partitioning = false")
-    if table.added:
-        options.append("union_by_name = true")
-    source = f"read_parquet([{', '.join(_quote(p) for p in paths)}], {', '.join(options)})"
+        options = "hive_partitioning = false"
     extra = [f'"{k}"' for k in table.partition_keys] if hive else []
-    if not table.added:
-        columns = ", ".join([*(f'"{n}"' for n in table.schema.names), *extra])
-        return f"SELECT {columns} FROM {source}"
-    present = con.sql(f"SELECT * FROM {source} LIMIT 0").columns
-    return f"SELECT {', '.join([scan_select(table, present), *extra])} FROM {source}"
+    groups: dict[int, list[str]] = defaultdict(list)
+    for path in paths:
+        groups[key_version(path)].append(path)
+    selects = []
+    for version, group in sorted(groups.items()):
+        source = f"read_parquet([{', '.join(_quote(p) for p in group)}], {options})"
+        selects.append(f"SELECT {', '.join([scan_select(table, version), *extra])} FROM {source}")
+    return "\nUNION ALL\n".join(selects)

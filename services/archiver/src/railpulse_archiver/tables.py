@@ -23,7 +23,8 @@ the object key only (Hive style), never inside the files, as Athena and Spectrum
 **Schema evolution.** A column is only ever added, at the end of a table's schema (so the
 warehouse's `ALTER TABLE ... ADD COLUMN` and Redshift's positional Parquet COPY agree with the new
 objects), with the value it reads as in the objects written before it (`Table.added`): every
-reader goes through `scan_select`, which fills it in where an object lacks it.
+reader goes through `scan_select`, which fills it in where an object lacks it. Which objects lack
+it is in their keys (`keys.py`: the schema version), never found by reading them.
 """
 
 from __future__ import annotations
@@ -66,8 +67,26 @@ class Table:
     partition_keys: tuple[str, ...]
     sort_by: tuple[str, ...]
     added: tuple[tuple[str, int | str | bool], ...] = ()
-    """Columns added after the table's first objects were written, with what they read as in
-    those objects (a SQL literal's value)."""
+    """Columns added after the table's first objects were written, in the order they were
+    added (the schema's last columns), with what they read as in the objects older than them
+    (a SQL literal's value)."""
+
+    def __post_init__(self) -> None:
+        names = self.schema.names[len(self.schema) - len(self.added) :]
+        if names != [name for name, _ in self.added]:
+            raise ValueError(f"{self.name}: added columns must be the schema's last, in order")
+
+    @property
+    def version(self) -> int:
+        """The schema version objects are written at now: how many columns were added."""
+        return len(self.added)
+
+    def columns_at(self, version: int) -> list[str]:
+        """The columns of an object written at schema `version` (`keys.key_version`)."""
+        if not 0 <= version <= self.version:
+            raise ValueError(f"{self.name} has no schema version {version}")
+        names: list[str] = self.schema.names
+        return names[: len(names) - self.version + version]
 
     def glue_columns(self) -> list[dict[str, str]]:
         return [{"Name": f.name, "Type": _glue_type(f.type)} for f in self.schema]
@@ -81,19 +100,16 @@ def _literal(value: int | str | bool) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def scan_select(table: Table, present: Sequence[str]) -> str:
-    """The select list of `table`'s columns, in schema order, over a scan of its objects whose
-    columns are `present` (DuckDB's `union_by_name`: a column some objects lack is null in
-    them, and absent when all do): an added column reads as its default there."""
+def scan_select(table: Table, version: int) -> str:
+    """The select list of `table`'s columns, in schema order, over objects written at schema
+    `version`: a column added since reads as its default."""
     defaults = dict(table.added)
-    have = set(present)
+    have = set(table.columns_at(version))
     out = []
     for name in table.schema.names:
         quoted = '"' + name + '"'
-        if name not in defaults:
+        if name in have:
             out.append(quoted)
-        elif name in have:
-            out.append(f"coalesce({quoted}, {_literal(defaults[name])}) AS {quoted}")
         else:
             kind = _SQL_TYPES[table.schema.field(name).type]
             out.append(f"CAST({_literal(defaults[name])} AS {kind}) AS {quoted}")

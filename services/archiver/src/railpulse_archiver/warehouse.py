@@ -2,9 +2,11 @@
 (defined in `views.py`).
 
 Idempotence: each object is loaded in one transaction that also inserts its key into
-`archive_ledger` (primary key). A retry after any failure — before, during or after the COPY, or
-after the commit when the client never heard back — finds the key in the ledger or finds nothing
-of the object loaded, so no row is ever loaded twice. Objects are immutable under their key
+`archive_ledger` (primary key; a loose object's key less its schema version, `keys.segment_id`,
+so a flush range rewritten by a newer archiver is still the one already loaded). A retry after
+any failure — before, during or after the COPY, or after the commit when the client never heard
+back — finds the key in the ledger or finds nothing of the object loaded, so no row is ever
+loaded twice. Objects are immutable under their key
 (see `lake.py`), which is what makes the key a sound identity.
 
 An object the warehouse refuses (bad data in it, say a NUL PostgreSQL's text cannot hold, or an
@@ -32,7 +34,8 @@ Schema evolution (`tables.Table.added`): `ensure_schema` adds a lake column the 
 lacks (`ALTER TABLE ... ADD COLUMN ... DEFAULT`, at the end, as in the lake's schema, so existing
 rows take the default). Loading an object older than the column: PostgreSQL gets the default from
 the lake scan (`scan.read_sql`); Redshift's COPY takes it with `FILLRECORD` (the missing last
-columns load as NULL, which the views read as the default).
+columns load as NULL, which the views read as the default), only for an object whose key names an
+older schema version (`keys.py`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from psycopg import sql
 
 from railpulse_archiver.errors import WarehouseError, WarehouseUnavailableError
 from railpulse_archiver.generations import GenerationUnit, list_lake, segment_range
+from railpulse_archiver.keys import key_version, segment_id
 from railpulse_archiver.scan import read_sql
 from railpulse_archiver.tables import TABLES, Table
 from railpulse_archiver.views import VIEWS
@@ -202,7 +206,7 @@ class PostgresDialect:
     def copy_rows(
         self, cur: psycopg.Cursor[Any], table: Table, keys: list[str], where: str | None
     ) -> int:
-        select = read_sql(self.lake, table, [f"{self.root}/{k}" for k in keys])
+        select = read_sql(table, [f"{self.root}/{k}" for k in keys])
         data = self.lake.execute(f"{select} WHERE {where or 'TRUE'}").fetch_arrow_table()
         return self._copy_table(cur, table, data)
 
@@ -241,7 +245,7 @@ class RedshiftDialect:
 
     def statement(self, table: Table, key: str, into: str | None = None) -> str:
         # FILLRECORD: an object older than an added column lacks it (loaded as NULL).
-        fill = " FILLRECORD" if table.added else ""
+        fill = " FILLRECORD" if key_version(key) < table.version else ""
         return (
             f"COPY {into or table.name} FROM 's3://{self.bucket}/{key}' "
             f"IAM_ROLE '{self.iam_role}' FORMAT AS PARQUET{fill}"
@@ -341,13 +345,13 @@ class WarehouseLoader:
         for item in objects:
             if isinstance(item, GenerationUnit):
                 table_name, key = item.table, item.state.unit
-                todo = [k for k in item.state.segments if k not in done]
+                todo = [k for k in item.state.segments if segment_id(k) not in done]
                 if not todo:
                     report.skipped += 1
                     continue
             else:
                 table_name, key = item
-                if key in done:
+                if segment_id(key) in done:
                     report.skipped += 1
                     continue
             if key in aside and not retry_set_aside:
@@ -377,10 +381,11 @@ class WarehouseLoader:
         return report
 
     def _load_one(self, table: Table, key: str, *, was_set_aside: bool) -> int:
+        segment = segment_id(key)
         with self.conn.transaction(), self.conn.cursor() as cur:
             if self.dialect.serialise:
                 cur.execute(self.dialect.serialise)
-                cur.execute("SELECT 1 FROM archive_ledger WHERE object_key = %s", (key,))
+                cur.execute("SELECT 1 FROM archive_ledger WHERE object_key = %s", (segment,))
                 if cur.fetchone() is not None:
                     raise psycopg.errors.UniqueViolation(f"{key} is in the ledger already")
             # The ledger row first: a concurrent loader of the same object waits on its
@@ -389,11 +394,11 @@ class WarehouseLoader:
             cur.execute(
                 "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
                 "VALUES (%s, %s, 0, %s)",
-                (key, table.name, datetime.now(UTC)),
+                (segment, table.name, datetime.now(UTC)),
             )
             rows = self.dialect.copy(cur, table, key)
             cur.execute(
-                "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s", (rows, key)
+                "UPDATE archive_ledger SET row_count = %s WHERE object_key = %s", (rows, segment)
             )
             if was_set_aside:
                 cur.execute("DELETE FROM archive_setaside WHERE object_key = %s", (key,))
@@ -407,7 +412,7 @@ class WarehouseLoader:
         with self.conn.transaction(), self.conn.cursor() as cur:
             if self.dialect.serialise:
                 cur.execute(self.dialect.serialise)
-                keys = [key, *todo]
+                keys = [key, *(segment_id(k) for k in todo)]
                 marks = ", ".join("%s" for _ in keys)
                 cur.execute(
                     f"SELECT count(*) FROM archive_ledger WHERE object_key IN ({marks})", keys
@@ -420,7 +425,7 @@ class WarehouseLoader:
             cur.executemany(
                 "INSERT INTO archive_ledger (object_key, table_name, row_count, loaded_at) "
                 "VALUES (%s, %s, 0, %s)",
-                [(k, table.name, now) for k in [key, *todo]],
+                [(k, table.name, now) for k in [key, *(segment_id(k) for k in todo)]],
             )
             where = None if len(todo) == len(unit.state.segments) else segment_filter(todo)
             rows = self.dialect.copy_rows(cur, table, list(unit.state.objects), where)
