@@ -115,7 +115,7 @@ class DetectorHandler(ShardHandler):
         self.rules = Rules(
             catalogue,
             RuleSettings(
-                stuck_frames=settings.stuck_frames,
+                stuck_alarms_per_day=settings.stuck_alarms_per_day,
                 dropout_frames=settings.dropout_frames,
                 reassert_ms=settings.reassert_ms,
             ),
