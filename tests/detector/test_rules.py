@@ -154,7 +154,7 @@ def test_repeat_rates_survive_a_dump_and_load() -> None:
         rates.observe(v, i % 2, 0.999)
     again = RepeatRates.load(rates.dump())
     assert again == rates and again.log_chance() == rates.log_chance()
-    with pytest.raises(ValueError, match="13 numbers"):
+    with pytest.raises(ValueError, match="13 numbers in range"):
         RepeatRates.load([1.0, 2.0])
 
 

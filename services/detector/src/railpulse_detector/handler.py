@@ -135,6 +135,10 @@ class DetectorHandler(ShardHandler):
             if settings.model_enabled
             else None
         )
+        if self.model is not None:
+            # What the drift and stuck-sensor checks learnt goes with the forests' snapshot.
+            self.model.remember("drift", self.drifts)
+            self.model.remember("repeats", self.rules)
         self._s3: Any = None
         self._last_snapshot = time.monotonic()
         self._position: Position | None = None

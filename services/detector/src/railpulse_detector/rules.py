@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from railpulse_detector.memory import JudgeState
 from railpulse_detector.operating import POWER_GAP_MS, PowerClock
 from railpulse_detector.stuck import RepeatRates, stuck_bar
 from railpulse_shared.catalogue import Band, Catalogue
@@ -110,6 +111,25 @@ class Rules:
         judged = sum(1 for c in catalogue.channels.values() if not c.may_hold) or 1
         self._stuck_bar = stuck_bar(s.stuck_alarms_per_day / judged, s.readings_per_day)
         self._keep = 1.0 - 1.0 / s.stuck_horizon
+
+    def export(self) -> JudgeState:
+        """What the stuck-sensor check learnt (the rest of the rules' state is of the moment)."""
+        return JudgeState(
+            channels={
+                train: {n: c.repeats.dump() for n, c in state.channels.items() if c.repeats.seen}
+                for train, state in self._trains.items()
+            }
+        )
+
+    def restore(self, saved: JudgeState) -> None:
+        learnt = {
+            train: {name: RepeatRates.load(numbers) for name, numbers in channels.items()}
+            for train, channels in saved.channels.items()
+        }
+        for train, channels in learnt.items():
+            state = self._trains.setdefault(train, _TrainState())
+            for name, repeats in channels.items():
+                state.channels.setdefault(name, _ChannelState()).repeats = repeats
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         state = self._trains.setdefault(frame.train, _TrainState())

@@ -77,6 +77,11 @@ class RepeatRates:
             self.run, self.start, self.steps = 1, state, [0, 0]
         return same
 
+    @property
+    def seen(self) -> bool:
+        """Has it counted a reading?"""
+        return self.counts[0] > 0.0 or self.counts[4] > 0.0
+
     def log_chance(self) -> float:
         """The log-probability of the current run under the rates learnt (0.0: no run)."""
         if not self.run:
@@ -96,8 +101,8 @@ class RepeatRates:
 
     @classmethod
     def load(cls, saved: list[float]) -> RepeatRates:
-        if len(saved) != 13:
-            raise ValueError(f"repeat rates: 13 numbers expected, got {len(saved)}")
+        if len(saved) != 13 or min(saved[:8]) < 0.0 or not 0 <= saved[10] <= 1:
+            raise ValueError(f"repeat rates: 13 numbers in range expected, got {saved[:13]}")
         return cls(
             counts=[float(x) for x in saved[:8]],
             last=float(saved[8]),
