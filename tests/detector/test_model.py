@@ -136,3 +136,24 @@ def test_a_train_that_reports_no_speed_is_judged_as_in_service() -> None:
     # The same frames from a train that says it stands (powered up, being prepared): the forest
     # learns and says nothing until half an hour after it first moves.
     assert run(bank(), bearings(day, speed=0.0)) == []
+
+
+def test_an_unusual_outside_temperature_is_learnt_not_alerted() -> None:
+    """The outside air is the train's surroundings (`context` in the catalogue): the warmest
+    afternoon a forest has seen is new to it, but no fault of the train. A bearing is."""
+
+    def day(start: int, count: int, *, warm: float = 0.0, hot: float = 0.0) -> list[AcceptedFrame]:
+        out = []
+        for f in frames("t1", start, count, hot=hot):
+            rise = warm * max(0, f.seq - start)
+            out.append(AcceptedFrame(train=f.train, seq=f.seq, ts_ms=f.ts_ms, readings={
+                **f.readings, "outside_temp": Reading(value=12.0 + rise + 0.01 * (f.seq % 7))}))
+        return out
+
+    bank = ModelBank(load_catalogue(), SETTINGS)
+    assert run(bank, day(0, 400)) == []
+    assert run(bank, day(400, 200, warm=0.1)) == []  # +20 degC outside: nothing to report
+    control = ModelBank(load_catalogue(), SETTINGS)
+    run(control, day(0, 400))
+    found = run(control, day(400, 120, hot=0.25))
+    assert found and found[0][1] == "model:bearing_temp_5"

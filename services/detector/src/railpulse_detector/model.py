@@ -13,7 +13,9 @@ The handler refuses such frames before they get here; this is the second line.
 
 An event (the thresholder's START) becomes one `model` anomaly whose attribution names the
 channels that moved (each feature maps to the channel it stood for in that frame); while the event
-lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open.
+lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open. An event whose
+largest contribution is a `context` channel of the catalogue (the outside temperature: the
+warmest afternoon of the year is new to a forest, and no fault of the train) is learnt, not raised.
 
 Memory per train (25 trees x 256 samples, shingle 1): about 0.93 MB for the 10 train features,
 0.62 MB for the 6 generic-sensor features (see `DetectorConfig`'s formula).
@@ -170,6 +172,8 @@ class ModelBank:
         self._clock = PowerClock()
         self._settling: set[tuple[str, int]] = set()
         """(train, seq) of this batch's frames the forest learns from but does not judge."""
+        self._context = frozenset(n for n, c in catalogue.channels.items() if c.context)
+        """Channels of the train's surroundings: an event they explain best is not raised."""
         self.judges: dict[str, Remembers] = {}
         """Other judges whose learnt state the bank's snapshot carries (`remember`)."""
 
@@ -236,6 +240,10 @@ class ModelBank:
                 kind.muted.discard(train)
                 if (train, frame.seq) in self._settling:
                     kind.muted.add(train)  # an event born while settling stays silent
+                elif sources[i][j][int(np.argmax(batch.high[i, j] + batch.low[i, j]))] in (
+                    self._context
+                ):
+                    kind.muted.add(train)  # the surroundings are unusual, not the train
             if train in kind.muted:
                 continue
             if not start and frame.ts_ms - kind.last_emit.get(train, 0) < self.settings.reassert_ms:
