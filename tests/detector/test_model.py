@@ -112,3 +112,48 @@ def test_a_morning_start_is_learnt_not_alerted_and_the_forest_judges_once_settle
     assert min(seq for seq, _, _ in found) >= 2200
     unsettled = _morning(settle_s=0.0)
     assert min(seq for seq, _, _ in unsettled) < 2200  # without it, the morning itself alerts
+
+
+def test_a_train_that_reports_no_speed_is_judged_as_in_service() -> None:
+    """The morning gate waits for a train's first half hour of service, which only its speed can
+    show. A train that reports no speed shows no morning start: its forest judges after the
+    warm-up, as for a train met in service, instead of never."""
+
+    def bank() -> ModelBank:
+        return ModelBank(load_catalogue(), ModelSettings(num_trees=20, warmup=200, refractory=200,
+                                                         settle_s=1800.0))
+
+    def bearings(batch: list[AcceptedFrame], *, speed: float | None) -> list[AcceptedFrame]:
+        return [AcceptedFrame(train=f.train, seq=f.seq, ts_ms=f.ts_ms, speed_kmh=speed,
+                              readings={k: r for k, r in f.readings.items()
+                                        if k.startswith("bearing_temp_")})
+                for f in batch]
+
+    day = frames("t1", 0, 400) + frames("t1", 400, 120, hot=0.25)
+    found = run(bank(), bearings(day, speed=None))
+    assert found and {key for _, key, _ in found} == {"model:bearing_temp_5"}
+    assert 400 <= min(seq for seq, _, _ in found) < 460
+    # The same frames from a train that says it stands (powered up, being prepared): the forest
+    # learns and says nothing until half an hour after it first moves.
+    assert run(bank(), bearings(day, speed=0.0)) == []
+
+
+def test_an_unusual_outside_temperature_is_learnt_not_alerted() -> None:
+    """The outside air is the train's surroundings (`context` in the catalogue): the warmest
+    afternoon a forest has seen is new to it, but no fault of the train. A bearing is."""
+
+    def day(start: int, count: int, *, warm: float = 0.0, hot: float = 0.0) -> list[AcceptedFrame]:
+        out = []
+        for f in frames("t1", start, count, hot=hot):
+            rise = warm * max(0, f.seq - start)
+            out.append(AcceptedFrame(train=f.train, seq=f.seq, ts_ms=f.ts_ms, readings={
+                **f.readings, "outside_temp": Reading(value=12.0 + rise + 0.01 * (f.seq % 7))}))
+        return out
+
+    bank = ModelBank(load_catalogue(), SETTINGS)
+    assert run(bank, day(0, 400)) == []
+    assert run(bank, day(400, 200, warm=0.1)) == []  # +20 degC outside: nothing to report
+    control = ModelBank(load_catalogue(), SETTINGS)
+    run(control, day(0, 400))
+    found = run(control, day(400, 120, hot=0.25))
+    assert found and found[0][1] == "model:bearing_temp_5"

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from railpulse_detector.rules import Rules, RuleSettings
+from railpulse_detector.stuck import RepeatRates
 from railpulse_shared.catalogue import load_catalogue
-from railpulse_shared.contracts import AcceptedFrame, AnomalyKind, Quality, Reading, Severity
+from railpulse_shared.contracts import (
+    AcceptedFrame,
+    Anomaly,
+    AnomalyKind,
+    Quality,
+    Reading,
+    Severity,
+)
 
 
 def frame(seq: int, readings: dict[str, float], *, train: str = "t1", speed: float = 80.0,
@@ -25,7 +35,7 @@ def frame(seq: int, readings: dict[str, float], *, train: str = "t1", speed: flo
 
 @pytest.fixture
 def rules() -> Rules:
-    return Rules(load_catalogue(), RuleSettings(stuck_frames=5, dropout_frames=3, reassert_ms=10_000))
+    return Rules(load_catalogue(), RuleSettings(dropout_frames=3, reassert_ms=10_000))
 
 
 @pytest.mark.parametrize(
@@ -66,14 +76,86 @@ def test_rising_severity_is_reported_at_once(rules: Rules) -> None:
     assert rules.check(frame(1, {"bearing_temp_1": 125.0}))[0].severity is Severity.CRITICAL
 
 
-def test_stuck_sensor_while_moving_but_not_when_parked(rules: Rules) -> None:
-    moving = [rules.check(frame(i, {"bearing_temp_1": 40.0})) for i in range(7)]
-    assert [a.alert_key for batch in moving for a in batch] == ["sensor_fault:bearing_temp_1"]
-    parked = Rules(load_catalogue(), RuleSettings(stuck_frames=5))
-    assert not any(parked.check(frame(i, {"bearing_temp_1": 40.0}, speed=0.0)) for i in range(20))
-    # Channels that legitimately hold a value are never stuck.
-    doors = Rules(load_catalogue(), RuleSettings(stuck_frames=5))
-    assert not any(doors.check(frame(i, {"door_open_time_1": 0.0})) for i in range(20))
+def _noisy(rng: random.Random, base: float = 40.0) -> float:
+    return round(base + rng.gauss(0.0, 0.05), 3)
+
+
+def _stuck_keys(found: list[list[Anomaly]]) -> list[tuple[int, str]]:
+    return [(i, a.alert_key) for i, batch in enumerate(found) for a in batch
+            if a.category is AnomalyKind.SENSOR_FAULT and " stuck at " in a.message]
+
+
+def test_a_noisy_channel_that_sticks_is_a_stuck_sensor_within_a_few_readings(rules: Rules) -> None:
+    """A thermometer whose noise makes it repeat its last reading about once in 300 frames (and
+    never twice in a row): after an hour of that, the 5th identical reading is beyond the budget."""
+    rng = random.Random(1)
+    healthy = [rules.check(frame(i, {"bearing_temp_1": _noisy(rng)})) for i in range(3600)]
+    assert _stuck_keys(healthy) == []
+    stuck = [rules.check(frame(3600 + i, {"bearing_temp_1": 40.123})) for i in range(30)]
+    ((first, key), *_) = _stuck_keys(stuck)
+    assert key == "sensor_fault:bearing_temp_1" and 3 <= first <= 8
+    message = stuck[first][0].message
+    assert message.startswith(f"bearing_temp_1 stuck at 40.123 for {first + 1} readings")
+    # While it stays stuck, the alarm is re-asserted every 10 s (the notifier keeps it open).
+    assert [i for i, _ in _stuck_keys(stuck)] == [first, first + 10, first + 20]
+    # Once it reads again, the condition is gone.
+    assert _stuck_keys([rules.check(frame(4000, {"bearing_temp_1": 41.0}))]) == []
+
+
+def test_a_channel_that_holds_its_value_is_never_stuck(rules: Rules) -> None:
+    """Repeats that come in runs are learnt as runs: a channel that holds from the start, and one
+    whose coarse readings hold for 20-60 s at a time, raise nothing over hours."""
+    assert not any(rules.check(frame(i, {"motor_temp_1": 55.0})) for i in range(5000))
+    rng = random.Random(2)
+    held, value, readings = 0, 50.0, []
+    for _ in range(20_000):
+        if held == 0:
+            held, value = rng.randint(20, 60), round(value + rng.choice((-0.5, 0.5)), 1)
+        held -= 1
+        readings.append(value)
+    found = [rules.check(frame(i, {"motor_temp_2": v}, train="t2")) for i, v in enumerate(readings)]
+    assert _stuck_keys(found) == []
+
+
+def test_repeats_are_learnt_per_operating_state(rules: Rules) -> None:
+    """A channel that holds while the train stands (a traction current at zero) and is noisy when
+    it moves is not stuck at a stop, nor when it departs; stuck while moving, it is."""
+    rng = random.Random(3)
+    seq = 0
+    for _ in range(30):  # stops of two minutes between runs of four
+        for _ in range(120):
+            seq += 1
+            assert not rules.check(frame(seq, {"motor_current_1": 0.0}, speed=0.0))
+        for _ in range(240):
+            seq += 1
+            assert not rules.check(frame(seq, {"motor_current_1": _noisy(rng, 300.0)}))
+    found = [rules.check(frame(seq + i, {"motor_current_1": 301.5})) for i in range(1, 20)]
+    assert _stuck_keys(found)[0][1] == "sensor_fault:motor_current_1"
+
+
+def test_stuck_is_not_judged_without_an_operating_state_or_on_a_channel_that_may_hold() -> None:
+    rules = Rules(load_catalogue())
+    rng = random.Random(4)
+    readings = [_noisy(rng) for _ in range(2000)] + [40.0] * 200
+    no_speed = [
+        rules.check(AcceptedFrame(train="g", seq=i, ts_ms=1_700_000_000_000 + 1000 * i,
+                                  readings={"bearing_temp_1": Reading(value=v)}))
+        for i, v in enumerate(readings)
+    ]
+    assert _stuck_keys(no_speed) == []
+    doors = [rules.check(frame(i, {"door_open_time_1": round(rng.random(), 3) if i < 2000 else 0.0}))
+             for i in range(2200)]
+    assert _stuck_keys(doors) == []
+
+
+def test_repeat_rates_survive_a_dump_and_load() -> None:
+    rates = RepeatRates()
+    for i, v in enumerate([1.0, 2.0, 2.0, 3.0, 3.0, 3.0]):
+        rates.observe(v, i % 2, 0.999)
+    again = RepeatRates.load(rates.dump())
+    assert again == rates and again.log_chance() == rates.log_chance()
+    with pytest.raises(ValueError, match="13 numbers in range"):
+        RepeatRates.load([1.0, 2.0])
 
 
 def test_dropout_of_a_channel_the_train_was_sending(rules: Rules) -> None:

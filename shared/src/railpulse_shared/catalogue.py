@@ -47,6 +47,9 @@ class Channel(msgspec.Struct, frozen=True, kw_only=True):
     """Other names for this channel → (scale, offset) into the canonical unit."""
     may_hold: bool = False
     """A constant value is normal here (a closed door, released brakes): never 'stuck'."""
+    context: bool = False
+    """The train's surroundings, not its equipment (the outside air): the forest judges the other
+    channels in its light, but an unusual value of it alone is no fault of the train."""
     peers: str | None = None
     """The template this channel was numbered from (`bearing_temp` for `bearing_temp_5`)."""
     peer_spread: Range | None = None

@@ -28,7 +28,8 @@ temperature leaves the comfort band); door closing times once per closing (when 
 residual follows slow dynamics (bearing and motor temperatures lag their load by many minutes)
 are not judged this way: their samples are far from independent, and a CUSUM's run length means
 nothing for them; the peer limits and the forest watch them. An alert says which
-channel, what was expected and what was seen. State per (train, channel): five numbers.
+channel, what was expected and what was seen. State per (train, channel): seven numbers, carried
+in the model snapshot (`memory`), so a worker taking over a shard does not relearn them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from railpulse_detector.memory import JudgeState, dump_operating, load_operating
 from railpulse_detector.operating import PowerClock
 from railpulse_shared.contracts import (
     AcceptedFrame,
@@ -137,6 +139,27 @@ class _Channel:
     sampled_ms: int = 0
     alerted_ms: int | None = None
 
+    def dump(self) -> list[float]:
+        alerted = math.nan if self.alerted_ms is None else float(self.alerted_ms)
+        return [self.n, self.offset, self.var, self.cusum, self.last, self.sampled_ms, alerted]
+
+    @classmethod
+    def load(cls, saved: list[float]) -> _Channel:
+        if len(saved) != 7:
+            raise ValueError(f"drift state: 7 numbers expected, got {len(saved)}")
+        n, offset, var, cusum, last, sampled, alerted = saved
+        if not (n >= 0 and var >= 0 and cusum >= 0):
+            raise ValueError(f"drift state out of range: {saved}")
+        return cls(
+            n=int(n),
+            offset=offset,
+            var=var,
+            cusum=cusum,
+            last=last,
+            sampled_ms=int(sampled),
+            alerted_ms=None if math.isnan(alerted) else int(alerted),
+        )
+
 
 class Drifts:
     """Per-train CUSUMs on each twin channel's residual."""
@@ -145,6 +168,24 @@ class Drifts:
         self.settings = settings or DriftSettings()
         self._state: dict[str, dict[str, _Channel]] = {}
         self._clock = PowerClock()
+
+    def export(self) -> JudgeState:
+        """Every train's learnt offsets, spreads and CUSUMs, and its operating state."""
+        return JudgeState(
+            channels={
+                train: {name: c.dump() for name, c in channels.items()}
+                for train, channels in self._state.items()
+            },
+            trains={t: dump_operating(o) for t, o in self._clock.trains.items()},
+        )
+
+    def restore(self, saved: JudgeState) -> None:
+        state = {
+            train: {name: _Channel.load(numbers) for name, numbers in channels.items()}
+            for train, channels in saved.channels.items()
+        }
+        clock = {t: load_operating(numbers) for t, numbers in saved.trains.items()}
+        self._state, self._clock.trains = state, clock
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         if frame.backfill:

@@ -115,7 +115,7 @@ class DetectorHandler(ShardHandler):
         self.rules = Rules(
             catalogue,
             RuleSettings(
-                stuck_frames=settings.stuck_frames,
+                stuck_alarms_per_day=settings.stuck_alarms_per_day,
                 dropout_frames=settings.dropout_frames,
                 reassert_ms=settings.reassert_ms,
             ),
@@ -135,6 +135,10 @@ class DetectorHandler(ShardHandler):
             if settings.model_enabled
             else None
         )
+        if self.model is not None:
+            # What the drift and stuck-sensor checks learnt goes with the forests' snapshot.
+            self.model.remember("drift", self.drifts)
+            self.model.remember("repeats", self.rules)
         self._s3: Any = None
         self._last_snapshot = time.monotonic()
         self._position: Position | None = None

@@ -13,7 +13,9 @@ The handler refuses such frames before they get here; this is the second line.
 
 An event (the thresholder's START) becomes one `model` anomaly whose attribution names the
 channels that moved (each feature maps to the channel it stood for in that frame); while the event
-lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open.
+lasts it is re-asserted every `reassert_ms`, so the notifier keeps the alarm open. An event whose
+largest contribution is a `context` channel of the catalogue (the outside temperature: the
+warmest afternoon of the year is new to a forest, and no fault of the train) is learnt, not raised.
 
 Memory per train (25 trees x 256 samples, shingle 1): about 0.93 MB for the 10 train features,
 0.62 MB for the 6 generic-sensor features (see `DetectorConfig`'s formula).
@@ -32,6 +34,7 @@ import numpy.typing as npt
 from railpulse_detector import snapshot
 from railpulse_detector.detector import DetectorConfig, FleetDetector
 from railpulse_detector.features import FeatureSet, feature_sets
+from railpulse_detector.memory import JudgeState, Remembers
 from railpulse_detector.operating import OperatingState, PowerClock
 from railpulse_detector.threshold import Phase, ThresholdConfig
 from railpulse_shared.catalogue import Catalogue
@@ -96,6 +99,8 @@ class _BankState(msgspec.Struct):
     operating: dict[str, list[int | None]] = msgspec.field(default_factory=dict)
     """train -> [last frame, powered up, first moved (ms), met moving (0/1)]: a new owner does not take the
     shard's trains for a cold start."""
+    judges: dict[str, JudgeState] = msgspec.field(default_factory=dict)
+    """What the judges beside the forests learnt (`memory`), by the name they were given."""
 
 
 def _serialisable(value: object) -> bool:
@@ -167,6 +172,14 @@ class ModelBank:
         self._clock = PowerClock()
         self._settling: set[tuple[str, int]] = set()
         """(train, seq) of this batch's frames the forest learns from but does not judge."""
+        self._context = frozenset(n for n, c in catalogue.channels.items() if c.context)
+        """Channels of the train's surroundings: an event they explain best is not raised."""
+        self.judges: dict[str, Remembers] = {}
+        """Other judges whose learnt state the bank's snapshot carries (`remember`)."""
+
+    def remember(self, name: str, judge: Remembers) -> None:
+        """Carry `judge`'s state in this bank's snapshot, under `name`."""
+        self.judges[name] = judge
 
     def bytes_per_model(self, kind: DeviceKind = DeviceKind.TRAIN) -> int:
         probe = FleetDetector(self.kinds[kind].config, [1])
@@ -227,6 +240,10 @@ class ModelBank:
                 kind.muted.discard(train)
                 if (train, frame.seq) in self._settling:
                     kind.muted.add(train)  # an event born while settling stays silent
+                elif sources[i][j][int(np.argmax(batch.high[i, j] + batch.low[i, j]))] in (
+                    self._context
+                ):
+                    kind.muted.add(train)  # the surroundings are unusual, not the train
             if train in kind.muted:
                 continue
             if not start and frame.ts_ms - kind.last_emit.get(train, 0) < self.settings.reassert_ms:
@@ -313,8 +330,9 @@ class ModelBank:
             t: [o.last_ms, o.powered_ms, o.moved_ms, int(o.midway)]
             for t, o in self._clock.trains.items()
         }
+        judges = {name: judge.export() for name, judge in self.judges.items()}
         return msgspec.msgpack.encode(
-            _BankState(BANK_FORMAT, kinds, dict(self.last_seq), operating)
+            _BankState(BANK_FORMAT, kinds, dict(self.last_seq), operating, judges)
         )
 
     def loads(self, data: bytes) -> None:
@@ -325,6 +343,14 @@ class ModelBank:
             raise snapshot.SnapshotError(f"not a model bank: {exc}") from exc
         if state.version != BANK_FORMAT:
             raise snapshot.SnapshotError(f"model bank format {state.version} is not {BANK_FORMAT}")
+        for name, learnt in state.judges.items():
+            judge = self.judges.get(name)
+            if judge is None:
+                continue  # a judge this detector no longer has
+            try:
+                judge.restore(learnt)
+            except ValueError as exc:
+                raise snapshot.SnapshotError(f"{name}: {exc}") from exc
         for name, saved in state.kinds.items():
             kind = self.kinds[DeviceKind(name)]
             kind.fleet = snapshot.loads(saved.detector)

@@ -13,9 +13,11 @@
   first reached its operating range (by a tenth of its width) or `settle_s` has passed since power-up, whichever is first:
   a reservoir at 2 bar while the compressor charges it is the train being prepared, not a fault.
   A reservoir that never charges is still one `settle_s` later.
-- A physically impossible reading (quality `invalid`), a stuck sensor (the same value for
-  `stuck_frames` frames while the train moves) and a dropout (a channel the train was sending
-  missing for `dropout_frames` frames) are `sensor_fault` anomalies.
+- A physically impossible reading (quality `invalid`), a stuck sensor (a run of identical
+  readings too long for what this channel does when healthy, see `stuck`) and a dropout (a
+  channel the train was sending missing for `dropout_frames` frames) are `sensor_fault` anomalies.
+  A channel the catalogue marks `may_hold` (a door timer, a brake cylinder) is never stuck, and a
+  device that reports no speed has no operating state to learn its channels' repeats in.
 
 A condition that persists is re-asserted every `reassert_ms` (not on every frame), so the
 notifier keeps its alarm open without one message per second; a rise in severity is reported at
@@ -25,12 +27,15 @@ channel count.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from railpulse_detector.memory import JudgeState
 from railpulse_detector.operating import POWER_GAP_MS, PowerClock
+from railpulse_detector.stuck import RepeatRates, stuck_bar
 from railpulse_shared.catalogue import Band, Catalogue
 from railpulse_shared.contracts import (
     AcceptedFrame,
@@ -52,7 +57,13 @@ _SEVERITY = {Band.WARNING: Severity.WARNING, Band.CRITICAL: Severity.CRITICAL}
 
 @dataclass(frozen=True, slots=True)
 class RuleSettings:
-    stuck_frames: int = 120
+    stuck_alarms_per_day: float = 0.01
+    """False stuck-sensor alarms a healthy train may raise per day, all its channels together
+    (a tenth of the whole detector's budget of 0.1)."""
+    stuck_horizon: float = 86_400.0
+    """Frames over which a channel's repeat rates are learnt (forgotten exponentially)."""
+    readings_per_day: float = 86_400.0
+    """Frames a channel sends in a train-day (1 Hz): the runs that could start."""
     dropout_frames: int = 5
     reassert_ms: int = 10_000
     moving_kmh: float = 1.0
@@ -72,8 +83,7 @@ class RuleSettings:
 
 @dataclass(slots=True)
 class _ChannelState:
-    last_value: float = float("nan")
-    same_count: int = 0
+    repeats: RepeatRates = field(default_factory=RepeatRates)
     missing: int = 0
     seen: bool = False
     settled: bool = False
@@ -97,13 +107,36 @@ class Rules:
         self.settings = settings or RuleSettings()
         self._trains: dict[str, _TrainState] = {}
         self._clock = PowerClock(self.settings.power_gap_ms, self.settings.moving_kmh)
+        s = self.settings
+        judged = sum(1 for c in catalogue.channels.values() if not c.may_hold) or 1
+        self._stuck_bar = stuck_bar(s.stuck_alarms_per_day / judged, s.readings_per_day)
+        self._keep = 1.0 - 1.0 / s.stuck_horizon
+
+    def export(self) -> JudgeState:
+        """What the stuck-sensor check learnt (the rest of the rules' state is of the moment)."""
+        return JudgeState(
+            channels={
+                train: {n: c.repeats.dump() for n, c in state.channels.items() if c.repeats.seen}
+                for train, state in self._trains.items()
+            }
+        )
+
+    def restore(self, saved: JudgeState) -> None:
+        learnt = {
+            train: {name: RepeatRates.load(numbers) for name, numbers in channels.items()}
+            for train, channels in saved.channels.items()
+        }
+        for train, channels in learnt.items():
+            state = self._trains.setdefault(train, _TrainState())
+            for name, repeats in channels.items():
+                state.channels.setdefault(name, _ChannelState()).repeats = repeats
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         state = self._trains.setdefault(frame.train, _TrainState())
-        moving = (frame.speed_kmh or _value(frame, "speed") or 0.0) > self.settings.moving_kmh
-        operating, powered_up = self._clock.update(
-            frame.train, frame.ts_ms, frame.speed_kmh or _value(frame, "speed")
-        )
+        speed = frame.speed_kmh if frame.speed_kmh is not None else _value(frame, "speed")
+        # The operating state a channel's repeats are learnt in (None: the device has none).
+        mode = None if speed is None else int(speed > self.settings.moving_kmh)
+        operating, powered_up = self._clock.update(frame.train, frame.ts_ms, speed)
         if powered_up:
             for channel_state in state.channels.values():
                 channel_state.settled = False
@@ -148,20 +181,20 @@ class Rules:
                     ),
                     f"{name} {value:g} {unit} {side} the {level} limit {breach.limit:g}",
                 )
-            channel_state.same_count = (
-                channel_state.same_count + 1 if value == channel_state.last_value else 0
-            )
-            channel_state.last_value = value
+            if mode is None or channel.may_hold:
+                continue
+            repeats = channel_state.repeats
             if (
-                moving
-                and not channel.may_hold
-                and channel_state.same_count >= self.settings.stuck_frames
+                repeats.observe(value, mode, self._keep)
+                and (chance := repeats.log_chance()) < self._stuck_bar
             ):
                 found[f"sensor_fault:{name}"] = (
                     AnomalyKind.SENSOR_FAULT,
                     Severity.WARNING,
                     Attribution(channel=name, contribution=1.0, value=value),
-                    f"{name} stuck at {value:g} for {channel_state.same_count} frames",
+                    f"{name} stuck at {value:g} for {repeats.run + 1} readings (a healthy"
+                    f" {name} on this train does that with a chance of 1 in"
+                    f" {_odds(chance)})",
                 )
         found |= self._peers(frame)
         for name, channel_state in state.channels.items():
@@ -266,6 +299,10 @@ class Rules:
         for key in [k for k in state.open if k not in found]:
             del state.open[key]
         return anomalies
+
+
+def _odds(log_chance: float) -> str:
+    return f"{math.exp(-log_chance):.2g}" if log_chance > -700 else "1e300+"
 
 
 def _value(frame: AcceptedFrame, channel: str) -> float | None:

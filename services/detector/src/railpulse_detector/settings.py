@@ -15,7 +15,8 @@ APPLICATION_NAME = "railpulse-detector"
 
 class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     service: str = "detector"
-    stuck_frames: int = 120
+    stuck_alarms_per_day: float = 0.01
+    """False stuck-sensor alarms a healthy train may raise a day (see `stuck`)."""
     dropout_frames: int = 5
     reassert_ms: int = 10_000
     snapshot_interval_s: float = 300.0

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from railpulse_detector import snapshot
+from railpulse_detector.memory import Exported
 from railpulse_detector.model import ModelBank
 from railpulse_shared.aws import AwsClients
 
@@ -50,8 +51,9 @@ class Written:
 def detached(bank: ModelBank, reuse: ModelBank | None = None) -> ModelBank:
     """A copy of `bank` that scoring `bank` further does not change: the forests' state arrays
     are copied (`snapshot.frozen`, into `reuse`'s arrays where they fit: an earlier copy that
-    has been written), the per-train dictionaries deep-copied, and the immutable parts
-    (settings, feature sets, configurations) shared."""
+    has been written), the per-train dictionaries deep-copied, the other judges' state exported
+    (a few numbers per train and channel), and the immutable parts (settings, feature sets,
+    configurations) shared."""
     memo: dict[int, Any] = {id(bank.settings): bank.settings}
     for name, kind in bank.kinds.items():
         memo[id(kind.features)] = kind.features
@@ -59,6 +61,8 @@ def detached(bank: ModelBank, reuse: ModelBank | None = None) -> ModelBank:
         if kind.fleet is not None:
             spare = reuse.kinds[name].fleet if reuse is not None else None
             memo[id(kind.fleet)] = snapshot.frozen(kind.fleet, spare)
+    for judge in bank.judges.values():
+        memo[id(judge)] = Exported(judge.export())
     return copy.deepcopy(bank, memo)
 
 
