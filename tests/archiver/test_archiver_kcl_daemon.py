@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -190,61 +191,53 @@ def _daemons_using(folder: Path) -> list[int]:
     return found
 
 
-def test_main_runs_both_daemons_and_forwards_sigterm(h2_moto: str, tmp_path: Path) -> None:
+@contextmanager
+def _archiver_main(endpoint: str, state_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`railpulse_archiver.main` as the task runs it, its output in `state_dir/main.log`; killed
+    with its daemons at the end if a test left them running."""
     env = {
         **os.environ,
-        "AWS_ENDPOINT_URL": h2_moto,
-        "RAILPULSE_KCL_STATE_DIR": str(tmp_path),
+        "AWS_ENDPOINT_URL": endpoint,
+        "RAILPULSE_KCL_STATE_DIR": str(state_dir),
         "RAILPULSE_KCL_SHUTDOWN_GRACE_MS": "2000",
         "RAILPULSE_LOG_LEVEL": "warning",
     }
-    with (tmp_path / "main.log").open("wb") as log:
+    with (state_dir / "main.log").open("wb") as log:
         main = subprocess.Popen(
             [sys.executable, "-m", "railpulse_archiver.main"], env=env, stdout=log, stderr=log
         )
         try:
-            wait_until(lambda: len(_daemons_using(tmp_path)) == 2, 30, "two daemons")
-            names = sorted(p.name for p in tmp_path.glob("*.properties"))
-            assert names == [
-                "railpulse-archiver-events.properties",
-                "railpulse-archiver-telemetry.properties",
-            ]
-            main.send_signal(signal.SIGTERM)
-            assert main.wait(40) == 0
-            wait_until(lambda: not _daemons_using(tmp_path), 20, "daemons gone")
+            yield main
         finally:
             if main.poll() is None:
                 main.kill()
-            for pid in _daemons_using(tmp_path):
+            for pid in _daemons_using(state_dir):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_main_runs_both_daemons_and_forwards_sigterm(h2_moto: str, tmp_path: Path) -> None:
+    with _archiver_main(h2_moto, tmp_path) as main:
+        wait_until(lambda: len(_daemons_using(tmp_path)) == 2, 30, "two daemons")
+        names = sorted(p.name for p in tmp_path.glob("*.properties"))
+        assert names == [
+            "railpulse-archiver-events.properties",
+            "railpulse-archiver-telemetry.properties",
+        ]
+        main.send_signal(signal.SIGTERM)
+        assert main.wait(40) == 0
+        wait_until(lambda: not _daemons_using(tmp_path), 20, "daemons gone")
 
 
 def test_main_exits_non_zero_when_a_daemon_dies(h2_moto: str, tmp_path: Path) -> None:
     """A daemon that dies unasked ends the task with an error (ECS then replaces it), and the
     other daemon is stopped with it."""
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": h2_moto,
-        "RAILPULSE_KCL_STATE_DIR": str(tmp_path),
-        "RAILPULSE_KCL_SHUTDOWN_GRACE_MS": "2000",
-        "RAILPULSE_LOG_LEVEL": "warning",
-    }
-    with (tmp_path / "main.log").open("wb") as log:
-        main = subprocess.Popen(
-            [sys.executable, "-m", "railpulse_archiver.main"], env=env, stdout=log, stderr=log
+    with _archiver_main(h2_moto, tmp_path) as main:
+        daemons = wait_until(
+            lambda: found if len(found := _daemons_using(tmp_path)) == 2 else None,
+            30,
+            "two daemons",
         )
-        try:
-            daemons = wait_until(
-                lambda: found if len(found := _daemons_using(tmp_path)) == 2 else None,
-                30,
-                "two daemons",
-            )
-            os.kill(daemons[0], signal.SIGKILL)
-            assert main.wait(40) == 1
-            wait_until(lambda: not _daemons_using(tmp_path), 20, "the other daemon gone")
-        finally:
-            if main.poll() is None:
-                main.kill()
-            for pid in _daemons_using(tmp_path):
-                os.kill(pid, signal.SIGKILL)
+        os.kill(daemons[0], signal.SIGKILL)
+        assert main.wait(40) == 1
+        wait_until(lambda: not _daemons_using(tmp_path), 20, "the other daemon gone")
     assert '"daemon_exited"' in (tmp_path / "main.log").read_text()
