@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["stack_pids", "tree_rss_mb"]
+__all__ = ["stack_pids", "tree_rss_by_program", "tree_rss_mb"]
 
 
 def _children(pid: int) -> list[int]:
@@ -31,17 +31,38 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def tree_rss_mb(pid: int) -> float:
-    """RSS of `pid` and its descendants, in MB (0 for a process that is gone)."""
-    total, todo, seen = 0, [pid], set()
+def _tree(pid: int) -> list[int]:
+    found, todo, seen = [], [pid], set()
     while todo:
         p = todo.pop()
         if p in seen:
             continue
         seen.add(p)
-        total += _rss_kb(p)
+        found.append(p)
         todo += _children(p)
-    return round(total / 1024, 1)
+    return found
+
+
+def _program(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "gone"
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of `pid` and its descendants, in MB (0 for a process that is gone)."""
+    return round(sum(_rss_kb(p) for p in _tree(pid)) / 1024, 1)
+
+
+def tree_rss_by_program(pid: int) -> dict[str, float]:
+    """The same, split by program: a KCL consumer's JVM (`java`, whose heap grows lazily up to its
+    -Xmx whatever the fleet) apart from the Python that holds the service's own state."""
+    kb: dict[str, int] = {}
+    for p in _tree(pid):
+        name = "java" if _program(p) == "java" else "python"
+        kb[name] = kb.get(name, 0) + _rss_kb(p)
+    return {name: round(v / 1024, 1) for name, v in sorted(kb.items())}
 
 
 def stack_pids(run_dir: Path) -> dict[str, int]:

@@ -19,7 +19,8 @@
 4. frames sent (the trains' spool sequence counters) against frames archived (distinct train/seq
    in the lake); frames still spooled on a train are not lost;
 5. every service's resident memory (its whole process tree, the stack's components too) at
-   `--rss-at-s` and at the end, and p99 per `--window-s` window: for the soak, a service whose
+   `--rss-at-s` and at the end, and every minute split into the KCL's JVM and the service's own
+   Python (`rss_series_mb`), and p99 per `--window-s` window: for the soak, a service whose
    memory grows with time rather than with the fleet is a defect.
 
 KCL settings (from `_service_env`, measured in docs/design.md): polling (`retrievalMode = POLLING`),
@@ -45,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from bench._kcl_requests import get_records_stats
-from bench._rss import stack_pids, tree_rss_mb
+from bench._rss import stack_pids, tree_rss_by_program, tree_rss_mb
 from railpulse_cli.demo.emf import MetricsTail
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_cli.demo.report import spool_counters
@@ -105,6 +106,10 @@ def _pct(values: list[float], q: float) -> float | None:
 def _rss(supervisor_pids: dict[str, int], stack_run: Path) -> dict[str, float]:
     return {name: tree_rss_mb(pid) for name, pid in {**supervisor_pids,
                                                       **stack_pids(stack_run)}.items()}
+
+
+def _rss_split(supervisor_pids: dict[str, int]) -> dict[str, dict[str, float]]:
+    return {name: tree_rss_by_program(pid) for name, pid in supervisor_pids.items()}
 
 
 def _emf_stats(tail: MetricsTail) -> dict[str, dict[str, float | None]]:
@@ -201,12 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         next_report = started + 10
         rss_early: dict[str, float] = {}
+        # A trend, not two points: one transient (a snapshot's buffers, a JVM heap growing to its
+        # -Xmx) must not read as growth, nor hide it.
+        rss_series: list[dict[str, Any]] = []
+        next_rss = started + 60
         notifier_log = run_dir / "logs" / "notifier.log"
         while fleet.alive:
             time.sleep(1)
             if not rss_early and time.monotonic() - started >= args.rss_at_s:
                 rss_early = _rss(pids, config.run_dir)
                 _log(f"resident memory at {args.rss_at_s:.0f} s: {rss_early}")
+            if time.monotonic() >= next_rss:
+                next_rss += 60
+                rss_series.append({"t_s": round(time.monotonic() - started),
+                                   **_rss_split(pids)})
             if time.monotonic() >= next_report:
                 next_report += 10
                 tail.poll()
@@ -270,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             "services": _emf_stats(tail),
             "windows": windows(samples, since_ms, args.window_s),
             "rss_mb": {f"at_{args.rss_at_s:.0f}s": rss_early, "at_end": rss_end},
+            "rss_series_mb": rss_series,
             "load_average": {"samples": loads, "at_end": os.getloadavg()},
             "kcl": {"retrieval_mode": "POLLING", "idle_time_between_reads_ms": KCL_IDLE_MS,
                     "shard_sync_interval_ms": 1000, "archiver_flush_s": args.flush_s,
