@@ -106,3 +106,27 @@ def test_puts_from_many_threads_into_one_shard_all_land(kinesis: Any) -> None:
     shard = stream.get_shard_for_key("pk", None)
     assert len(shard.records) == 8 * 300
     assert list(shard.records) == list(range(1, 8 * 300 + 1))
+
+
+def test_reads_from_any_position_match_moto_and_follow_a_rebound_shard() -> None:
+    """The sorted index of sequence numbers gives what moto's walk from the first record gives,
+    for every position and limit; a shard whose `records` something else rebound is re-indexed."""
+    import moto.kinesis.models as models
+
+    from railpulse_devstack import _moto_kinesis as fast
+
+    shard = models.Shard(0, 0, 2**128 - 1)
+    shard.sequence_numbers = []
+    for i in range(300):
+        assert fast._put_record(shard, f"k{i}", "ZGF0YQ==", "") == str(i + 1)
+    assert (fast._get_min_sequence_number(shard), fast._get_max_sequence_number(shard)) == (1, 300)
+    for position in (0, 1, 150, 299, 300, 400):
+        for limit in (None, 1, 7, 1000):
+            ours = fast._get_records(shard, str(position), limit)
+            theirs = models.Shard.get_records(shard, str(position), limit)
+            assert [r.sequence_number for r in ours[0]] == [r.sequence_number for r in theirs[0]]
+            assert ours[1] == theirs[1]
+    # moto's own resharding rebinds `records` with other numbers: the index follows.
+    shard.records = {seq: shard.records[seq] for seq in (5, 9, 40)}
+    assert [r.sequence_number for r in fast._get_records(shard, "6", None)[0]] == [9, 40]
+    assert fast._put_record(shard, "k", "ZGF0YQ==", "") == "41"
