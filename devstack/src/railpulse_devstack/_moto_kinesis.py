@@ -186,7 +186,7 @@ def _with_lock(init: Callable[..., None]) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self.records_lock = threading.Lock()
-        self.sequence_numbers: list[int] = []
+        self.sequence_numbers = []  # see _sequence_numbers
 
     return __init__
 
