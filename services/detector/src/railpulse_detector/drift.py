@@ -77,6 +77,9 @@ class Check:
     """The shift, in spreads, the CUSUM looks for (its k is half of it)."""
     min_spread: float = 0.0
     """The spread is never taken below this (the sensor's resolution and noise floor)."""
+    window: float = 0.0
+    """Samples the offset and spread keep learning over (0: the settings' `window`); shorter
+    for a channel judged against its own level, so that its sensor's slow drift is followed."""
 
 
 def default_checks() -> tuple[Check, ...]:
@@ -105,7 +108,12 @@ def default_checks() -> tuple[Check, ...]:
             every_s=300.0,
             own=True,
             settle_s=3600.0,
+            # A dead HVAC moves humidity by 15-30 %RH; the saloon's own wander (~0.6 %RH, its
+            # 5-min samples still correlated) and a healthy sensor's drift (~0.05 %RH/h) move it
+            # by one or two: look for four spreads, and follow the level over two hours.
+            shift=4.0,
             min_spread=1.0,
+            window=24.0,
         ),
         Check(
             channels=tuple(f"door_close_time_{i}" for i in range(1, 5)),
@@ -252,7 +260,7 @@ class Drifts:
         state.cusum = max(0.0, state.cusum + min(z, s.clip) - s.k * check.shift)
         if calm and state.cusum <= s.h / 2 and abs(z) <= s.clip:
             state.n += 1
-            a = 1.0 / min(state.n, s.window)
+            a = 1.0 / min(state.n, check.window or s.window)
             delta = residual - state.offset
             state.offset += a * delta
             state.var = (1.0 - a) * (state.var + a * delta * delta)
