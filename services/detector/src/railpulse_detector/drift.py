@@ -22,9 +22,14 @@ hard limit until it is far gone, but against its twins the change is plain early
 What a check samples: brake cylinders while the brake is applied (all of the group above 1 bar);
 bogie vibration on every frame (a flat wheel hammers one bogie: ~0.4 g more than the others at
 speed; an RMS is never below zero and its spread is skewed, so its CUSUM looks for a shift of four
-spreads, which a flat wheel makes at once, rather than one); saloon humidity against its own level every 5 minutes from an hour after power-up (the
-HVAC dries the air; when it stops, humidity climbs within minutes, long before the saloon
-temperature leaves the comfort band); door closing times once per closing (when the held value changes). Channels whose
+spreads, which a flat wheel makes at once, rather than one); saloon humidity against its own level
+every 5 minutes from an hour after power-up (the HVAC dries the air; when it stops, humidity
+climbs 15-30 %RH within minutes, long before the saloon temperature leaves the comfort band): a
+shift of four spreads of at least 1 %RH, the level followed over two hours (24 samples), because
+5-minute samples of air with a 5-minute time constant are still correlated and a healthy sensor
+drifts by a few tenths of a %RH an hour (a shift of one spread, learnt over days, read that as a
+dead HVAC: seed 103 of `make bench-faults`). It is the slow fallback; `fleet` compares the
+humidity with the other trains' and catches a dead HVAC within minutes; door closing times once per closing (when the held value changes). Channels whose
 residual follows slow dynamics (bearing and motor temperatures lag their load by many minutes)
 are not judged this way: their samples are far from independent, and a CUSUM's run length means
 nothing for them; the peer limits and the forest watch them. An alert says which

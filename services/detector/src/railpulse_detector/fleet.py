@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -229,7 +230,7 @@ class Fleet:
         if state.alerted_ms is not None and frame.ts_ms - state.alerted_ms < s.reassert_ms:
             return None
         state.alerted_ms = frame.ts_ms
-        direction = "high" if z > 0 else "low"
+        direction: Literal["high", "low"] = "high" if z > 0 else "low"
         unit = self._unit[name]
         key = f"fleet:{name}"
         return Anomaly(

@@ -297,8 +297,9 @@ class DetectorHandler(ShardHandler):
         )
         if self.metrics is not None:
             self.metrics.add("SnapshotBytes", written.nbytes, "Bytes")
-            self.metrics.add("SnapshotWriteTime", (written.encode_s + written.upload_s) * 1000,
-                             "Milliseconds")
+            self.metrics.add(
+                "SnapshotWriteTime", (written.encode_s + written.upload_s) * 1000, "Milliseconds"
+            )
 
     def _failed_snapshot(self, event: str, exc: BaseException) -> None:
         self._dirty = True  # the models still hold what the lost copy held
