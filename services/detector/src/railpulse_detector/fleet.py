@@ -8,7 +8,8 @@ reading leaves the catalogue's operating range, and long before the train's own 
 `drift`) has been learnt. The other trains need no learning: they are the reference now.
 
 Channels marked `regulated` in the catalogue are judged; the reference for one channel of a train
-is the same template's channels (both saloons) on the other trains this worker sees:
+is the same template's channels (both saloons) on the other trains of the same shard (the trains
+this handler sees; the local stack's 20 trains are 14 and 6 on its two shards):
 
 - a train takes part (as reference, and to be judged) once it is settled: met in service
   (`OperatingState.midway`) or powered up for the limits' `settle_s` (the HVAC's pre-conditioning
@@ -18,7 +19,7 @@ is the same template's channels (both saloons) on the other trains this worker s
   deviation (a Gaussian's sigma, robust to the one train that is failing), never below the
   catalogue's `fleet_spread` (the sensors' accuracy: healthy sensors differ by that, and drift);
 - nothing is judged with fewer than `min_trains` other trains (a median and a spread of fewer
-  say little; a worker with one train leaves its saloons to the limits and the own-level check);
+  say little; a shard with one train leaves its saloons to the limits and the own-level check);
 - a reading further than `z` spreads from expected, on either side, for `persist_s` in a row is an
   alert (`fleet:<channel>`): a door open at a stop, a moment's steam, does not last a minute.
 
