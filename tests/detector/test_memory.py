@@ -62,6 +62,7 @@ def test_a_new_owner_decides_drifts_and_stuck_sensors_as_the_old_one_would_have(
     after.model.loads(data)
     assert _encoded(after.drifts.export()) == _encoded(before.drifts.export())
     assert _encoded(after.rules.export()) == _encoded(before.rules.export())
+    assert _encoded(after.fleet.export()) == _encoded(before.fleet.export())
     cylinder = after.drifts.export().channels["train-1"]["brake_cyl_pressure_1"]
     assert cylinder[0] > 50  # learnt over the braking samples: judging, not learning
 

@@ -14,22 +14,57 @@ from railpulse_edge.sim.scenario import Fault
 BASE_MS = 1_000_000_000_000
 
 
-def _truth(train: str, kind: str, channel: str, channels: list[str], start_s: int, **more: int) -> dict[str, object]:
-    return {"train": train, "fault": kind, "channel": channel, "channels": channels,
-            "at_s": start_s, "start_ms": BASE_MS + start_s * 1000, **more}
+def _truth(
+    train: str, kind: str, channel: str, channels: list[str], start_s: int, **more: int
+) -> dict[str, object]:
+    return {
+        "train": train,
+        "fault": kind,
+        "channel": channel,
+        "channels": channels,
+        "at_s": start_s,
+        "start_ms": BASE_MS + start_s * 1000,
+        **more,
+    }
 
 
-def test_accounting_counts_a_caught_fault_its_delay_and_false_alerts_per_healthy_train_day() -> None:
+def test_accounting_counts_a_caught_fault_its_delay_and_false_alerts_per_healthy_train_day() -> (
+    None
+):
     faulty = ShardResult(
         names=("t1",),
         truth=[
-            _truth("t1", "bearing_degradation", "bearing_temp_3", ["bearing_temp_3", "vibration_2"], 100),
-            {"train": "t1", "fault": "bearing_degradation", "channel": "bearing_temp_3",
-             "critical_ms": BASE_MS + 900_000},
+            _truth(
+                "t1",
+                "bearing_degradation",
+                "bearing_temp_3",
+                ["bearing_temp_3", "vibration_2"],
+                100,
+            ),
+            {
+                "train": "t1",
+                "fault": "bearing_degradation",
+                "channel": "bearing_temp_3",
+                "critical_ms": BASE_MS + 900_000,
+            },
         ],
         anomalies=[
-            ("t1", 50.0, "limit:bearing_temp_3", "limit", "warning", ("bearing_temp_3",)),  # before onset
-            ("t1", 160.0, "model:vibration_2", "model", "warning", ("vibration_2", "speed")),  # caught
+            (
+                "t1",
+                50.0,
+                "limit:bearing_temp_3",
+                "limit",
+                "warning",
+                ("bearing_temp_3",),
+            ),  # before onset
+            (
+                "t1",
+                160.0,
+                "model:vibration_2",
+                "model",
+                "warning",
+                ("vibration_2", "speed"),
+            ),  # caught
             ("t1", 170.0, "model:vibration_2", "model", "warning", ("vibration_2",)),  # same alert
             ("t1", 400.0, "limit:cabin_temp_1", "limit", "warning", ("cabin_temp_1",)),  # unrelated
         ],
@@ -41,12 +76,23 @@ def test_accounting_counts_a_caught_fault_its_delay_and_false_alerts_per_healthy
         anomalies=[
             ("t2", 10.0, "limit:line_voltage", "limit", "critical", ("line_voltage",)),
             ("t2", 200.0, "limit:line_voltage", "limit", "critical", ("line_voltage",)),  # repeat
-            ("t2", 900.0, "limit:line_voltage", "limit", "critical", ("line_voltage",)),  # new alert
+            (
+                "t2",
+                900.0,
+                "limit:line_voltage",
+                "limit",
+                "critical",
+                ("line_voltage",),
+            ),  # new alert
         ],
         base_ms=BASE_MS,
     )
-    report = score([faulty, healthy], {("t1", "bearing_degradation", "bearing_temp_3"): 1.0},
-                   hours=12.0, clear_after_s=300.0)
+    report = score(
+        [faulty, healthy],
+        {("t1", "bearing_degradation", "bearing_temp_3"): 1.0},
+        hours=12.0,
+        clear_after_s=300.0,
+    )
     bearing = report["per_kind"]["bearing_degradation"]
     assert (bearing["faults"], bearing["recall"], bearing["delay_p50_s"]) == (1, 1.0, 60.0)
     assert bearing["before_critical"] == 1.0 and bearing["reached_critical"] == 1
@@ -57,25 +103,41 @@ def test_accounting_counts_a_caught_fault_its_delay_and_false_alerts_per_healthy
 
 
 def test_a_spike_on_a_simulated_train_is_caught_by_the_detectors_own_rules() -> None:
-    spec = ShardSpec(seed=1, shard=0, names=("train-001", "train-002"), hours=0.25, day=False,
-                     faults=(Fault(train=0, kind="spike", channel="bearing_temp_3", at_s=300.0,
-                                   magnitude=150.0),))
+    spec = ShardSpec(
+        seed=1,
+        shard=0,
+        names=("train-001", "train-002"),
+        hours=0.25,
+        day=False,
+        faults=(
+            Fault(train=0, kind="spike", channel="bearing_temp_3", at_s=300.0, magnitude=150.0),
+        ),
+    )
     result = run_shard(spec)
     assert result.frames == 2 * 900
     report = score([result], {("train-001", "spike", "bearing_temp_3"): 1.0}, 0.25, 300.0)
     spike = report["per_kind"]["spike"]
-    assert spike["recall"] == 1.0 and spike["delay_p50_s"] is not None and spike["delay_p50_s"] <= 1.0
+    assert (
+        spike["recall"] == 1.0 and spike["delay_p50_s"] is not None and spike["delay_p50_s"] <= 1.0
+    )
 
 
 def test_same_seed_same_json() -> None:
     """The whole run (plan, day timetable, shards, accounting) on a tiny fleet, twice."""
     assert json.dumps(run([5], trains=2, hours=1.25, workers=1)) == json.dumps(
-        run([5], trains=2, hours=1.25, workers=1))
+        run([5], trains=2, hours=1.25, workers=1)
+    )
 
 
 def test_same_seed_same_shard() -> None:
-    spec = ShardSpec(seed=3, shard=0, names=("train-001", "train-002"), hours=0.1, day=False,
-                     faults=(Fault(train=1, kind="hvac_failure", at_s=60.0),))
+    spec = ShardSpec(
+        seed=3,
+        shard=0,
+        names=("train-001", "train-002"),
+        hours=0.1,
+        day=False,
+        faults=(Fault(train=1, kind="hvac_failure", at_s=60.0),),
+    )
     one, two = run_shard(spec), run_shard(spec)
     assert (one.truth, one.anomalies, one.frames) == (two.truth, two.anomalies, two.frames)
     assert fault_plan(101, 20, 24.0) == fault_plan(101, 20, 24.0)
@@ -84,8 +146,15 @@ def test_same_seed_same_shard() -> None:
 def test_every_kind_is_planned_at_its_default_severity_on_some_trains_and_not_others() -> None:
     faults, severity = fault_plan(101, 20, 24.0)
     defaults = {f.kind for n, f in enumerate(faults) if severity[n] == 1.0}
-    assert defaults >= {"bearing_degradation", "air_leak", "slow_door", "wheel_flat",
-                        "pantograph_fault", "hvac_failure", "stuck_sensor"}
+    assert defaults >= {
+        "bearing_degradation",
+        "air_leak",
+        "slow_door",
+        "wheel_flat",
+        "pantograph_fault",
+        "hvac_failure",
+        "stuck_sensor",
+    }
     assert len(defaults) == 11
     faulty = {f.train for f in faults}
     assert 0 < len(faulty) < 20
@@ -105,6 +174,21 @@ def test_an_alert_raised_before_the_onset_does_not_detect_the_fault() -> None:
         ],
         base_ms=BASE_MS,
     )
-    report = score([result], {("t1", "wheel_flat", "vibration_2"): 1.0}, hours=1.0, clear_after_s=300.0)
+    report = score(
+        [result], {("t1", "wheel_flat", "vibration_2"): 1.0}, hours=1.0, clear_after_s=300.0
+    )
     assert report["per_kind"]["wheel_flat"]["recall"] == 0.0
     assert report["false_alerts_faulty_trains"] == 1
+
+
+def test_the_demo_catches_its_seven_faults_in_five_minutes_with_no_false_alert() -> None:
+    # `make demo` in process: edge/scenarios/demo.toml, 20 trains, 300 s, the stack's two shards.
+    from bench.faults import kinesis_shard, scenario_report
+
+    demo = Path(__file__).resolve().parents[2] / "edge" / "scenarios" / "demo.toml"
+    report = scenario_report(str(demo), trains=20, seconds=300, shards=2)
+    assert report["faults"] == 7 and report["recall"] == 1.0, report["delays_s"]
+    assert report["false_alerts_healthy"] == 0 and report["false_alerts_faulty_trains"] == 0
+    assert report["delays_s"]["train-015/hvac_failure"] < 180  # the fleet judge, not the limits
+    assert sorted(report["shard_trains"]) == [6, 14]
+    assert kinesis_shard("train-015", 2) == 0 and kinesis_shard("train-002", 2) == 1

@@ -50,6 +50,12 @@ class Channel(msgspec.Struct, frozen=True, kw_only=True):
     context: bool = False
     """The train's surroundings, not its equipment (the outside air): the forest judges the other
     channels in its light, but an unusual value of it alone is no fault of the train."""
+    regulated: bool = False
+    """Held at one level by a controller on every train in service, whatever the train does (the
+    HVAC's saloon humidity): the detector compares it with the other trains' (`fleet_spread`)."""
+    fleet_spread: float | None = None
+    """For a regulated channel: the least spread assumed across healthy trains, in the channel's
+    unit (its sensors' accuracy and drift)."""
     peers: str | None = None
     """The template this channel was numbered from (`bearing_temp` for `bearing_temp_5`)."""
     peer_spread: Range | None = None
@@ -151,6 +157,10 @@ def _expand(raw: dict[str, Any]) -> list[Channel]:
                     "RAILPULSE_CATALOGUE",
                     f"channel {c.name}: ranges must nest physical ⊇ critical ⊇ operating",
                 )
+        if c.regulated and not (c.fleet_spread is not None and c.fleet_spread > 0):
+            raise ConfigError(
+                "RAILPULSE_CATALOGUE", f"channel {c.name}: regulated needs fleet_spread > 0"
+            )
         if c.peer_spread is not None and not 0 < c.peer_spread[0] <= c.peer_spread[1]:
             raise ConfigError(
                 "RAILPULSE_CATALOGUE",

@@ -22,9 +22,14 @@ hard limit until it is far gone, but against its twins the change is plain early
 What a check samples: brake cylinders while the brake is applied (all of the group above 1 bar);
 bogie vibration on every frame (a flat wheel hammers one bogie: ~0.4 g more than the others at
 speed; an RMS is never below zero and its spread is skewed, so its CUSUM looks for a shift of four
-spreads, which a flat wheel makes at once, rather than one); saloon humidity against its own level every 5 minutes from an hour after power-up (the
-HVAC dries the air; when it stops, humidity climbs within minutes, long before the saloon
-temperature leaves the comfort band); door closing times once per closing (when the held value changes). Channels whose
+spreads, which a flat wheel makes at once, rather than one); saloon humidity against its own level
+every 5 minutes from an hour after power-up (the HVAC dries the air; when it stops, humidity
+climbs 15-30 %RH within minutes, long before the saloon temperature leaves the comfort band): a
+shift of four spreads of at least 1 %RH, the level followed over two hours (24 samples), because
+5-minute samples of air with a 5-minute time constant are still correlated and a healthy sensor
+drifts by a few tenths of a %RH an hour (a shift of one spread, learnt over days, read that as a
+dead HVAC: seed 103 of `make bench-faults`). It is the slow fallback; `fleet` compares the
+humidity with the other trains' and catches a dead HVAC within minutes; door closing times once per closing (when the held value changes). Channels whose
 residual follows slow dynamics (bearing and motor temperatures lag their load by many minutes)
 are not judged this way: their samples are far from independent, and a CUSUM's run length means
 nothing for them; the peer limits and the forest watch them. An alert says which
@@ -77,6 +82,9 @@ class Check:
     """The shift, in spreads, the CUSUM looks for (its k is half of it)."""
     min_spread: float = 0.0
     """The spread is never taken below this (the sensor's resolution and noise floor)."""
+    window: float = 0.0
+    """Samples the offset and spread keep learning over (0: the settings' `window`); shorter
+    for a channel judged against its own level, so that its sensor's slow drift is followed."""
 
 
 def default_checks() -> tuple[Check, ...]:
@@ -105,7 +113,12 @@ def default_checks() -> tuple[Check, ...]:
             every_s=300.0,
             own=True,
             settle_s=3600.0,
+            # A dead HVAC moves humidity by 15-30 %RH; the saloon's own wander (~0.6 %RH, its
+            # 5-min samples still correlated) and a healthy sensor's drift (~0.05 %RH/h) move it
+            # by one or two: look for four spreads, and follow the level over two hours.
+            shift=4.0,
             min_spread=1.0,
+            window=24.0,
         ),
         Check(
             channels=tuple(f"door_close_time_{i}" for i in range(1, 5)),
@@ -252,7 +265,7 @@ class Drifts:
         state.cusum = max(0.0, state.cusum + min(z, s.clip) - s.k * check.shift)
         if calm and state.cusum <= s.h / 2 and abs(z) <= s.clip:
             state.n += 1
-            a = 1.0 / min(state.n, s.window)
+            a = 1.0 / min(state.n, check.window or s.window)
             delta = residual - state.offset
             state.offset += a * delta
             state.var = (1.0 - a) * (state.var + a * delta * delta)

@@ -48,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from railpulse_detector.conditions import merge_conditions
 from railpulse_detector.drift import Drifts
 from railpulse_detector.emit import AnomalyEmitter
+from railpulse_detector.fleet import Fleet, FleetSettings
 from railpulse_detector.model import ModelBank, ModelSettings
 from railpulse_detector.rules import Rules, RuleSettings
 from railpulse_detector.settings import DetectorSettings
@@ -121,6 +122,9 @@ class DetectorHandler(ShardHandler):
             ),
         )
         self.drifts = Drifts()
+        self.fleet = Fleet(
+            catalogue, FleetSettings(reassert_ms=settings.reassert_ms), self.rules.settings
+        )
         self.model = (
             ModelBank(
                 catalogue,
@@ -139,6 +143,7 @@ class DetectorHandler(ShardHandler):
             # What the drift and stuck-sensor checks learnt goes with the forests' snapshot.
             self.model.remember("drift", self.drifts)
             self.model.remember("repeats", self.rules)
+            self.model.remember("fleet", self.fleet)
         self._s3: Any = None
         self._last_snapshot = time.monotonic()
         self._position: Position | None = None
@@ -292,8 +297,9 @@ class DetectorHandler(ShardHandler):
         )
         if self.metrics is not None:
             self.metrics.add("SnapshotBytes", written.nbytes, "Bytes")
-            self.metrics.add("SnapshotWriteTime", (written.encode_s + written.upload_s) * 1000,
-                             "Milliseconds")
+            self.metrics.add(
+                "SnapshotWriteTime", (written.encode_s + written.upload_s) * 1000, "Milliseconds"
+            )
 
     def _failed_snapshot(self, event: str, exc: BaseException) -> None:
         self._dirty = True  # the models still hold what the lost copy held
@@ -314,6 +320,7 @@ class DetectorHandler(ShardHandler):
                     [
                         *self.rules.check(frame),
                         *self.drifts.check(frame),
+                        *self.fleet.check(frame),
                         *by_frame.get((frame.train, frame.seq), []),
                     ]
                 )
