@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
+from waiting import wait_until
 
 
 @dataclass
@@ -118,12 +119,13 @@ class StreamReader:
     def wait_for(
         self, pred: Callable[[dict[str, Any]], bool], timeout: float
     ) -> tuple[str, dict[str, Any]] | None:
-        deadline = time.monotonic() + timeout
-        while True:
+        """The first record `pred` accepts, read within `timeout` (None if there is none)."""
+
+        def found() -> tuple[str, dict[str, Any]] | None:
             self.poll()
-            for shard_id, record in self.records:
-                if pred(record):
-                    return shard_id, record
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.1)
+            return next(((s, r) for s, r in self.records if pred(r)), None)
+
+        try:
+            return wait_until(found, timeout, "a matching record")
+        except TimeoutError:
+            return None

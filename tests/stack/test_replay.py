@@ -17,20 +17,12 @@ from pathlib import Path
 
 import pytest
 from stackhelpers import aws_client
-from waiting import written_lines
+from waiting import wait_until, written_lines
 
 from railpulse_shared.config import load_settings
 from railpulse_shared.multilang import KclSettings, kcl_application, start_daemon
 
 pytestmark = pytest.mark.stack
-
-
-def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 def _seen(out: Path) -> list[str]:
@@ -63,16 +55,15 @@ def test_a_consumer_replays_a_stream_from_a_timestamp(stack: dict[str, str], tmp
     kinesis, ddb = aws_client(stack, "kinesis"), aws_client(stack, "dynamodb")
     stream, app = f"replay-{uuid.uuid4().hex[:8]}", f"replay-app-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=stream, ShardCount=1)
-    _wait(lambda: kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    wait_until(lambda: kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
           ["StreamStatus"] == "ACTIVE", 30, "the stream")
     before = [f"before-{i}" for i in range(5)]
     after = [f"after-{i}" for i in range(5)]
     for data in before:
         kinesis.put_record(StreamName=stream, Data=data.encode(), PartitionKey="train-1")
-    # The replay point: the next whole second (the KCL's resolution), a second after `before`.
-    time.sleep(1.0)
-    at = datetime.fromtimestamp(int(time.time()) + 1, UTC)
-    time.sleep(max(0.0, at.timestamp() - time.time()) + 0.2)
+    # The replay point: a whole second (the KCL's resolution) at least a second after `before`.
+    at = datetime.fromtimestamp(int(time.time()) + 2, UTC)
+    wait_until(lambda: time.time() >= at.timestamp() + 0.2, 5, "the replay point to pass")
     for data in after:
         kinesis.put_record(StreamName=stream, Data=data.encode(), PartitionKey="train-1")
 
@@ -80,7 +71,7 @@ def test_a_consumer_replays_a_stream_from_a_timestamp(stack: dict[str, str], tmp
     first = tmp_path / "first.jsonl"
     daemon = _run(stack, app, stream, first, tmp_path, {})
     try:
-        _wait(lambda: set(before + after) <= set(_seen(first)), 90, "the first read")
+        wait_until(lambda: set(before + after) <= set(_seen(first)), 90, "the first read")
     finally:
         _stop(daemon)
 
@@ -99,10 +90,12 @@ def test_a_consumer_replays_a_stream_from_a_timestamp(stack: dict[str, str], tmp
         "RAILPULSE_KCL_INITIAL_TIMESTAMP": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
     try:
-        _wait(lambda: set(after) <= set(_seen(second)), 90, "the replay")
-        # Step 4: it read from that moment on, in order, and nothing before it.
-        time.sleep(1.0)  # let any record from before the point show up if it were read
-        assert _seen(second) == after
+        wait_until(lambda: set(after) <= set(_seen(second)), 90, "the replay")
+        # Step 4: it read from that moment on, in order, and nothing before it. A shard is read
+        # in order, so once a record put now is seen, a record from before the point would be.
+        kinesis.put_record(StreamName=stream, Data=b"last", PartitionKey="train-1")
+        wait_until(lambda: "last" in _seen(second), 30, "the record put after the replay")
+        assert _seen(second) == [*after, "last"]
     finally:
         _stop(daemon)
     kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
