@@ -70,6 +70,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from railpulse_detector.handler import DetectorHandler
@@ -292,18 +293,7 @@ def run_shard(spec: ShardSpec) -> ShardResult:
                 # Out of the tunnel: the live frame goes at once, the spool is backfilled after it.
                 result.backfilled += len(held[i])
                 for old in held[i]:
-                    accept(
-                        Frame(
-                            train=old.train,
-                            seq=old.seq,
-                            ts_ms=old.ts_ms,
-                            readings=old.readings,
-                            speed_kmh=old.speed_kmh,
-                            backfill=True,
-                        ),
-                        now_ms,
-                        float(step),
-                    )
+                    accept(backfilled(old), now_ms, float(step))
                 held[i].clear()
         if step % BLOCK == 0:
             decide()
@@ -315,6 +305,11 @@ def run_shard(spec: ShardSpec) -> ShardResult:
     decide()
     result.truth = [json.loads(line) for line in truth.getvalue().splitlines()]
     return result
+
+
+def backfilled(frame: Frame) -> Frame:
+    """A spooled frame as the train sends it once it has a link again."""
+    return msgspec.structs.replace(frame, backfill=True)
 
 
 def kinesis_shard(key: str, shards: int) -> int:
@@ -363,17 +358,7 @@ def run_scenario(
             if step < down_until[i]:
                 held[i].append(frame)
                 continue
-            outgoing += [
-                Frame(
-                    train=f.train,
-                    seq=f.seq,
-                    ts_ms=f.ts_ms,
-                    readings=f.readings,
-                    speed_kmh=f.speed_kmh,
-                    backfill=True,
-                )
-                for f in held[i]
-            ]
+            outgoing += [backfilled(f) for f in held[i]]
             results[home[i]].backfilled += len(held[i])
             held[i].clear()
             for f in outgoing:

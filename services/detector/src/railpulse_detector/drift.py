@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from railpulse_detector.memory import JudgeState, dump_operating, load_operating
+from railpulse_detector.memory import JudgeState, export_channels, restore_channels
 from railpulse_detector.operating import PowerClock
 from railpulse_shared.contracts import (
     AcceptedFrame,
@@ -184,21 +184,10 @@ class Drifts:
 
     def export(self) -> JudgeState:
         """Every train's learnt offsets, spreads and CUSUMs, and its operating state."""
-        return JudgeState(
-            channels={
-                train: {name: c.dump() for name, c in channels.items()}
-                for train, channels in self._state.items()
-            },
-            trains={t: dump_operating(o) for t, o in self._clock.trains.items()},
-        )
+        return export_channels(self._state, self._clock.trains)
 
     def restore(self, saved: JudgeState) -> None:
-        state = {
-            train: {name: _Channel.load(numbers) for name, numbers in channels.items()}
-            for train, channels in saved.channels.items()
-        }
-        clock = {t: load_operating(numbers) for t, numbers in saved.trains.items()}
-        self._state, self._clock.trains = state, clock
+        self._state, self._clock.trains = restore_channels(saved, _Channel.load)
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
         if frame.backfill:

@@ -44,7 +44,13 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from railpulse_detector.memory import JudgeState, dump_operating, load_operating
+from railpulse_detector.memory import (
+    JudgeState,
+    export_channels,
+    int_or_none,
+    nan_or_float,
+    restore_channels,
+)
 from railpulse_detector.operating import PowerClock
 from railpulse_detector.rules import RuleSettings
 from railpulse_shared.catalogue import Catalogue
@@ -87,7 +93,12 @@ class _Reading:
     alerted_ms: int | None = None
 
     def dump(self) -> list[float]:
-        return [self.value, float(self.ts_ms), _num(self.over_ms), _num(self.alerted_ms)]
+        return [
+            self.value,
+            float(self.ts_ms),
+            nan_or_float(self.over_ms),
+            nan_or_float(self.alerted_ms),
+        ]
 
     @classmethod
     def load(cls, saved: list[float]) -> _Reading:
@@ -96,7 +107,9 @@ class _Reading:
         value, ts, over, alerted = saved
         if not ts >= 0:
             raise ValueError(f"fleet state out of range: {saved}")
-        return cls(value=value, ts_ms=int(ts), over_ms=_int(over), alerted_ms=_int(alerted))
+        return cls(
+            value=value, ts_ms=int(ts), over_ms=int_or_none(over), alerted_ms=int_or_none(alerted)
+        )
 
 
 class Fleet:
@@ -131,21 +144,10 @@ class Fleet:
         """group -> (the second it was gathered in, owners, readings): see `_pool`."""
 
     def export(self) -> JudgeState:
-        return JudgeState(
-            channels={
-                train: {name: r.dump() for name, r in channels.items()}
-                for train, channels in self._state.items()
-            },
-            trains={t: dump_operating(o) for t, o in self._clock.trains.items()},
-        )
+        return export_channels(self._state, self._clock.trains)
 
     def restore(self, saved: JudgeState) -> None:
-        state = {
-            train: {name: _Reading.load(numbers) for name, numbers in channels.items()}
-            for train, channels in saved.channels.items()
-        }
-        clock = {t: load_operating(numbers) for t, numbers in saved.trains.items()}
-        self._state, self._clock.trains = state, clock
+        self._state, self._clock.trains = restore_channels(saved, _Reading.load)
         self._pools.clear()
 
     def _settled(self, train: str, name: str, ts_ms: int) -> bool:
@@ -260,11 +262,3 @@ class Fleet:
             received_ms=frame.received_ms,
             ingested_ms=frame.ingested_ms,
         )
-
-
-def _num(value: int | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _int(value: float) -> int | None:
-    return None if math.isnan(value) else int(value)

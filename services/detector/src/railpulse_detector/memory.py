@@ -10,13 +10,25 @@ bank (`ModelBank.remember`) writes them into its snapshot beside the forests.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
 
 import msgspec
 
 from railpulse_detector.operating import OperatingState
 
-__all__ = ["JudgeState", "Remembers", "dump_operating", "load_operating"]
+__all__ = [
+    "JudgeState",
+    "Remembers",
+    "dump_operating",
+    "export_channels",
+    "int_or_none",
+    "load_operating",
+    "nan_or_float",
+    "restore_channels",
+]
+
+T = TypeVar("T")
 
 
 class JudgeState(msgspec.Struct):
@@ -47,11 +59,40 @@ class Exported:
         raise TypeError("an exported state is read-only")
 
 
+class Dumps(Protocol):
+    def dump(self) -> list[float]: ...
+
+
+def export_channels(
+    channels: Mapping[str, Mapping[str, Dumps]], trains: Mapping[str, OperatingState]
+) -> JudgeState:
+    """The state of a judge that keeps one object per (train, channel) and an operating clock."""
+    return JudgeState(
+        channels={
+            train: {name: c.dump() for name, c in per_train.items()}
+            for train, per_train in channels.items()
+        },
+        trains={t: dump_operating(o) for t, o in trains.items()},
+    )
+
+
+def restore_channels(
+    saved: JudgeState, load: Callable[[list[float]], T]
+) -> tuple[dict[str, dict[str, T]], dict[str, OperatingState]]:
+    """`export_channels` undone: each channel's numbers through `load` (which raises ValueError
+    on numbers it cannot use), and the trains' operating states."""
+    channels = {
+        train: {name: load(numbers) for name, numbers in per_train.items()}
+        for train, per_train in saved.channels.items()
+    }
+    return channels, {t: load_operating(numbers) for t, numbers in saved.trains.items()}
+
+
 def dump_operating(state: OperatingState) -> list[float]:
     return [
-        _num(state.last_ms),
+        nan_or_float(state.last_ms),
         float(state.powered_ms),
-        _num(state.moved_ms),
+        nan_or_float(state.moved_ms),
         float(state.midway),
     ]
 
@@ -60,16 +101,17 @@ def load_operating(saved: list[float]) -> OperatingState:
     if len(saved) != 4:
         raise ValueError(f"operating state: 4 numbers expected, got {len(saved)}")
     return OperatingState(
-        last_ms=_int(saved[0]),
+        last_ms=int_or_none(saved[0]),
         powered_ms=int(saved[1]),
-        moved_ms=_int(saved[2]),
+        moved_ms=int_or_none(saved[2]),
         midway=bool(saved[3]),
     )
 
 
-def _num(value: int | None) -> float:
+def nan_or_float(value: int | None) -> float:
+    """An optional time as a snapshot number (NaN: none)."""
     return math.nan if value is None else float(value)
 
 
-def _int(value: float) -> int | None:
+def int_or_none(value: float) -> int | None:
     return None if math.isnan(value) else int(value)
