@@ -166,7 +166,8 @@ async def test_a_crash_replays_from_the_snapshot_so_every_frame_reaches_the_mode
     """The checkpoint never passes what the saved snapshot has seen: killed after frames the
     snapshot lacks, the next owner restores it, is replayed those frames and learns each once."""
     settings = msgspec.structs.replace(
-        settings_for(aws, "h3"), bucket_state="state-h3", snapshot_interval_s=3600.0
+        settings_for(aws, "h3"), bucket_state="state-h3", snapshot_interval_s=3600.0,
+        snapshot_first_s=3600.0,
     )
     clients = AwsClients(settings)
     async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
@@ -209,6 +210,41 @@ async def test_a_crash_replays_from_the_snapshot_so_every_frame_reaches_the_mode
     finally:
         await third.flush()
         await third.stop()
+
+
+async def test_the_first_snapshot_comes_soon_after_the_lease_then_one_an_interval(
+    aws: CommonSettings,
+) -> None:
+    """The first snapshot is `snapshot_first_s` after the shard is taken, not a whole interval:
+    the checkpoint starts moving, and the snapshot's copy of the models is in place, early."""
+    settings = msgspec.structs.replace(
+        settings_for(aws, "h5"), bucket_state="state-h5", snapshot_interval_s=3600.0
+    )
+    clients = AwsClients(settings)
+    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
+            clients.create("s3") as s3:
+        for queue in (settings.queue_alerts, settings.queue_rejects):
+            await sqs.create_queue(QueueName=queue)
+        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
+        await s3.create_bucket(Bucket=settings.bucket_state)
+    waits = DetectorHandler(settings)  # the default: a minute after the lease
+    soon = DetectorHandler(msgspec.structs.replace(settings, snapshot_first_s=0.0))
+    await waits.start("shardId-000000000009")
+    await soon.start("shardId-000000000010")
+    try:
+        await waits.process(train_frames("train-9", range(1, 11)))
+        assert waits.snapshots_begun == 0  # the minute is not up
+        await soon.process(train_frames("train-9", range(1, 11)))
+        assert soon.snapshots_begun == 1
+        await soon.flush()  # it lands (the models have not moved since: nothing more to save)
+        assert soon.snapshots_begun == 1
+        assert soon.durable_position(("1010", 0)) == ("1010", 0)
+        await soon.process(train_frames("train-9", range(11, 21)))
+        assert soon.snapshots_begun == 1  # the next one waits for the interval
+        assert soon.durable_position(("1020", 0)) == ("1010", 0)
+    finally:
+        await waits.stop()
+        await soon.stop()
 
 
 async def test_a_shard_without_new_frames_checkpoints_without_a_snapshot() -> None:

@@ -60,6 +60,7 @@ async def test_a_snapshot_that_fails_to_land_holds_the_checkpoint_and_is_tried_a
         stream_events="events-sf",
         bucket_state="state-sf",
         snapshot_interval_s=3600.0,
+        snapshot_first_s=3600.0,
     )
     clients = AwsClients(settings)
     async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis:

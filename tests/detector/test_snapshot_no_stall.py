@@ -95,6 +95,7 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
         stream_events="events-ns",
         bucket_state="state-ns",
         snapshot_interval_s=3600.0,
+        snapshot_first_s=3600.0,
     )
     clients = AwsClients(settings)
 

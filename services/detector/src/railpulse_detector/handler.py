@@ -8,8 +8,9 @@ Deciding is stateful and happens once per record: if emitting fails, the decided
 in `_undelivered` and the retry only re-sends them, so a retry never advances a model twice.
 
 The forests' state is snapshotted to S3 (`snapshot_prefix/<shard>.bin`) every
-`snapshot_interval_s` and when the shard is handed over cleanly (shutdown, shard end), and
-restored when a worker takes the shard, so a failover does not start the fleet's models from zero.
+`snapshot_interval_s` (the first one `snapshot_first_s` after the shard is taken) and when the
+shard is handed over cleanly (shutdown, shard end), and restored when a worker takes the shard,
+so a failover does not start the fleet's models from zero.
 The snapshot and the checkpoint are one consistent pair: the checkpoint never passes the last
 record the saved snapshot has seen (`durable_position`). A snapshot never holds up scoring: the
 handler takes a consistent copy of the models between two batches (`snapshot_writer.detached`)
@@ -146,6 +147,7 @@ class DetectorHandler(ShardHandler):
             self.model.remember("fleet", self.fleet)
         self._s3: Any = None
         self._last_snapshot = time.monotonic()
+        """When the last snapshot was begun (or the handler made, before the first)."""
         self._position: Position | None = None
         """The last record processed (its anomalies delivered)."""
         self._saved: Position | None = None
@@ -233,6 +235,11 @@ class DetectorHandler(ShardHandler):
             logger.warning("model_snapshot_unreadable", key=self._snapshot_key(), error=str(exc))
             return
         logger.info("model_snapshot_restored", key=self._snapshot_key(), bytes=len(data))
+
+    def _snapshot_due(self) -> float:
+        """Seconds from the last snapshot (or the lease) to the next."""
+        every = self.settings.snapshot_interval_s
+        return every if self.snapshots_begun else min(self.settings.snapshot_first_s, every)
 
     def _begin_snapshot(self) -> None:
         """Take a consistent copy of the models and hand it to the writer (one at a time). The
@@ -373,10 +380,7 @@ class DetectorHandler(ShardHandler):
             if not self._dirty and self._inflight is None:
                 self._saved = self._position  # nothing reached the models: the snapshot holds
         await self._settle()
-        if (
-            self._dirty
-            and time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s
-        ):
+        if self._dirty and time.monotonic() - self._last_snapshot >= self._snapshot_due():
             self._begin_snapshot()
         if self.metrics is not None:
             self.metrics.add("FramesScored", len(decided))

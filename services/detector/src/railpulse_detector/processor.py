@@ -6,6 +6,7 @@ and metrics to the sink in RAILPULSE_METRICS_SINK (the CloudWatch agent in AWS).
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 from railpulse_detector.handler import DetectorHandler
@@ -26,7 +27,24 @@ class DetectorProcessor(ShardProcessor):
         super().lease_lost(lease_lost_input)
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def map_large_allocations(threshold: int = 4 << 20) -> bool:
+    """Give every allocation of `threshold` bytes or more a mapping of its own, returned to the
+    system when freed. glibc by default raises this threshold to the largest block freed so
+    far (up to 32 MiB), so the snapshot writer's transient buffers (the encoded snapshot, the
+    upload's) settled in its thread's arena, and the process kept their high-water mark: about
+    the models' size again, reached over the first snapshots. The scoring loop's arrays, smaller,
+    come from the arenas as before. False where the C library is not glibc."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
 def make_processor() -> ShardProcessor:
+    map_large_allocations()
     settings = load_settings(DetectorSettings)
     configure_logging(settings.log_level, service=settings.service)
     metrics = Metrics(

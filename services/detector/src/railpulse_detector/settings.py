@@ -22,6 +22,12 @@ class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     snapshot_interval_s: float = 300.0
     """How often each shard's model state is written to S3 (and at a clean hand-over). The
     checkpoint follows the snapshots, so this also bounds what a new owner replays after a crash."""
+    snapshot_first_s: float = 60.0
+    """When the first snapshot is taken after the shard is leased (if the models moved; at most
+    `snapshot_interval_s`). Soon, so that a new owner's checkpoint starts moving, a broken
+    snapshot path (bucket, permissions) shows in `SnapshotsFailed` a minute after a deploy, and
+    the snapshot's reusable copy of the models is in place early: from then on the detector's
+    memory is what its fleet needs, and grows only with the fleet."""
     snapshot_prefix: str = "detector/snapshots"
     model_enabled: bool = True
     model_trees: int = _MODEL.num_trees
