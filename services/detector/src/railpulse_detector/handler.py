@@ -144,6 +144,7 @@ class DetectorHandler(ShardHandler):
             # What the drift and stuck-sensor checks learnt goes with the forests' snapshot.
             self.model.remember("drift", self.drifts)
             self.model.remember("repeats", self.rules)
+            self.model.remember("spikes", self.rules.spikes)
             self.model.remember("fleet", self.fleet)
         self._s3: Any = None
         self._last_snapshot = time.monotonic()

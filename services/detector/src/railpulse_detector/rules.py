@@ -6,6 +6,10 @@
   same instant) by more than the catalogue's `peer_spread` is a `limit` anomaly too (`peers:`): a
   degrading bearing runs hotter than the other seven axle boxes long before it reaches an absolute
   limit, and the slow drift is exactly what a forest learns as normal.
+- A reading that leaps away from both of its neighbours and back (far beyond this channel's usual
+  change from one reading to the next, see `spike`) is a `limit` anomaly too (`spike:`): a
+  pantograph's arc inside the operating range, a connector throwing one wild reading. It is known
+  one reading late, when the reading after it arrives.
 - Some operating ranges hold only once the system that keeps a channel there has run: after a
   train powers up (its first frame after `power_gap_ms` without one: a depot night, not a tunnel)
   the main reservoir is charged by the compressor and the saloons are pre-conditioned by the HVAC.
@@ -35,6 +39,7 @@ from typing import Literal
 
 from railpulse_detector.memory import JudgeState
 from railpulse_detector.operating import POWER_GAP_MS, PowerClock
+from railpulse_detector.spike import Spike, Spikes, SpikeSettings
 from railpulse_detector.stuck import RepeatRates, stuck_bar
 from railpulse_shared.catalogue import Band, Catalogue
 from railpulse_shared.contracts import (
@@ -79,6 +84,7 @@ class RuleSettings:
     """Channel (or template) → the longest the system that holds it in range may take after
     power-up: the compressor charges an empty reservoir in about five minutes, the HVAC brings a
     saloon from a frosty night to 16 degC in about ten (round values, with margin)."""
+    spikes: SpikeSettings = field(default_factory=SpikeSettings)
 
 
 @dataclass(slots=True)
@@ -111,6 +117,8 @@ class Rules:
         judged = sum(1 for c in catalogue.channels.values() if not c.may_hold) or 1
         self._stuck_bar = stuck_bar(s.stuck_alarms_per_day / judged, s.readings_per_day)
         self._keep = 1.0 - 1.0 / s.stuck_horizon
+        self.spikes = Spikes(s.spikes)
+        """The spike judge: its own state, saved with the models as its own judge."""
 
     def export(self) -> JudgeState:
         """What the stuck-sensor check learnt (the rest of the rules' state is of the moment)."""
@@ -181,7 +189,13 @@ class Rules:
                     ),
                     f"{name} {value:g} {unit} {side} the {level} limit {breach.limit:g}",
                 )
-            if mode is None or channel.may_hold:
+            if channel.may_hold:
+                continue
+            low, high = channel.operating
+            spike = self.spikes.observe(frame.train, name, frame.seq, value, high - low)
+            if spike is not None:
+                found[f"spike:{name}"] = _spike_finding(name, channel.unit, spike)
+            if mode is None:
                 continue
             repeats = channel_state.repeats
             if (
@@ -299,6 +313,26 @@ class Rules:
         for key in [k for k in state.open if k not in found]:
             del state.open[key]
         return anomalies
+
+
+def _spike_finding(
+    name: str, unit: str, spike: Spike
+) -> tuple[AnomalyKind, Severity, Attribution, str]:
+    around = (spike.before + spike.after) / 2.0
+    return (
+        AnomalyKind.LIMIT,
+        Severity.WARNING,
+        Attribution(
+            channel=name,
+            contribution=1.0,
+            direction="high" if spike.value > around else "low",
+            value=spike.value,
+            expected=around,
+        ),
+        f"{name} leapt to {spike.value:g} {unit} for one reading ({spike.before:g} before it,"
+        f" {spike.after:g} after; it usually moves {spike.wobble:.2g} {unit} from one reading to"
+        f" the next): an arc, a loose connection or a failing sensor",
+    )
 
 
 def _odds(log_chance: float) -> str:

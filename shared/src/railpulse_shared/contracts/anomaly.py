@@ -35,7 +35,8 @@ class AnomalyKind(enum.StrEnum):
     MODEL = "model"
     """The Random Cut Forest scored the frame above its adaptive threshold."""
     LIMIT = "limit"
-    """A reading is past the catalogue's operating or critical range."""
+    """A reading is past a limit: the catalogue's operating or critical range, the spread allowed
+    from its peers, or (a one-reading spike) its own usual change from one reading to the next."""
     SENSOR_FAULT = "sensor_fault"
     """A stuck sensor, a dropout, or a physically impossible reading."""
 
