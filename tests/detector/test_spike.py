@@ -53,7 +53,7 @@ def test_a_step_to_a_new_level_and_a_leap_on_a_quiet_channel_are_no_spikes() -> 
     assert [(s.seq, s.value) for s in found] == [(511, 2.0)]
 
 
-def test_backfilled_frames_fall_into_place_and_a_replay_is_not_judged_twice() -> None:
+def test_backfilled_frames_fall_into_place_a_replay_is_not_judged_twice_and_a_restart_begins_anew() -> None:
     spikes = Spikes()
     values = line(1_000)
     assert feed(spikes, values[:900]) == []
@@ -64,6 +64,10 @@ def test_backfilled_frames_fall_into_place_and_a_replay_is_not_judged_twice() ->
     found = [spikes.observe("t1", "line_voltage", s, late[s], SPAN) for s in order]
     assert [f.seq if f else None for f in found] == [None, None, None, 902, None]
     assert spikes.observe("t1", "line_voltage", 903, late[903], SPAN) is None  # replayed
+    # The train's counter starts again: its new frames are judged from their own first three.
+    restarted = values[:50]
+    restarted[20] += 4.0
+    assert [s.seq for s in feed(spikes, restarted)] == [21]
 
 
 def test_nothing_is_judged_before_the_wobble_is_learnt_and_what_it_learnt_survives_a_restore() -> (

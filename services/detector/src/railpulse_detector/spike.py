@@ -80,12 +80,14 @@ class Spikes:
         recent = state.recent
         if seq in recent:
             return None  # a frame replayed
+        if recent and seq < min(recent) - _KEEP:
+            recent.clear()  # a counter that started again (a frame from long ago: no matter)
         recent[seq] = value
-        if len(recent) > _KEEP and min(recent) == seq:
-            del recent[seq]  # older than every reading kept: too late to judge
-            return None
         if len(recent) > _KEEP:
-            del recent[min(recent)]
+            oldest = min(recent)
+            del recent[oldest]
+            if oldest == seq:
+                return None  # older than every reading kept: too late to judge
         found = None
         for mid in (seq - 1, seq, seq + 1):  # each three with this reading, complete only now
             a, m, b = recent.get(mid - 1), recent.get(mid), recent.get(mid + 1)
