@@ -47,10 +47,10 @@ def test_a_step_to_a_new_level_and_a_leap_on_a_quiet_channel_are_no_spikes() -> 
     values = line(2_000)
     stepped = values + [v + 3.2 for v in line(200, seed=2)]  # a new level that stays
     assert feed(spikes, stepped) == []
-    quiet = Spikes()  # a wobble of 0: only a tenth of the span counts
-    flat = [0.0] * 500 + [0.5] + [0.0] * 10 + [2.0] + [0.0] * 10
+    quiet = Spikes()  # a wobble of 0: only a fifth of the span counts
+    flat = [0.0] * 500 + [1.5] + [0.0] * 10 + [2.5] + [0.0] * 10
     found = [s for seq, v in enumerate(flat) if (s := quiet.observe("t", "c", seq, v, 10.0))]
-    assert [(s.seq, s.value) for s in found] == [(511, 2.0)]
+    assert [(s.seq, s.value) for s in found] == [(511, 2.5)]
 
 
 def test_backfilled_frames_fall_into_place_a_replay_is_not_judged_twice_and_a_restart_begins_anew() -> None:
