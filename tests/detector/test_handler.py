@@ -160,6 +160,17 @@ def frames_learned(handler: DetectorHandler, train: str) -> int:
     return int(kind.fleet.thresholder.count[kind.index[train]])
 
 
+async def provision(settings: DetectorSettings) -> None:
+    """The handler's queues, events stream and state bucket, in moto."""
+    clients = AwsClients(settings)
+    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
+            clients.create("s3") as s3:
+        for queue in (settings.queue_alerts, settings.queue_rejects):
+            await sqs.create_queue(QueueName=queue)
+        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
+        await s3.create_bucket(Bucket=settings.bucket_state)
+
+
 async def test_a_crash_replays_from_the_snapshot_so_every_frame_reaches_the_model_once(
     aws: CommonSettings,
 ) -> None:
@@ -169,13 +180,7 @@ async def test_a_crash_replays_from_the_snapshot_so_every_frame_reaches_the_mode
         settings_for(aws, "h3"), bucket_state="state-h3", snapshot_interval_s=3600.0,
         snapshot_first_s=3600.0,
     )
-    clients = AwsClients(settings)
-    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
-            clients.create("s3") as s3:
-        for queue in (settings.queue_alerts, settings.queue_rejects):
-            await sqs.create_queue(QueueName=queue)
-        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
-        await s3.create_bucket(Bucket=settings.bucket_state)
+    await provision(settings)
     shard = "shardId-000000000007"
 
     first = DetectorHandler(settings)
@@ -220,13 +225,7 @@ async def test_the_first_snapshot_comes_soon_after_the_lease_then_one_an_interva
     settings = msgspec.structs.replace(
         settings_for(aws, "h5"), bucket_state="state-h5", snapshot_interval_s=3600.0
     )
-    clients = AwsClients(settings)
-    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
-            clients.create("s3") as s3:
-        for queue in (settings.queue_alerts, settings.queue_rejects):
-            await sqs.create_queue(QueueName=queue)
-        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
-        await s3.create_bucket(Bucket=settings.bucket_state)
+    await provision(settings)
     waits = DetectorHandler(settings)  # the default: a minute after the lease
     soon = DetectorHandler(msgspec.structs.replace(settings, snapshot_first_s=0.0))
     await waits.start("shardId-000000000009")
