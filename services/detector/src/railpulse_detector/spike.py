@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from railpulse_detector.memory import JudgeState
+from railpulse_detector.memory import JudgeState, export_channels, restore_channels
 
 __all__ = ["Spike", "SpikeSettings", "Spikes"]
 
@@ -68,6 +68,15 @@ class _Channel:
     wobble: float = 0.0
     weight: float = 0.0
 
+    def dump(self) -> list[float]:
+        return [self.wobble, self.weight]
+
+    @classmethod
+    def load(cls, numbers: list[float]) -> _Channel:
+        if len(numbers) != 2 or not all(math.isfinite(x) and x >= 0.0 for x in numbers):
+            raise ValueError(f"spikes: two numbers >= 0 expected, got {numbers[:2]}")
+        return cls(wobble=float(numbers[0]), weight=float(numbers[1]))
+
 
 class Spikes:
     """The spike judge's state for every (train, channel) it has seen."""
@@ -80,18 +89,24 @@ class Spikes:
     def observe(self, train: str, name: str, seq: int, value: float, span: float) -> Spike | None:
         """Take one valid reading of frame `seq`; the spike it completes the view of, if any.
         `span`: the channel's operating span."""
-        state = self._channels.setdefault(train, {}).setdefault(name, _Channel())
+        channels = self._channels.get(train)
+        if channels is None:
+            channels = self._channels[train] = {}
+        state = channels.get(name)
+        if state is None:
+            state = channels[name] = _Channel()
         recent = state.recent
         if seq in recent:
             return None  # a frame replayed
-        if recent and seq < min(recent) - _KEEP:
-            recent.clear()  # a counter that started again (a frame from long ago: no matter)
-        recent[seq] = value
-        if len(recent) > _KEEP:
+        if recent:
             oldest = min(recent)
-            del recent[oldest]
-            if oldest == seq:
-                return None  # older than every reading kept: too late to judge
+            if seq < oldest - _KEEP:
+                recent.clear()  # a counter that started again (a frame from long ago: no matter)
+            elif len(recent) == _KEEP:
+                if seq < oldest:
+                    return None  # older than every reading kept: too late to judge
+                del recent[oldest]
+        recent[seq] = value
         found = None
         for mid in (seq - 1, seq, seq + 1):  # each three with this reading, complete only now
             a, m, b = recent.get(mid - 1), recent.get(mid), recent.get(mid + 1)
@@ -118,21 +133,13 @@ class Spikes:
 
     def export(self) -> JudgeState:
         """The wobbles learnt (the readings kept are of the moment)."""
-        return JudgeState(
-            channels={
-                train: {n: [c.wobble, c.weight] for n, c in channels.items() if c.weight > 0.0}
-                for train, channels in self._channels.items()
-            }
-        )
+        learnt = {
+            train: {n: c for n, c in channels.items() if c.weight > 0.0}
+            for train, channels in self._channels.items()
+        }
+        return export_channels(learnt, {})
 
     def restore(self, saved: JudgeState) -> None:
-        learnt: dict[str, dict[str, _Channel]] = {}
-        for train, channels in saved.channels.items():
-            for name, numbers in channels.items():
-                if len(numbers) != 2 or not all(math.isfinite(x) and x >= 0.0 for x in numbers):
-                    raise ValueError(f"spikes: two numbers >= 0 expected, got {numbers[:2]}")
-                learnt.setdefault(train, {})[name] = _Channel(
-                    wobble=float(numbers[0]), weight=float(numbers[1])
-                )
+        learnt, _ = restore_channels(saved, _Channel.load)
         for train, judged in learnt.items():
             self._channels.setdefault(train, {}).update(judged)
