@@ -181,6 +181,40 @@ def test_an_alert_raised_before_the_onset_does_not_detect_the_fault() -> None:
     assert report["false_alerts_faulty_trains"] == 1
 
 
+def test_a_sudden_fault_in_a_tunnel_is_timed_from_onset_and_from_when_its_frames_were_sent() -> (
+    None
+):
+    """Two arcs, each caught 3 s after the platform had its frame: one in the open (within 10 s
+    either way), one that began 20 s before the train left a tunnel (late from its onset, within
+    10 s of its data)."""
+    result = ShardResult(
+        names=("t1", "t2"),
+        truth=[
+            _truth("t1", "pantograph_fault", "line_voltage", ["line_voltage"], 100),
+            _truth("t2", "pantograph_fault", "line_voltage", ["line_voltage"], 100),
+        ],
+        anomalies=[
+            ("t1", 103.0, "spike:line_voltage", "limit", "warning", ("line_voltage",)),
+            ("t2", 123.0, "spike:line_voltage", "limit", "warning", ("line_voltage",)),
+        ],
+        base_ms=BASE_MS,
+    )
+    for t in range(90, 120):  # t2 in a tunnel from 90 s; out, and its spool sent, at 120 s
+        result.hold("t2", float(t))
+    result.send("t2", 120.0)
+    severities = {(t, "pantograph_fault", "line_voltage"): 1.0 for t in ("t1", "t2")}
+    panto = score([result], severities, hours=1.0, clear_after_s=300.0)["per_kind"][
+        "pantograph_fault"
+    ]
+    assert panto["recall"] == 1.0
+    assert panto["within_10s"] == 0.5
+    assert panto["within_10s_of_data"] == 1.0
+    assert panto["held_on_train"] == 1
+    assert result.reached_platform("t2", 100.0) == 120.0
+    assert result.reached_platform("t2", 120.5) == 120.5  # after the tunnel: live
+    assert result.reached_platform("t1", 100.0) == 100.0
+
+
 def test_the_demo_catches_its_seven_faults_in_five_minutes_with_no_false_alert() -> None:
     # `make demo` in process: edge/scenarios/demo.toml, 20 trains, 300 s, the stack's two shards.
     from bench.faults import kinesis_shard, scenario_report
