@@ -87,8 +87,9 @@ def _scenario(path: Path, trains: int, first_s: float, every_s: float, until_s: 
 
 def _lake(env: dict[str, str]) -> Any:
     from railpulse_archiver.query import connect_lake
+    from railpulse_devstack.env import s3_endpoint
 
-    return connect_lake(f"s3://{env['RAILPULSE_BUCKET_LAKE']}", endpoint=env["AWS_ENDPOINT_URL"],
+    return connect_lake(f"s3://{env['RAILPULSE_BUCKET_LAKE']}", endpoint=s3_endpoint(env),
                         region=env["AWS_REGION"])
 
 

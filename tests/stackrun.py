@@ -21,6 +21,7 @@ import boto3
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_cli.demo.run import KCL_APPLICATIONS, _service_env
 from railpulse_cli.demo.supervisor import Supervisor
+from railpulse_devstack.env import s3_endpoint
 
 SERVICES = ("ingest", "detector", "notifier", "archiver")
 T = TypeVar("T")
@@ -46,8 +47,9 @@ def wait_for(
 
 
 def client(env: dict[str, str], service: str, endpoint: str | None = None) -> Any:
+    default = s3_endpoint(env) if service == "s3" else env["AWS_ENDPOINT_URL"]
     return boto3.client(
-        service, endpoint_url=endpoint or env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+        service, endpoint_url=endpoint or default, region_name=env["AWS_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
 
@@ -112,7 +114,7 @@ def running_services(
 def lake(env: dict[str, str]) -> Any:
     from railpulse_archiver.query import connect_lake
 
-    return connect_lake(f"s3://{env['RAILPULSE_BUCKET_LAKE']}", endpoint=env["AWS_ENDPOINT_URL"],
+    return connect_lake(f"s3://{env['RAILPULSE_BUCKET_LAKE']}", endpoint=s3_endpoint(env),
                         region=env["AWS_REGION"])
 
 

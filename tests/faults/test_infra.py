@@ -53,6 +53,7 @@ from tunnel import TcpProxy
 
 from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import StackConfig, load_config
+from railpulse_devstack.env import s3_endpoint
 
 pytestmark = pytest.mark.stack
 logger = structlog.get_logger()
@@ -92,7 +93,7 @@ class Infra:
 
 @pytest.fixture(scope="module")
 def infra(stack: dict[str, str]) -> Iterator[Infra]:
-    proxy = S3FaultProxy(stack["AWS_ENDPOINT_URL"])
+    proxy = S3FaultProxy(s3_endpoint(stack) or stack["AWS_ENDPOINT_URL"])
     overrides = {name: {"RAILPULSE_BUFFER_MAX_AGE_S": "5"} for name in SERVICES}
     overrides["archiver"] |= {"AWS_ENDPOINT_URL_S3": proxy.url, "RAILPULSE_WAREHOUSE_LOAD_EVERY_S": "5"}
     overrides["notifier"]["RAILPULSE_CLEAR_AFTER_S"] = str(CLEAR_AFTER_S)

@@ -25,6 +25,7 @@ import msgspec
 import pytest
 from ingest_support import envelope, frame
 
+from railpulse_devstack.env import s3_endpoint
 from railpulse_ingest.main import application
 from railpulse_ingest.settings import APPLICATION_NAME, IngestSettings
 from railpulse_shared import codec
@@ -70,9 +71,13 @@ def test_failover_loses_nothing_and_forwards_no_duplicates(
     }
     settings = load_settings(IngestSettings, env)
     table = f"{APPLICATION_NAME}-{suffix}"
-    kw = {"endpoint_url": stack["AWS_ENDPOINT_URL"], "region_name": stack["AWS_REGION"]}
     kinesis, sqs, s3, dynamodb = (
-        boto3.client(s, **kw) for s in ("kinesis", "sqs", "s3", "dynamodb")
+        boto3.client(
+            s,
+            endpoint_url=s3_endpoint(stack) if s == "s3" else stack["AWS_ENDPOINT_URL"],
+            region_name=stack["AWS_REGION"],
+        )
+        for s in ("kinesis", "sqs", "s3", "dynamodb")
     )
     kinesis.create_stream(StreamName=settings.stream_raw, ShardCount=4)
     kinesis.create_stream(StreamName=settings.stream_telemetry, ShardCount=2)

@@ -14,6 +14,8 @@ from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 from waiting import wait_until
 
+from railpulse_devstack.env import s3_endpoint
+
 
 @dataclass
 class Inbox:
@@ -89,7 +91,9 @@ def connect(
 def aws_client(env: dict[str, str], service: str, **kwargs: Any) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
-        endpoint_url=kwargs.pop("endpoint_url", env["AWS_ENDPOINT_URL"]),
+        endpoint_url=kwargs.pop(
+            "endpoint_url", s3_endpoint(env) if service == "s3" else env["AWS_ENDPOINT_URL"]
+        ),
         region_name=env["AWS_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],

@@ -10,13 +10,15 @@ from typing import Any
 import boto3
 import pytest
 
+from railpulse_devstack.env import s3_endpoint
+
 pytestmark = pytest.mark.stack
 
 
 def _s3(stack: dict[str, str]) -> Any:
     return boto3.client(
         "s3",
-        endpoint_url=stack["AWS_ENDPOINT_URL"],
+        endpoint_url=s3_endpoint(stack),
         region_name=stack["AWS_REGION"],
         aws_access_key_id=stack["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=stack["AWS_SECRET_ACCESS_KEY"],
@@ -30,7 +32,7 @@ def test_head_of_an_s3_object_answers_with_its_size(stack: dict[str, str]) -> No
     assert s3.head_object(Bucket=stack["RAILPULSE_BUCKET_LAKE"], Key=key)["ContentLength"] == 1234
     # An anonymous HEAD gets what S3 answers for a private bucket, not a server error.
     request = urllib.request.Request(
-        f"{stack['AWS_ENDPOINT_URL']}/{stack['RAILPULSE_BUCKET_LAKE']}/{key}", method="HEAD"
+        f"{s3_endpoint(stack)}/{stack['RAILPULSE_BUCKET_LAKE']}/{key}", method="HEAD"
     )
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(request, timeout=10)

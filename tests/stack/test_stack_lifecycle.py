@@ -40,7 +40,13 @@ def test_status_command_lists_every_component(stack: dict[str, str]) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    for name, port in (("moto", 4566), ("broker", 8883), ("postgres", 5433), ("iot", 4580)):
+    for name, port in (
+        ("moto", 4566),
+        ("s3", 4567),
+        ("broker", 8883),
+        ("postgres", 5433),
+        ("iot", 4580),
+    ):
         line = next(x for x in out.stdout.splitlines() if x.startswith(name))
         assert "running" in line
         if os.environ.get(devstack._ENV_VARS[name]) is None:
@@ -57,6 +63,7 @@ def test_taken_port_gives_a_clear_message(tmp_path: Path) -> None:
             "RAILPULSE_STACK_DIR": str(tmp_path / "stack"),
             "RAILPULSE_MQTT_PORT": str(port),
             "RAILPULSE_MOTO_PORT": "0",
+            "RAILPULSE_MOTO_S3_PORT": "0",
             "RAILPULSE_PG_PORT": "0",
             "RAILPULSE_IOT_DATA_PORT": "0",
         }
@@ -92,6 +99,7 @@ def test_cli_up_detaches_and_down_stops_a_half_running_stack(
         **os.environ,
         "RAILPULSE_STACK_DIR": str(tmp_path / "stack"),
         "RAILPULSE_MOTO_PORT": str(free_port()),
+        "RAILPULSE_MOTO_S3_PORT": str(free_port()),
         "RAILPULSE_MQTT_PORT": str(free_port()),
         "RAILPULSE_PG_PORT": str(free_port()),
         "RAILPULSE_IOT_DATA_PORT": str(free_port()),

@@ -142,13 +142,14 @@ def _ensure_alarms_table(endpoint: str) -> None:
             raise
 
 
-def ensure_resources(endpoint: str) -> dict[str, str]:
-    """Create every resource that is missing; returns the queue URLs by queue name."""
+def ensure_resources(endpoint: str, s3_endpoint: str | None = None) -> dict[str, str]:
+    """Create every resource that is missing (the buckets at `s3_endpoint`, if S3 has its own);
+    returns the queue URLs by queue name."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
         others = [
-            pool.submit(f, endpoint)
-            for f in (_ensure_streams, _ensure_buckets, _ensure_glue, _ensure_alarms_table)
+            pool.submit(f, endpoint) for f in (_ensure_streams, _ensure_glue, _ensure_alarms_table)
         ]
+        others.append(pool.submit(_ensure_buckets, s3_endpoint or endpoint))
         urls = pool.submit(_ensure_queues, endpoint).result()
         for future in others:
             future.result()

@@ -5,7 +5,8 @@ Everything is derived once from the environment by `load_config()`:
 | env var | default | meaning |
 |---|---|---|
 | `RAILPULSE_STACK_DIR` | `<repo>/.local/stack` | state: pid files, logs, PKI, data |
-| `RAILPULSE_MOTO_PORT` | 4566 | moto (all AWS APIs) served by hypercorn, HTTP/1.1 + h2c |
+| `RAILPULSE_MOTO_PORT` | 4566 | moto (every AWS API but S3) served by hypercorn, HTTP/1.1 + h2c |
+| `RAILPULSE_MOTO_S3_PORT` | 4567 | moto for S3 alone (`AWS_ENDPOINT_URL_S3`), a process of its own |
 | `RAILPULSE_MQTT_PORT` | 8883 | mosquitto, mutual TLS |
 | `RAILPULSE_PG_PORT` | 5433 | PostgreSQL 15 |
 | `RAILPULSE_IOT_DATA_PORT` | 4580 | IoT data-plane stand-in (shadow HTTP API) |
@@ -57,6 +58,8 @@ class StackConfig:
     pg_port: int
     iot_data_port: int
     fleet: tuple[str, ...]
+    moto_s3_port: int = 0
+    """S3's own moto process (0: S3 is served by the one moto, as in the container stack)."""
     host: str = HOST
 
     @property
@@ -78,6 +81,7 @@ class StackConfig:
     def ports(self) -> tuple[PortSpec, ...]:
         return (
             PortSpec("moto (AWS APIs)", "RAILPULSE_MOTO_PORT", self.moto_port),
+            PortSpec("moto (S3)", "RAILPULSE_MOTO_S3_PORT", self.moto_s3_port),
             PortSpec("mosquitto (MQTT over mutual TLS)", "RAILPULSE_MQTT_PORT", self.mqtt_port),
             PortSpec("PostgreSQL", "RAILPULSE_PG_PORT", self.pg_port),
             PortSpec("IoT data-plane stand-in", "RAILPULSE_IOT_DATA_PORT", self.iot_data_port),
@@ -123,6 +127,7 @@ def load_config(env: Mapping[str, str] | None = None) -> StackConfig:
         root=root,
         state_dir=state,
         moto_port=_port(env, "RAILPULSE_MOTO_PORT", 4566),
+        moto_s3_port=_port(env, "RAILPULSE_MOTO_S3_PORT", 4567),
         mqtt_port=_port(env, "RAILPULSE_MQTT_PORT", 8883),
         pg_port=_port(env, "RAILPULSE_PG_PORT", 5433),
         iot_data_port=_port(env, "RAILPULSE_IOT_DATA_PORT", 4580),

@@ -2,6 +2,7 @@
 
 Keys (values for the default ports):
   AWS_ENDPOINT_URL=http://127.0.0.1:4566     AWS_REGION=AWS_DEFAULT_REGION=us-east-1
+  AWS_ENDPOINT_URL_S3=http://127.0.0.1:4567  (S3's own moto; botocore's service-specific endpoint)
   AWS_ACCESS_KEY_ID=testing                  AWS_SECRET_ACCESS_KEY=<generated at first start>
   RAILPULSE_IOT_DATA_ENDPOINT=http://127.0.0.1:4580   (boto3 `iot-data` endpoint_url)
   RAILPULSE_MQTT_HOST=127.0.0.1  RAILPULSE_MQTT_PORT=8883
@@ -25,7 +26,13 @@ from railpulse_devstack._secrets import write_private
 from railpulse_devstack.config import StackConfig, load_config
 from railpulse_devstack.errors import StackNotRunningError
 
-__all__ = ["read_env_file", "stack_env", "write_env_file"]
+__all__ = ["read_env_file", "s3_endpoint", "stack_env", "write_env_file"]
+
+
+def s3_endpoint(env: Mapping[str, str]) -> str | None:
+    """Where S3 answers in an environment: its own endpoint if it has one (the local stack's),
+    else the one for every AWS API (None: AWS itself)."""
+    return env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
 
 
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:

@@ -50,9 +50,16 @@ _ALL = "0.0.0.0"
 
 def container_config() -> StackConfig:
     """The stack's config inside a container: state from RAILPULSE_STACK_DIR, standard ports."""
-    # Inside a container each piece has its standard port; compose maps them to the host's.
+    # Inside a container each piece has its standard port; compose maps them to the host's. One
+    # moto serves S3 too (moto_s3_port 0): the compose services name one endpoint.
     return dataclasses.replace(
-        load_config(), host=_ALL, moto_port=4566, mqtt_port=8883, pg_port=5432, iot_data_port=4580
+        load_config(),
+        host=_ALL,
+        moto_port=4566,
+        moto_s3_port=0,
+        mqtt_port=8883,
+        pg_port=5432,
+        iot_data_port=4580,
     )
 
 

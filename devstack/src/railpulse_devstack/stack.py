@@ -6,9 +6,14 @@ Components (each a detached process with a pid file under `<state>/run/`, its lo
 | name     | what                                   | default port |
 |----------|----------------------------------------|--------------|
 | moto     | moto's AWS APIs via hypercorn (h2c)    | 4566 |
+| s3       | moto for S3 alone                      | 4567 |
 | broker   | mosquitto, mutual TLS                  | 8883 |
 | postgres | PostgreSQL 15                          | 5433 |
 | iot      | IoT Core stand-in: rules + shadows     | 4580 (HTTP; MQTT client of the broker) |
+
+S3 has a moto of its own, as it is a service of its own in AWS: moto serves every request of one
+process under one GIL, so a detector snapshot's upload (tens of MB) or a listing of the lake held
+up the Kinesis reads and writes of every frame behind it (issue 18).
 
 `up()` is idempotent: what runs is left alone, what is missing is started, resources and device
 registrations are ensured every time. A port held by something else stops `up()` before anything
@@ -80,6 +85,7 @@ class UpResult:
 def _pidfile(config: StackConfig, name: str) -> PidFile:
     markers = {
         "moto": "railpulse_devstack.moto_server",
+        "s3": "railpulse_devstack.moto_server",
         "broker": str(config.state_dir / "broker" / "mosquitto.conf"),
         "iot": "railpulse_devstack.iot",
     }
@@ -89,25 +95,35 @@ def _pidfile(config: StackConfig, name: str) -> PidFile:
 def _port_of(config: StackConfig, name: str) -> int:
     return {
         "moto": config.moto_port,
+        "s3": config.moto_s3_port,
         "broker": config.mqtt_port,
         "postgres": config.pg_port,
         "iot": config.iot_data_port,
     }[name]
 
 
-_NAMES = ("moto", "broker", "postgres", "iot")
 _ENV_VARS = {
     "moto": "RAILPULSE_MOTO_PORT",
+    "s3": "RAILPULSE_MOTO_S3_PORT",
     "broker": "RAILPULSE_MQTT_PORT",
     "postgres": "RAILPULSE_PG_PORT",
     "iot": "RAILPULSE_IOT_DATA_PORT",
 }
 _LABELS = {
     "moto": "moto (AWS APIs)",
+    "s3": "moto (S3)",
     "broker": "mosquitto (MQTT over mutual TLS)",
     "postgres": "PostgreSQL",
     "iot": "IoT data-plane stand-in",
 }
+
+
+def _names(config: StackConfig) -> tuple[str, ...]:
+    return (
+        ("moto", "s3", "broker", "postgres", "iot")
+        if config.moto_s3_port
+        else ("moto", "broker", "postgres", "iot")
+    )
 
 
 def _pid(config: StackConfig, name: str) -> int | None:
@@ -126,13 +142,15 @@ def status(config: StackConfig | None = None) -> list[ComponentStatus]:
             listening=is_listening(config.host, _port_of(config, name)),
             log=config.logs_dir / f"{name if name != 'broker' else 'mosquitto'}.log",
         )
-        for name in _NAMES
+        for name in _names(config)
     ]
 
 
 def base_env(config: StackConfig, pki: Pki) -> dict[str, str]:
+    s3 = {"AWS_ENDPOINT_URL_S3": f"http://{config.host}:{config.moto_s3_port}"}
     return {
         "AWS_ENDPOINT_URL": f"http://{config.host}:{config.moto_port}",
+        **(s3 if config.moto_s3_port else {}),
         "AWS_REGION": aws.REGION,
         "AWS_DEFAULT_REGION": aws.REGION,
         "AWS_ACCESS_KEY_ID": aws.ACCESS_KEY_ID,
@@ -187,6 +205,18 @@ def _iot_ready(endpoint: str) -> Callable[[], bool]:
     return check
 
 
+def _moto_argv(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "railpulse_devstack.moto_server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
 def _spawn(
     config: StackConfig, name: str, argv: list[str], env: dict[str, str] | None = None
 ) -> int:
@@ -206,8 +236,8 @@ def up(config: StackConfig | None = None) -> UpResult:
         d.mkdir(parents=True, exist_ok=True)
 
     with _exclusive(config):
-        running = {name: _pid(config, name) is not None for name in _NAMES}
-        for name in _NAMES:
+        running = {name: _pid(config, name) is not None for name in _names(config)}
+        for name in running:
             if not running[name]:
                 ensure_free(_LABELS[name], config.host, _port_of(config, name), _ENV_VARS[name])
 
@@ -240,27 +270,17 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
     pki.ensure_server()
     env = base_env(config, pki)
     endpoint = env["AWS_ENDPOINT_URL"]
+    s3_endpoint = env.get("AWS_ENDPOINT_URL_S3", endpoint)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         pg_future = None
         if not running["postgres"]:
             pg_future = pool.submit(postgres.start, config)
             result.started.append("postgres")
-        if not running["moto"]:
-            _spawn(
-                config,
-                "moto",
-                [
-                    sys.executable,
-                    "-m",
-                    "railpulse_devstack.moto_server",
-                    "--host",
-                    config.host,
-                    "--port",
-                    str(config.moto_port),
-                ],
-            )
-            result.started.append("moto")
+        for name in ("moto", "s3"):
+            if not running.get(name, True):
+                _spawn(config, name, _moto_argv(config.host, _port_of(config, name)))
+                result.started.append(name)
         certs = pool.submit(
             lambda: [pki.ensure_device(n) for n in (*config.fleet, PRIVILEGED_IDENTITY)]
         )
@@ -271,12 +291,13 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
         certs.result()
 
         _wait("moto", _moto_answers(endpoint), deadline, config.logs_dir / "moto.log")
+        _wait("moto (S3)", _moto_answers(s3_endpoint), deadline, config.logs_dir / "s3.log")
         # Devices issued earlier (e.g. a simulator's extra trains) are registered again after a
         # moto restart, which forgets the IoT registry.
         devices = dict.fromkeys([*config.fleet, *pki.devices()])
         devices.pop(PRIVILEGED_IDENTITY, None)
         registered = pool.submit(Registry(endpoint, pki).ensure_all, list(devices))
-        queue_urls = aws.ensure_resources(endpoint)
+        queue_urls = aws.ensure_resources(endpoint, s3_endpoint)
         registered.result()
         env.update(aws.resource_env(queue_urls))
         write_env_file(config.env_file, env)
@@ -295,7 +316,7 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
             result.started.append("iot")
         if pg_future is not None:
             pg_future.result()
-        if not running["moto"]:
+        if not running["moto"] or not running.get("s3", True):
             # moto keeps its state in memory: the lake, the streams and their sequence numbers
             # start over, so the warehouse loaded from the old lake must too (its ledger names
             # lake objects by key, and a new lake reuses the keys).
@@ -332,7 +353,7 @@ def down(config: StackConfig | None = None) -> list[str]:
     stopped: list[str] = []
     errors: list[str] = []
     with _exclusive(config):
-        for name in ("iot", "broker", "moto", "postgres"):
+        for name in ("iot", "broker", "moto", "s3", "postgres"):
             try:
                 if _stop(config, name):
                     stopped.append(name)

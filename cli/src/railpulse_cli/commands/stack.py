@@ -84,7 +84,7 @@ def register(subparsers: Any) -> None:
         help="the local stack: up, down, status",
         description="Start, stop or inspect the local stack. State and logs live under "
         ".local/stack/ (RAILPULSE_STACK_DIR); ports: RAILPULSE_MOTO_PORT (4566), "
-        "RAILPULSE_MQTT_PORT (8883), RAILPULSE_PG_PORT (5433), RAILPULSE_IOT_DATA_PORT (4580).",
+        "RAILPULSE_MOTO_S3_PORT (4567), RAILPULSE_MQTT_PORT (8883), RAILPULSE_PG_PORT (5433), RAILPULSE_IOT_DATA_PORT (4580).",
     )
     sub = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
     sub.add_parser("up", help="start what is not running and wait until ready").set_defaults(

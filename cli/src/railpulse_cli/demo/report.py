@@ -161,10 +161,11 @@ def _missing(
 
 def _lake(env: dict[str, str]) -> Any:
     from railpulse_archiver.query import connect_lake
+    from railpulse_devstack.env import s3_endpoint
 
     return connect_lake(
         f"s3://{env.get('RAILPULSE_BUCKET_LAKE', 'railpulse-lake')}",
-        endpoint=env.get("AWS_ENDPOINT_URL"),
+        endpoint=s3_endpoint(env),
         region=env.get("AWS_REGION", "us-east-1"),
     )
 
