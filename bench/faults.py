@@ -704,6 +704,8 @@ def _qualify(r: ShardResult, seed: int) -> ShardResult:
         base_ms=r.base_ms,
         frames=r.frames,
         backfilled=r.backfilled,
+        powered_s={q + n: s for n, s in r.powered_s.items()},
+        spooled={q + n: runs for n, runs in r.spooled.items()},
     )
 
 

@@ -2,8 +2,8 @@
 stack (marker `containers`: needs Docker; scripts/images.sh builds the images and starts dockerd).
 
 A container gets the task's command, entry point and environment. Only what must point at the
-local stack is overridden, and `LOCAL` lists it: the endpoints (AWS_ENDPOINT_URL, the IoT data
-endpoint), credentials (the task role in AWS), the KCL's shard discovery interval (1 s instead
+local stack is overridden, and `LOCAL` lists it: the endpoints (AWS_ENDPOINT_URL, S3's own if
+the stack has one, the IoT data endpoint), credentials (the task role in AWS), the KCL's shard discovery interval (1 s instead
 of 60 s, or the first start waits a minute) and the detector's retrieval: POLLING, because moto
 answers enhanced fan-out's SubscribeToShard with HTTP 500 (seen here), so FANOUT gets nothing. Containers use the host's network, so the stack's
 127.0.0.1 ports and the EMF agent's 127.0.0.1:25888 are where a task's localhost would be; a
@@ -74,6 +74,7 @@ def local_overrides(stack: dict[str, str], env: dict[str, str]) -> dict[str, str
     fanout = env.get("RAILPULSE_KCL_RETRIEVAL_MODE") == "FANOUT"
     return ({"RAILPULSE_KCL_RETRIEVAL_MODE": "POLLING"} if fanout else {}) | {
         "AWS_ENDPOINT_URL": stack["AWS_ENDPOINT_URL"],
+        **{k: stack[k] for k in ("AWS_ENDPOINT_URL_S3",) if k in stack},
         "AWS_ACCESS_KEY_ID": stack["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": stack["AWS_SECRET_ACCESS_KEY"],
         "RAILPULSE_IOT_DATA_ENDPOINT": stack["RAILPULSE_IOT_DATA_ENDPOINT"],

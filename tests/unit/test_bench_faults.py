@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository's `bench` package
 
-from bench.faults import ShardResult, ShardSpec, fault_plan, run, run_shard, score
+from bench.faults import ShardResult, ShardSpec, _qualify, fault_plan, run, run_shard, score
 from railpulse_edge.sim.scenario import Fault
 
 BASE_MS = 1_000_000_000_000
@@ -213,6 +213,18 @@ def test_a_sudden_fault_in_a_tunnel_is_timed_from_onset_and_from_when_its_frames
     assert result.reached_platform("t2", 100.0) == 120.0
     assert result.reached_platform("t2", 120.5) == 120.5  # after the tunnel: live
     assert result.reached_platform("t1", 100.0) == 100.0
+
+
+def test_a_run_over_seeds_keeps_when_each_train_held_its_frames() -> None:
+    """The accounting qualifies train names by seed (`101/train-005`): what the train held goes
+    with them, or no fault would ever count as held."""
+    result = ShardResult(names=("t2",), truth=[], anomalies=[], base_ms=BASE_MS)
+    for t in range(90, 120):
+        result.hold("t2", float(t))
+    result.send("t2", 120.0)
+    qualified = _qualify(result, 101)
+    assert qualified.reached_platform("101/t2", 100.0) == 120.0
+    assert qualified.reached_platform("t2", 100.0) == 100.0
 
 
 def test_the_demo_catches_its_seven_faults_in_five_minutes_with_no_false_alert() -> None:
