@@ -263,13 +263,8 @@ async def test_a_frame_the_snapshot_cannot_hold_is_refused_and_snapshots_go_on(
     settings = msgspec.structs.replace(
         settings_for(aws, "h4"), bucket_state="state-h4", snapshot_interval_s=0.0
     )
-    clients = AwsClients(settings)
-    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
-            clients.create("s3") as s3:
-        for queue in (settings.queue_alerts, settings.queue_rejects):
-            await sqs.create_queue(QueueName=queue)
-        await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
-        await s3.create_bucket(Bucket=settings.bucket_state)
+    await provision(settings)
+    async with AwsClients(settings).create("sqs") as sqs:
         calm = train_frames("train-8", range(1, 6))
         huge = StreamRecord(
             data=calm[0].data.replace(b'"seq":1,', b'"seq":%d,' % 2**70),

@@ -30,12 +30,12 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 from structlog.testing import capture_logs
+from test_handler import provision
 from waiting import free_port
 
 from railpulse_detector.handler import DetectorHandler
 from railpulse_detector.settings import DetectorSettings
 from railpulse_shared import codec
-from railpulse_shared.aws import AwsClients
 from railpulse_shared.batch import StreamRecord
 from railpulse_shared.contracts import AcceptedFrame, Reading
 
@@ -97,20 +97,11 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
         snapshot_interval_s=3600.0,
         snapshot_first_s=3600.0,
     )
-    clients = AwsClients(settings)
-
-    async def ready() -> None:
-        async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
-                clients.create("s3") as s3:
-            for queue in (settings.queue_alerts, settings.queue_rejects):
-                await sqs.create_queue(QueueName=queue)
-            await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
-            await s3.create_bucket(Bucket=settings.bucket_state)
 
     deadline = time.monotonic() + 60
     while True:
         try:
-            await ready()
+            await provision(settings)
             break
         except Exception:
             if time.monotonic() > deadline:

@@ -291,7 +291,8 @@ def _up(config: StackConfig, running: dict[str, bool], result: UpResult, deadlin
         certs.result()
 
         _wait("moto", _moto_answers(endpoint), deadline, config.logs_dir / "moto.log")
-        _wait("moto (S3)", _moto_answers(s3_endpoint), deadline, config.logs_dir / "s3.log")
+        if "s3" in running:
+            _wait("moto (S3)", _moto_answers(s3_endpoint), deadline, config.logs_dir / "s3.log")
         # Devices issued earlier (e.g. a simulator's extra trains) are registered again after a
         # moto restart, which forgets the IoT registry.
         devices = dict.fromkeys([*config.fleet, *pki.devices()])
