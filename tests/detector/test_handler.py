@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import msgspec
 from structlog.testing import capture_logs
 
-from railpulse_detector.handler import DetectorHandler
+from railpulse_detector.handler import DetectorHandler, shard_phase
 from railpulse_detector.settings import DetectorSettings
 from railpulse_shared import codec
 from railpulse_shared.aws import AwsClients
@@ -244,6 +245,28 @@ async def test_the_first_snapshot_comes_soon_after_the_lease_then_one_an_interva
     finally:
         await waits.stop()
         await soon.stop()
+
+
+def test_shards_leased_together_take_their_snapshots_apart() -> None:
+    """Each shard waits its own share of `snapshot_first_s` more for its first snapshot (up to as
+    much again), so shards leased together, as at a worker's start, do not copy and encode their
+    models at the same moment on the same cores, then or at any interval after."""
+    phases = [shard_phase(f"shardId-{n:012d}") for n in range(8)]
+    assert all(0.0 <= p < 1.0 for p in phases)
+    ordered = sorted(phases)
+    assert min(b - a for a, b in itertools.pairwise(ordered)) > 1 / 16
+    assert 0.0 <= shard_phase("not-a-kinesis-shard-id") < 1.0
+
+    settings = msgspec.structs.replace(DetectorSettings(), snapshot_first_s=60.0)
+    dues = []
+    for shard in ("shardId-000000000000", "shardId-000000000001"):
+        handler = DetectorHandler(settings)
+        handler.shard_id = shard
+        dues.append(handler._snapshot_due())
+    assert dues[0] == 60.0
+    assert 60.0 + 30.0 < dues[1] < 120.0  # 0.618 of a minute later
+    handler.snapshots_begun = 1  # then one an interval, each shard keeping its distance
+    assert handler._snapshot_due() == settings.snapshot_interval_s
 
 
 async def test_a_shard_without_new_frames_checkpoints_without_a_snapshot() -> None:

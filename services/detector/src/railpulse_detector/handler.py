@@ -8,7 +8,8 @@ Deciding is stateful and happens once per record: if emitting fails, the decided
 in `_undelivered` and the retry only re-sends them, so a retry never advances a model twice.
 
 The forests' state is snapshotted to S3 (`snapshot_prefix/<shard>.bin`) every
-`snapshot_interval_s` (the first one `snapshot_first_s` after the shard is taken) and when the
+`snapshot_interval_s` (the first one `snapshot_first_s` after the shard is taken, plus up to as
+much again, each shard its own share, so that shards do not snapshot together) and when the
 shard is handed over cleanly (shutdown, shard end), and restored when a worker takes the shard,
 so a failover does not start the fleet's models from zero.
 The snapshot and the checkpoint are one consistent pair: the checkpoint never passes the last
@@ -38,6 +39,7 @@ import concurrent.futures
 import gc
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -75,7 +77,7 @@ from railpulse_shared.metrics import Metrics
 from railpulse_shared.publish import KinesisPublisher, SqsPublisher
 from railpulse_shared.rejects import RejectSink, consumer_rejection
 
-__all__ = ["DetectorHandler"]
+__all__ = ["DetectorHandler", "shard_phase"]
 
 logger = structlog.get_logger()
 
@@ -238,9 +240,14 @@ class DetectorHandler(ShardHandler):
         logger.info("model_snapshot_restored", key=self._snapshot_key(), bytes=len(data))
 
     def _snapshot_due(self) -> float:
-        """Seconds from the last snapshot (or the lease) to the next."""
+        """Seconds from the last snapshot (or the lease) to the next. The first waits a share of
+        `snapshot_first_s` more that is the shard's own (`shard_phase`): shards leased together,
+        as at a worker's start, would otherwise copy and encode their models at the same moment,
+        on the same cores, every interval from then on."""
         every = self.settings.snapshot_interval_s
-        return every if self.snapshots_begun else min(self.settings.snapshot_first_s, every)
+        if self.snapshots_begun:
+            return every
+        return min(self.settings.snapshot_first_s * (1 + shard_phase(self.shard_id)), every)
 
     def _begin_snapshot(self) -> None:
         """Take a consistent copy of the models and hand it to the writer (one at a time). The
@@ -410,3 +417,15 @@ class DetectorHandler(ShardHandler):
             ],
             _now_ms(),
         )
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def shard_phase(shard_id: str) -> float:
+    """A fraction in [0, 1) that sets shards apart: the golden-ratio sequence over the number
+    that ends a Kinesis shard id (`shardId-000000000003` is 3), so that any few consecutive
+    shards fall far from one another; another id falls where its CRC-32 puts it."""
+    tail = shard_id.rpartition("-")[2]
+    number = int(tail) if tail.isdigit() else zlib.crc32(shard_id.encode())
+    return (number * _GOLDEN) % 1.0
