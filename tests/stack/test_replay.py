@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -98,4 +99,37 @@ def test_a_consumer_replays_a_stream_from_a_timestamp(stack: dict[str, str], tmp
         assert _seen(second) == [*after, "last"]
     finally:
         _stop(daemon)
+    kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
+
+
+def test_a_consumer_stopped_with_its_process_group_checkpoints_where_it_stopped(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    """A local supervisor stops a service with SIGTERM to its whole process group: the daemon
+    and its record processors at once. The processors leave their shutdown to the daemon, which
+    asks each to checkpoint, so the checkpoint is the last record read. (They used to die of the
+    signal first: a detector restarted that way replayed everything since its last snapshot.)"""
+    kinesis, ddb = aws_client(stack, "kinesis"), aws_client(stack, "dynamodb")
+    stream, app = f"stop-{uuid.uuid4().hex[:8]}", f"stop-app-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    wait_until(lambda: kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+          ["StreamStatus"] == "ACTIVE", 30, "the stream")
+    for i in range(5):
+        kinesis.put_record(StreamName=stream, Data=f"r{i}".encode(), PartitionKey="train-1")
+
+    out = tmp_path / "seen.jsonl"
+    # No checkpoint but the one at shutdown.
+    daemon = _run(stack, app, stream, out, tmp_path, {"RAILPULSE_KCL_PROBE_CHECKPOINT_S": "3600"})
+    try:
+        wait_until(lambda: len(_seen(out)) == 5, 90, "the records read")
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=10)
+    last = max((json.loads(x)["sequence_number"] for x in written_lines(out)), key=int)
+    (lease,) = ddb.scan(TableName=app)["Items"]
+    assert lease["checkpoint"]["S"] == last, "the processor checkpointed when the daemon stopped"
     kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)

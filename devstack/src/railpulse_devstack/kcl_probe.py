@@ -2,7 +2,8 @@
 
 `python -m railpulse_devstack.kcl_probe` is the `executableName` the MultiLangDaemon runs per
 shard. It appends one JSON line per record (shard, sequence number, partition key, data as
-base64) to the file named by `RAILPULSE_KCL_PROBE_OUT` and checkpoints after every batch, through
+base64) to the file named by `RAILPULSE_KCL_PROBE_OUT` and checkpoints after every batch (or every
+`RAILPULSE_KCL_PROBE_CHECKPOINT_S` seconds, and at shutdown), through
 `railpulse_shared.kcl.ShardProcessor`.
 """
 
@@ -41,8 +42,9 @@ class ProbeHandler(ShardHandler):
 
 def main() -> None:
     out = Path(os.environ["RAILPULSE_KCL_PROBE_OUT"])
+    every = float(os.environ.get("RAILPULSE_KCL_PROBE_CHECKPOINT_S", "0"))
     run_processor(
-        lambda: ShardProcessor(ProbeHandler(out), stream="probe", checkpoint_interval_s=0)
+        lambda: ShardProcessor(ProbeHandler(out), stream="probe", checkpoint_interval_s=every)
     )
 
 

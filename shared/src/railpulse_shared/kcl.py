@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import enum
 import random
+import signal
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -359,7 +360,14 @@ def _failure(record: StreamRecord, kind: FailureKind, exc: BaseException) -> Rec
 
 
 def run_processor(make_processor: Callable[[], ShardProcessor]) -> None:
-    """The entry point of a KCL child process: stdout is the protocol, so nothing else may use it."""
+    """The entry point of a KCL child process: stdout is the protocol, so nothing else may use it.
+
+    The daemon owns the child's life: stopped, it asks each child to flush and checkpoint
+    (`shutdown_requested`), and a child whose daemon is gone reads the end of its stdin. So the
+    child ignores SIGTERM. A SIGTERM sent to the whole process group (a local supervisor's
+    `killpg`, `kill -- -PGID`) used to end it before the daemon's request came, without its
+    checkpoint, and a detector restarted that way replayed minutes of frames."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     protocol_out = sys.stdout
     sys.stdout = sys.stderr  # a stray print() must not corrupt the protocol channel
     try:
