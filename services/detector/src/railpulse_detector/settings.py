@@ -25,10 +25,11 @@ class DetectorSettings(KclSettings, frozen=True, kw_only=True):
     snapshot_first_s: float = 60.0
     """When the first snapshot is taken after the shard is leased (if the models moved; at most
     `snapshot_interval_s`), plus up to as much again: each shard waits its own share, so that
-    shards leased together do not snapshot at the same moment ever after. Soon, so that a new owner's checkpoint starts moving, a broken
-    snapshot path (bucket, permissions) shows in `SnapshotsFailed` a minute after a deploy, and
-    the snapshot's reusable copy of the models is in place early: from then on the detector's
-    memory is what its fleet needs, and grows only with the fleet."""
+    shards leased together do not snapshot at the same moment ever after. Soon, so that a new
+    owner's checkpoint starts moving, a broken snapshot path (bucket, permissions) shows in
+    `SnapshotsFailed` a minute or two after a deploy, and the snapshot's reusable copy of the
+    models is in place early: from then on the detector's memory is what its fleet needs, and
+    grows only with the fleet."""
     snapshot_prefix: str = "detector/snapshots"
     model_enabled: bool = True
     model_trees: int = _MODEL.num_trees
