@@ -54,31 +54,42 @@ class FeatureSet:
         `last` (from `new_state`) holds the last good raw value of every channel used and is
         updated in place: it is the carry-forward state, owned by the caller per train.
         """
+        # Groups hold 2-8 channels: plain floats here, not numpy calls on tiny arrays (the same
+        # numbers, a fifth of the detector's time per frame at 100 trains before).
         values = np.empty(self.size)
         sources: list[str] = []
+        readings = frame.readings
         offset = 0
         for i, (_, channels) in enumerate(self.groups):
-            raw = last[offset : offset + len(channels)]
+            end = offset + len(channels)
+            raw = last[offset:end].tolist()
             for j, name in enumerate(channels):
-                reading = frame.readings.get(name)
+                reading = readings.get(name)
                 if reading is not None and reading.quality is Quality.GOOD:
                     raw[j] = reading.value
-            offset += len(channels)
-            present = ~np.isnan(raw)
-            if present.sum() >= 2:
-                deviation = raw - np.median(raw[present])
-                top = int(np.argmax(np.abs(np.where(present, deviation, 0.0))))
-                values[i] = deviation[top]
+            last[offset:end] = raw
+            offset = end
+            present = sorted(v for v in raw if v == v)  # NaN is the one value unequal to itself
+            n = len(present)
+            if n >= 2:
+                half = n // 2
+                median = present[half] if n % 2 else (present[half - 1] + present[half]) / 2
+                # The first channel furthest from the median (a missing one counts as on it).
+                top = max(
+                    range(len(raw)), key=lambda j: abs(raw[j] - median) if raw[j] == raw[j] else 0.0
+                )
+                values[i] = raw[top] - median
                 sources.append(channels[top])
             else:
                 values[i] = 0.0
                 sources.append(channels[0])
         for k, name in enumerate(self.singles):
             slot = offset + k
-            reading = frame.readings.get(name)
+            reading = readings.get(name)
             if reading is not None and reading.quality is Quality.GOOD:
                 last[slot] = reading.value
-            values[len(self.groups) + k] = 0.0 if np.isnan(last[slot]) else last[slot]
+            value = float(last[slot])
+            values[len(self.groups) + k] = 0.0 if value != value else value
             sources.append(name)
         return values, tuple(sources)
 
