@@ -42,6 +42,7 @@ from railpulse_shared.contracts import AcceptedFrame, Reading
 
 TRAINS = 40  # ~37 MB of model state
 SAMPLES = 30  # per stretch; 3 stretches with a snapshot held in progress, 3 without
+WARMUP = 10  # batches before each stretch is measured (see `settle`)
 
 
 def batch(seq: int) -> list[StreamRecord]:
@@ -124,8 +125,16 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
         assert not result.failed
         return spent
 
-    baseline: list[float] = []
-    held: list[float] = []
+    async def settle() -> None:
+        """Each stretch is measured in a steady state: after a full collection (one falling in
+        one stretch and not the other moved the medians by 10-17 %) and a few batches (the
+        first after a copy, or after a snapshot lands, run on caches the copy evicted)."""
+        gc.collect()
+        for _ in range(WARMUP):
+            await loop_time()
+
+    baseline: list[list[float]] = []  # a list of batch times per stretch
+    held: list[list[float]] = []
     begin_batch: list[float] = []
     try:
         for _ in range(5):  # every train's forest exists, the code paths are warm
@@ -133,10 +142,9 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
         with capture_logs() as logs:
             for _ in range(3):
                 await handler.flush()  # nothing in flight, the models saved
-                gc.collect()  # each stretch starts clean: a full collection is in neither
-                for _ in range(SAMPLES):
-                    baseline.append(await loop_time())
-                    assert not handler.snapshot_in_flight
+                await settle()
+                baseline.append([await loop_time() for _ in range(SAMPLES)])
+                assert not handler.snapshot_in_flight
                 os.kill(moto_process.pid, signal.SIGSTOP)
                 handler.settings = msgspec.structs.replace(settings, snapshot_interval_s=0.0)
                 begin_batch.append(await loop_time())  # scores, then takes the copy
@@ -152,10 +160,9 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
                     if time.clock_gettime(clock) - used > 0.001:
                         used, since = time.clock_gettime(clock), time.monotonic()
                     assert time.monotonic() < deadline + 120, "the writer never got to wait"
-                gc.collect()
-                for _ in range(SAMPLES):
-                    held.append(await loop_time())
-                    assert handler.snapshot_in_flight
+                await settle()
+                held.append([await loop_time() for _ in range(SAMPLES)])
+                assert handler.snapshot_in_flight
                 os.kill(moto_process.pid, signal.SIGCONT)
             await handler.flush()  # waits for the snapshot in flight to land
         position = (str(10_000_000 + seq * TRAINS + TRAINS - 1), 0)
@@ -168,7 +175,11 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
     assert len(saved) >= 3 and min(log["bytes"] for log in saved) > 30_000_000
     # What the old path did on the loop: encode (CPU) then upload the snapshot.
     encode_s = statistics.median(log["encode_ms"] for log in saved) / 1000
-    base, busy = statistics.median(baseline), statistics.median(held)
+    # The quietest stretch of each kind: on a shared VM one stretch in a few ran 50-75 % slower,
+    # with or without a snapshot. A snapshot that cost the loop anything would show in every
+    # stretch it was in flight for (encoding alone is over 5 batches' worth, asserted below).
+    base = min(statistics.median(stretch) for stretch in baseline)
+    busy = min(statistics.median(stretch) for stretch in held)
     assert encode_s > 5 * base, (encode_s, base)  # a stall would show far beyond 10 %
     assert max(begin_batch) < base + encode_s / 2, (begin_batch, encode_s)  # the copy is cheap
     assert busy <= 1.10 * base, (
