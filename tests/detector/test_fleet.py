@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from railpulse_detector.fleet import Fleet
+from railpulse_detector.fleet import Fleet, _leave_one_out
 from railpulse_shared.catalogue import load_catalogue
 from railpulse_shared.contracts import AcceptedFrame, AnomalyKind, Reading
 from railpulse_shared.errors import ConfigError
@@ -145,3 +147,31 @@ def test_a_regulated_channel_needs_its_spread(tmp_path) -> None:  # type: ignore
     )
     with pytest.raises(ConfigError):
         load_catalogue(str(path))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32),
+        ),
+        max_size=14,
+    )
+)
+def test_each_trains_reference_is_the_median_and_spread_of_the_other_trains_readings(
+    pool: list[tuple[int, float]],
+) -> None:
+    owners = [f"train-{t}" for t, _ in pool]
+    values = [v for _, v in pool]
+    found = _leave_one_out(owners, values)
+    for train in [*dict.fromkeys(owners), None]:
+        others = np.array([v for o, v in zip(owners, values, strict=True) if o != train])
+        median, spread, trains = found[train]
+        assert trains == len(set(owners) - {train})
+        if len(others) == 0:
+            assert np.isnan(median) and np.isnan(spread)
+            continue
+        expected = float(np.median(others))
+        assert median == expected
+        assert spread == 1.4826 * float(np.median(np.abs(others - expected)))

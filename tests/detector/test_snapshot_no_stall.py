@@ -74,9 +74,17 @@ def moto_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen[b
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "railpulse_devstack.moto_server", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "railpulse_devstack.moto_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     proc.port = port  # type: ignore[attr-defined]
     try:
