@@ -1,14 +1,18 @@
-"""Resident memory of a process and everything it started (Linux /proc), for the soak's checks.
+"""Resident memory and CPU time of a process and everything it started (Linux /proc), for the
+soak's checks and to say where a loaded machine's cores go.
 
 A KCL consumer is a JVM (the MultiLangDaemon) plus one Python child per shard; PostgreSQL forks a
-backend per connection: a service's memory is its whole process tree.
+backend per connection: a service's memory and CPU are its whole process tree's.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["stack_pids", "tree_rss_by_program", "tree_rss_mb"]
+__all__ = ["stack_pids", "tree_cpu_s", "tree_rss_by_program", "tree_rss_mb"]
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -53,6 +57,23 @@ def _program(pid: int) -> str:
 def tree_rss_mb(pid: int) -> float:
     """RSS of `pid` and its descendants, in MB (0 for a process that is gone)."""
     return round(sum(_rss_kb(p) for p in _tree(pid)) / 1024, 1)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid`, its children it has waited for included."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command, which may hold spaces
+        return sum(int(x) for x in fields[11:15]) * _TICK_S  # utime stime cutime cstime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by `pid` and its living descendants (0 for a process that is
+    gone): the difference of two readings is what the tree used between them, as long as no
+    process of it exited unwaited in between."""
+    return round(sum(_cpu_s(p) for p in _tree(pid)), 2)
 
 
 def tree_rss_by_program(pid: int) -> dict[str, float]:

@@ -21,7 +21,9 @@
 5. every service's resident memory (its whole process tree, the stack's components too) at
    `--rss-at-s` and at the end, and every minute split into the KCL's JVM and the service's own
    Python (`rss_series_mb`), and p99 per `--window-s` window: for the soak, a service whose
-   memory grows with time rather than with the fleet is a defect.
+   memory grows with time rather than with the fleet is a defect;
+6. the cores each of them, and the fleet, kept busy on average (`cpu_cores`): on a machine of
+   few cores their sum against the cores there are says how much of the tail is queueing.
 
 KCL settings (from `_service_env`, measured in docs/design.md): polling (`retrievalMode = POLLING`),
 `idleTimeBetweenReadsInMillis` 200 for ingest and detector, 1000 for the archiver,
@@ -30,7 +32,7 @@ its AWS requests (`RAILPULSE_KCL_LOG_REQUESTS`), and `kcl.get_records` times eac
 calls, the gaps between their results and the SDK's retries (`bench/_kcl_requests.py`).
 
 Progress on stderr; the last stdout line is one JSON object (the keys of the first version kept;
-`samples`, `hops`, `slowest`, `windows`, `rss_mb`, `services` added).
+`samples`, `hops`, `slowest`, `windows`, `rss_mb`, `services`, `cpu_cores` added).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from bench._kcl_requests import get_records_stats
-from bench._rss import stack_pids, tree_rss_by_program, tree_rss_mb
+from bench._rss import stack_pids, tree_cpu_s, tree_rss_by_program, tree_rss_mb
 from railpulse_cli.demo.emf import MetricsTail
 from railpulse_cli.demo.leases import lease_counters, leases_renewed
 from railpulse_cli.demo.report import spool_counters
@@ -107,6 +109,11 @@ def _pct(values: list[float], q: float) -> float | None:
 def _rss(supervisor_pids: dict[str, int], stack_run: Path) -> dict[str, float]:
     return {name: tree_rss_mb(pid) for name, pid in {**supervisor_pids,
                                                       **stack_pids(stack_run)}.items()}
+
+
+def _cpu(supervisor_pids: dict[str, int], stack_run: Path) -> dict[str, float]:
+    return {name: tree_cpu_s(pid) for name, pid in {**supervisor_pids,
+                                                     **stack_pids(stack_run)}.items()}
 
 
 def _rss_split(supervisor_pids: dict[str, int]) -> dict[str, dict[str, float]]:
@@ -205,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         ], _service_env(env, "fleet", run_dir))
         _log(f"fleet of {args.trains} trains at 1 Hz for {args.duration_s:.0f} s, {spikes} spikes")
         started = time.monotonic()
+        cpu_pids = {**pids, "fleet": fleet.popen.pid} if fleet.popen is not None else dict(pids)
+        cpu_before = _cpu(cpu_pids, config.run_dir)
+        cpu_seen = dict(cpu_before)  # the latest reading of each tree while it lived
         next_report = started + 10
         rss_early: dict[str, float] = {}
         # A trend, not two points: one transient (a snapshot's buffers, a JVM heap growing to its
@@ -225,12 +235,19 @@ def main(argv: list[str] | None = None) -> int:
                 next_report += 10
                 tail.poll()
                 loads.append((round(time.monotonic() - started), os.getloadavg()[0]))
+                cpu_seen.update((n, v) for n, v in _cpu(cpu_pids, config.run_dir).items() if v)
                 lat = [s.total_ms for s in read_samples(notifier_log, args.prefix, since_ms)]
                 _log(f"[{time.monotonic() - started:4.0f}s] frames in "
                      f"{tail.total('ingest', 'RecordsForwarded'):6.0f} | scored "
                      f"{tail.total('detector', 'FramesScored'):6.0f} | samples "
                      f"{len(lat):4d} | p99 so far {_pct(lat, 99)} ms | load "
                      f"{loads[-1][1]:.2f}")
+        cpu_seen.update((n, v) for n, v in _cpu(cpu_pids, config.run_dir).items() if v)
+        ran_s = time.monotonic() - started
+        # Cores each tree kept busy on average (the fleet's to its last 10 s reading).
+        cpu_cores = {name: round((used - cpu_before.get(name, 0.0)) / ran_s, 2)
+                     for name, used in sorted(cpu_seen.items())}
+        _log(f"CPU, cores used on average: {cpu_cores}")
         if fleet.returncode not in (0, None):
             raise SystemExit(f"the fleet exited with {fleet.returncode}; see {fleet.log}")
 
@@ -286,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_mb": {f"at_{args.rss_at_s:.0f}s": rss_early, "at_end": rss_end},
             "rss_series_mb": rss_series,
             "load_average": {"samples": loads, "at_end": os.getloadavg()},
+            "cpu_cores": cpu_cores,
             "kcl": {"retrieval_mode": "POLLING", "idle_time_between_reads_ms": KCL_IDLE_MS,
                     "shard_sync_interval_ms": 1000, "archiver_flush_s": args.flush_s,
                     "get_records": kcl_calls},

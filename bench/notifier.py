@@ -30,11 +30,11 @@ import random
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import boto3
 
+from bench._rss import tree_cpu_s
 from railpulse_devstack import stack as devstack
 from railpulse_devstack.config import load_config
 from railpulse_devstack.env import stack_env
@@ -141,14 +141,6 @@ def _produce(env: dict[str, str], queue: str, bodies: list[bytes], done: Any, ba
         sent += len(chunk)
 
 
-def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _stack_pids(config: Any) -> dict[str, int]:
     pids: dict[str, int] = {}
     for name in ("moto", "iot"):
@@ -222,14 +214,14 @@ def main() -> None:
         target=_produce, args=(env, res["queue"], [encode(a) for a in anomalies], done_count,
                                args.backlog), daemon=True)
     pids = _stack_pids(config)
-    stack_cpu0 = {n: _cpu_s(p) for n, p in pids.items()}
+    stack_cpu0 = {n: tree_cpu_s(p) for n, p in pids.items()}
     task_cpu0 = time.process_time()
     _log(f"{len(anomalies)} anomalies ({args.mix}) for {args.trains} trains, "
          f"backlog {args.backlog}, {args.pollers} pollers")
     producer.start()
     done = asyncio.run(_drain(settings, len(anomalies), done_count, args.timeout))
     task_cpu = time.process_time() - task_cpu0
-    stack_cpu = {n: _cpu_s(p) - stack_cpu0[n] for n, p in pids.items()}
+    stack_cpu = {n: tree_cpu_s(p) - stack_cpu0[n] for n, p in pids.items()}
     producer.join(10)
     _cleanup(env, res, {a.train for a in anomalies})
     start = min(n.received_ms for n in done)

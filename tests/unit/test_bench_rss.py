@@ -1,4 +1,5 @@
-"""The soak's memory figures: a process tree's resident memory, and its split by program."""
+"""The soak's memory figures: a process tree's resident memory, and its split by program; and the
+CPU time a tree used, for where a loaded machine's cores go."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 from waiting import wait_until
 
-from bench._rss import tree_rss_by_program, tree_rss_mb
+from bench._rss import tree_cpu_s, tree_rss_by_program, tree_rss_mb
 
 
 def test_a_tree_counts_its_children_and_splits_by_program() -> None:
@@ -29,3 +30,24 @@ def test_a_tree_counts_its_children_and_splits_by_program() -> None:
         child.stdin.close()
         child.wait(10)
     assert tree_rss_mb(child.pid) == 0  # gone
+
+
+def test_a_trees_cpu_time_counts_its_busy_child() -> None:
+    before = tree_cpu_s(os.getpid())
+    # A child that spins until it has used 0.6 s of CPU (counted in ticks: 0.5 is safe), then waits for its stdin to close.
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nwhile time.process_time() < 0.6: pass\nsys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: tree_cpu_s(child.pid) >= 0.5, 30, "the child's 0.5 s of CPU")
+        assert tree_cpu_s(os.getpid()) >= before + 0.5  # the parent's tree holds the child's
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+    assert tree_cpu_s(child.pid) == 0  # gone
