@@ -76,21 +76,16 @@ async def test_limit_anomaly_reaches_alerts_and_events_and_poison_is_rejected(
             await handler.stop()
 
         assert [len(found) for _, found in result.succeeded] == [0, 1]
-        (alert,) = [
-            msgspec.json.decode(b, type=Anomaly) for b in await drain(sqs, settings.queue_alerts)
-        ]
+        (alert,) = [msgspec.json.decode(b, type=Anomaly) for b in await drain(sqs, settings.queue_alerts)]
         assert alert.alert_key == "bearing_temp_2" and alert.severity.name == "CRITICAL"
         assert [e.source for e in alert.evidence] == ["limit"]
         assert alert.detected_ms >= alert.received_ms > 0
 
         shard = (await kinesis.list_shards(StreamName=settings.stream_events))["Shards"][0]
-        iterator = (
-            await kinesis.get_shard_iterator(
-                StreamName=settings.stream_events,
-                ShardId=shard["ShardId"],
-                ShardIteratorType="TRIM_HORIZON",
-            )
-        )["ShardIterator"]
+        iterator = (await kinesis.get_shard_iterator(
+            StreamName=settings.stream_events, ShardId=shard["ShardId"],
+            ShardIteratorType="TRIM_HORIZON",
+        ))["ShardIterator"]
         events = (await kinesis.get_records(ShardIterator=iterator))["Records"]
         on_events = [codec.decode_event(e["Data"]) for e in events]
         # The alert, and the dead letter too (for the lake's `rejects` table): the same body.
@@ -169,11 +164,8 @@ def frames_learned(handler: DetectorHandler, train: str) -> int:
 async def provision(settings: DetectorSettings) -> None:
     """The handler's queues, events stream and state bucket, in moto."""
     clients = AwsClients(settings)
-    async with (
-        clients.create("sqs") as sqs,
-        clients.create("kinesis") as kinesis,
-        clients.create("s3") as s3,
-    ):
+    async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis, \
+            clients.create("s3") as s3:
         for queue in (settings.queue_alerts, settings.queue_rejects):
             await sqs.create_queue(QueueName=queue)
         await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
@@ -186,9 +178,7 @@ async def test_a_crash_replays_from_the_snapshot_so_every_frame_reaches_the_mode
     """The checkpoint never passes what the saved snapshot has seen: killed after frames the
     snapshot lacks, the next owner restores it, is replayed those frames and learns each once."""
     settings = msgspec.structs.replace(
-        settings_for(aws, "h3"),
-        bucket_state="state-h3",
-        snapshot_interval_s=3600.0,
+        settings_for(aws, "h3"), bucket_state="state-h3", snapshot_interval_s=3600.0,
         snapshot_first_s=3600.0,
     )
     await provision(settings)
@@ -321,7 +311,4 @@ async def test_a_frame_the_snapshot_cannot_hold_is_refused_and_snapshots_go_on(
         reject = codec.decode_event(body.encode())
         assert isinstance(reject, RejectedRecord)
         assert reject.reason is RejectReason.SCHEMA_VIOLATION and reject.raw == huge.data
-        assert (reject.source.stream, reject.source.shard_id) == (
-            "telemetry",
-            "shardId-000000000008",
-        )
+        assert (reject.source.stream, reject.source.shard_id) == ("telemetry", "shardId-000000000008")

@@ -11,19 +11,14 @@ from railpulse_shared.contracts import AcceptedFrame, Reading
 SETTINGS = ModelSettings(num_trees=20, warmup=200, refractory=200, settle_s=0.0)
 
 
-def frames(
-    train: str, start: int, count: int, hot: float = 0.0, seed: int = 0
-) -> list[AcceptedFrame]:
+def frames(train: str, start: int, count: int, hot: float = 0.0, seed: int = 0) -> list[AcceptedFrame]:
     rng = np.random.default_rng(seed + start)
     out = []
     for seq in range(start, start + count):
         base = 40 + 2 * np.sin(seq / 30)
         readings = {f"bearing_temp_{i}": base + rng.normal(0, 0.3) for i in range(1, 9)}
         readings["bearing_temp_5"] += hot * max(0, seq - start)
-        readings |= {
-            "speed": 80 + rng.normal(0, 1),
-            "main_reservoir_pressure": 9 + rng.normal(0, 0.05),
-        }
+        readings |= {"speed": 80 + rng.normal(0, 1), "main_reservoir_pressure": 9 + rng.normal(0, 0.05)}
         out.append(
             AcceptedFrame(
                 train=train,
@@ -94,23 +89,13 @@ def test_a_train_whose_state_cannot_be_serialised_is_dropped_not_the_snapshot() 
 
 
 def _morning(settle_s: float) -> list[tuple[int, str, str]]:
-    bank = ModelBank(
-        load_catalogue(), ModelSettings(num_trees=20, warmup=200, refractory=200, settle_s=settle_s)
-    )
+    bank = ModelBank(load_catalogue(), ModelSettings(num_trees=20, warmup=200, refractory=200,
+                                                     settle_s=settle_s))
     rng = np.random.default_rng(5)
     standing = [  # powered up in the depot: cold bearings, standing
-        AcceptedFrame(
-            train="t1",
-            seq=s,
-            ts_ms=1_700_000_000_000 + s * 1000,
-            readings={
-                **{
-                    f"bearing_temp_{i}": Reading(value=2.0 + rng.normal(0, 0.3))
-                    for i in range(1, 9)
-                },
-                "speed": Reading(value=0.0),
-            },
-        )
+        AcceptedFrame(train="t1", seq=s, ts_ms=1_700_000_000_000 + s * 1000,
+                      readings={**{f"bearing_temp_{i}": Reading(value=2.0 + rng.normal(0, 0.3))
+                                   for i in range(1, 9)}, "speed": Reading(value=0.0)})
         for s in range(300)
     ]
     found = run(bank, standing)
@@ -135,22 +120,14 @@ def test_a_train_that_reports_no_speed_is_judged_as_in_service() -> None:
     warm-up, as for a train met in service, instead of never."""
 
     def bank() -> ModelBank:
-        return ModelBank(
-            load_catalogue(),
-            ModelSettings(num_trees=20, warmup=200, refractory=200, settle_s=1800.0),
-        )
+        return ModelBank(load_catalogue(), ModelSettings(num_trees=20, warmup=200, refractory=200,
+                                                         settle_s=1800.0))
 
     def bearings(batch: list[AcceptedFrame], *, speed: float | None) -> list[AcceptedFrame]:
-        return [
-            AcceptedFrame(
-                train=f.train,
-                seq=f.seq,
-                ts_ms=f.ts_ms,
-                speed_kmh=speed,
-                readings={k: r for k, r in f.readings.items() if k.startswith("bearing_temp_")},
-            )
-            for f in batch
-        ]
+        return [AcceptedFrame(train=f.train, seq=f.seq, ts_ms=f.ts_ms, speed_kmh=speed,
+                              readings={k: r for k, r in f.readings.items()
+                                        if k.startswith("bearing_temp_")})
+                for f in batch]
 
     day = frames("t1", 0, 400) + frames("t1", 400, 120, hot=0.25)
     found = run(bank(), bearings(day, speed=None))
@@ -169,17 +146,8 @@ def test_an_unusual_outside_temperature_is_learnt_not_alerted() -> None:
         out = []
         for f in frames("t1", start, count, hot=hot):
             rise = warm * max(0, f.seq - start)
-            out.append(
-                AcceptedFrame(
-                    train=f.train,
-                    seq=f.seq,
-                    ts_ms=f.ts_ms,
-                    readings={
-                        **f.readings,
-                        "outside_temp": Reading(value=12.0 + rise + 0.01 * (f.seq % 7)),
-                    },
-                )
-            )
+            out.append(AcceptedFrame(train=f.train, seq=f.seq, ts_ms=f.ts_ms, readings={
+                **f.readings, "outside_temp": Reading(value=12.0 + rise + 0.01 * (f.seq % 7))}))
         return out
 
     bank = ModelBank(load_catalogue(), SETTINGS)

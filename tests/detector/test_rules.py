@@ -19,14 +19,8 @@ from railpulse_shared.contracts import (
 )
 
 
-def frame(
-    seq: int,
-    readings: dict[str, float],
-    *,
-    train: str = "t1",
-    speed: float = 80.0,
-    invalid: tuple[str, ...] = (),
-) -> AcceptedFrame:
+def frame(seq: int, readings: dict[str, float], *, train: str = "t1", speed: float = 80.0,
+          invalid: tuple[str, ...] = ()) -> AcceptedFrame:
     return AcceptedFrame(
         train=train,
         seq=seq,
@@ -52,21 +46,14 @@ def rules() -> Rules:
         ({"temperature": 21, "humidity": 10}, (), [("limit:humidity", Severity.WARNING)]),
         ({"temperature": 30}, (), []),
         ({"temperature": 150, "humidity": 30}, (), [("limit:temperature", Severity.CRITICAL)]),
-        (
-            {"temperature": -10, "humidity": -5},
-            ("humidity",),
-            [("sensor_fault:humidity", Severity.WARNING)],
-        ),
+        ({"temperature": -10, "humidity": -5}, ("humidity",),
+         [("sensor_fault:humidity", Severity.WARNING)]),
         ({"temperature": 25, "humidity": 65, "pressure": 1012}, (), []),
     ],
     ids=["case1", "case2", "case3", "case4", "case6", "case7", "case8"],
 )
-def test_acceptance_cases(
-    rules: Rules,
-    readings: dict[str, float],
-    invalid: tuple[str, ...],
-    expected: list[tuple[str, Severity]],
-) -> None:
+def test_acceptance_cases(rules: Rules, readings: dict[str, float], invalid: tuple[str, ...],
+                          expected: list[tuple[str, Severity]]) -> None:
     anomalies = rules.check(frame(1, readings, speed=0.0, invalid=invalid))
     assert [(a.alert_key, a.severity) for a in anomalies] == expected
 
@@ -94,12 +81,8 @@ def _noisy(rng: random.Random, base: float = 40.0) -> float:
 
 
 def _stuck_keys(found: list[list[Anomaly]]) -> list[tuple[int, str]]:
-    return [
-        (i, a.alert_key)
-        for i, batch in enumerate(found)
-        for a in batch
-        if a.category is AnomalyKind.SENSOR_FAULT and " stuck at " in a.message
-    ]
+    return [(i, a.alert_key) for i, batch in enumerate(found) for a in batch
+            if a.category is AnomalyKind.SENSOR_FAULT and " stuck at " in a.message]
 
 
 def test_a_noisy_channel_that_sticks_is_a_stuck_sensor_within_a_few_readings(rules: Rules) -> None:
@@ -155,21 +138,13 @@ def test_stuck_is_not_judged_without_an_operating_state_or_on_a_channel_that_may
     rng = random.Random(4)
     readings = [_noisy(rng) for _ in range(2000)] + [40.0] * 200
     no_speed = [
-        rules.check(
-            AcceptedFrame(
-                train="g",
-                seq=i,
-                ts_ms=1_700_000_000_000 + 1000 * i,
-                readings={"bearing_temp_1": Reading(value=v)},
-            )
-        )
+        rules.check(AcceptedFrame(train="g", seq=i, ts_ms=1_700_000_000_000 + 1000 * i,
+                                  readings={"bearing_temp_1": Reading(value=v)}))
         for i, v in enumerate(readings)
     ]
     assert _stuck_keys(no_speed) == []
-    doors = [
-        rules.check(frame(i, {"door_open_time_1": round(rng.random(), 3) if i < 2000 else 0.0}))
-        for i in range(2200)
-    ]
+    doors = [rules.check(frame(i, {"door_open_time_1": round(rng.random(), 3) if i < 2000 else 0.0}))
+             for i in range(2200)]
     assert _stuck_keys(doors) == []
 
 
@@ -204,12 +179,8 @@ def _bearings(hot: float = 0.0, present: int = 8, invalid: tuple[str, ...] = ())
 
 @pytest.mark.parametrize(
     ("hot", "expected"),
-    [
-        (4.0, None),
-        (-12.0, (Severity.WARNING, "low")),
-        (12.0, (Severity.WARNING, "high")),
-        (25.0, (Severity.CRITICAL, "high")),
-    ],
+    [(4.0, None), (-12.0, (Severity.WARNING, "low")), (12.0, (Severity.WARNING, "high")),
+     (25.0, (Severity.CRITICAL, "high"))],
 )
 def test_a_bearing_straying_from_its_peers_is_a_limit_anomaly_naming_it(
     rules: Rules, hot: float, expected: tuple[Severity, str] | None
@@ -229,11 +200,8 @@ def test_a_bearing_straying_from_its_peers_is_a_limit_anomaly_naming_it(
 def test_peers_need_three_good_readings(rules: Rules) -> None:
     assert rules.check(_bearings(hot=0.0, present=2)) == []
     # An invalid reading is no peer: with two good ones left nothing can be judged.
-    odd = frame(
-        1,
-        {"bearing_temp_1": 40.0, "bearing_temp_2": 41.0, "bearing_temp_3": 240.0},
-        invalid=("bearing_temp_3",),
-    )
+    odd = frame(1, {"bearing_temp_1": 40.0, "bearing_temp_2": 41.0, "bearing_temp_3": 240.0},
+                invalid=("bearing_temp_3",))
     assert [a.alert_key for a in rules.check(odd)] == ["sensor_fault:bearing_temp_3"]
 
 
@@ -247,13 +215,8 @@ def test_a_channel_the_catalogue_does_not_know_is_not_judged_whatever_its_flag(
 
 
 def _at(seq: int, ts_s: float, readings: dict[str, float]) -> AcceptedFrame:
-    return AcceptedFrame(
-        train="t1",
-        seq=seq,
-        ts_ms=1_700_000_000_000 + int(ts_s * 1000),
-        readings={k: Reading(value=v) for k, v in readings.items()},
-        speed_kmh=0.0,
-    )
+    return AcceptedFrame(train="t1", seq=seq, ts_ms=1_700_000_000_000 + int(ts_s * 1000),
+                         readings={k: Reading(value=v) for k, v in readings.items()}, speed_kmh=0.0)
 
 
 def test_a_cold_start_does_not_alert_while_the_reservoir_charges_and_the_saloon_warms() -> None:
@@ -261,13 +224,8 @@ def test_a_cold_start_does_not_alert_while_the_reservoir_charges_and_the_saloon_
     # Power-up after a frosty depot night: reservoir at 1 bar, saloon at -3 degC.
     found = []
     for s in range(0, 600, 5):
-        found += rules.check(
-            _at(
-                s + 1,
-                s,
-                {"main_reservoir_pressure": 1.0 + s * 0.015, "cabin_temp_1": -3.0 + s * 0.04},
-            )
-        )
+        found += rules.check(_at(s + 1, s, {"main_reservoir_pressure": 1.0 + s * 0.015,
+                                            "cabin_temp_1": -3.0 + s * 0.04}))
     assert found == []
 
 

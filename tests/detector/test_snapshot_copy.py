@@ -23,10 +23,8 @@ def frames(seqs: range, trains: int = 3) -> list[AcceptedFrame]:
             train=f"train-{t}",
             seq=seq,
             ts_ms=1_764_000_000_000 + seq * 1000,
-            readings={
-                f"bearing_temp_{i}": Reading(value=40.0 + i + (seq * t % 5) * 0.3)
-                for i in range(1, 9)
-            },
+            readings={f"bearing_temp_{i}": Reading(value=40.0 + i + (seq * t % 5) * 0.3)
+                      for i in range(1, 9)},
         )
         for seq in seqs
         for t in range(trains)

@@ -25,15 +25,11 @@ from railpulse_shared.metrics import FileSink, Metrics
 def _frames(n: int) -> list[StreamRecord]:
     return [
         StreamRecord(
-            data=codec.encode(
-                AcceptedFrame(
-                    train="train-7",
-                    seq=seq,
-                    ts_ms=1_764_000_000_000 + seq * 1000,
-                    readings={"bearing_temp_2": Reading(value=40.0)},
-                    received_ms=1_764_000_000_000 + seq * 1000 + 50,
-                )
-            ),
+            data=codec.encode(AcceptedFrame(
+                train="train-7", seq=seq, ts_ms=1_764_000_000_000 + seq * 1000,
+                readings={"bearing_temp_2": Reading(value=40.0)},
+                received_ms=1_764_000_000_000 + seq * 1000 + 50,
+            )),
             sequence_number=str(1000 + seq),
             partition_key="train-7",
         )
@@ -51,14 +47,9 @@ async def test_a_refused_snapshot_and_dropped_states_are_counted_for_their_alarm
     aws: CommonSettings, tmp_path: Path
 ) -> None:
     settings = msgspec.structs.replace(
-        DetectorSettings(
-            aws_endpoint_url=aws.aws_endpoint_url,
-            queue_alerts="alerts-sm",
-            queue_rejects="rejects-sm",
-            stream_events="events-sm",
-        ),
-        bucket_state="no-such-state-bucket",
-        snapshot_interval_s=0.0,
+        DetectorSettings(aws_endpoint_url=aws.aws_endpoint_url, queue_alerts="alerts-sm",
+                         queue_rejects="rejects-sm", stream_events="events-sm"),
+        bucket_state="no-such-state-bucket", snapshot_interval_s=0.0,
     )
     clients = AwsClients(settings)
     async with clients.create("sqs") as sqs, clients.create("kinesis") as kinesis:
@@ -66,9 +57,8 @@ async def test_a_refused_snapshot_and_dropped_states_are_counted_for_their_alarm
             await sqs.create_queue(QueueName=queue)
         await kinesis.create_stream(StreamName=settings.stream_events, ShardCount=1)
     emf = tmp_path / "detector.emf"
-    metrics = Metrics(
-        "railpulse", {"service": "detector", "stream": "telemetry"}, FileSink(str(emf))
-    )
+    metrics = Metrics("railpulse", {"service": "detector", "stream": "telemetry"},
+                      FileSink(str(emf)))
     handler = DetectorHandler(settings, metrics)
     await handler.start("shardId-000000000007")
     assert handler.model is not None

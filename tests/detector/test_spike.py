@@ -53,9 +53,7 @@ def test_a_step_to_a_new_level_and_a_leap_on_a_quiet_channel_are_no_spikes() -> 
     assert [(s.seq, s.value) for s in found] == [(511, 2.5)]
 
 
-def test_backfilled_frames_fall_into_place_a_replay_is_not_judged_twice_and_a_restart_begins_anew() -> (
-    None
-):
+def test_backfilled_frames_fall_into_place_a_replay_is_not_judged_twice_and_a_restart_begins_anew() -> None:
     spikes = Spikes()
     values = line(1_000)
     assert feed(spikes, values[:900]) == []
