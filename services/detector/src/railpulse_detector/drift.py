@@ -213,7 +213,9 @@ class Drifts:
                 channels[c].cusum <= self.settings.h / 2 for c in check.channels if c in channels
             )
             for name, value in values.items():
-                state = channels.setdefault(name, _Channel())
+                state = channels.get(name)
+                if state is None:
+                    state = channels[name] = _Channel()
                 if check.sample == "changed":
                     changed = value != state.last
                     state.last = value

@@ -207,7 +207,9 @@ class Fleet:
             reading = frame.readings.get(name)
             if reading is None or reading.quality is not Quality.GOOD:
                 continue
-            state = mine.setdefault(name, _Reading())
+            state = mine.get(name)
+            if state is None:
+                state = mine[name] = _Reading()
             if frame.ts_ms < state.ts_ms:
                 continue
             state.value, state.ts_ms = reading.value, frame.ts_ms

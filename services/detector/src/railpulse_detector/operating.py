@@ -51,7 +51,9 @@ class PowerClock:
         self, train: str, ts_ms: int, speed_kmh: float | None
     ) -> tuple[OperatingState, bool]:
         """The train's state after a frame, and whether this frame powered it up."""
-        state = self.trains.setdefault(train, OperatingState())
+        state = self.trains.get(train)
+        if state is None:  # (not setdefault: that would build a state for every frame)
+            state = self.trains[train] = OperatingState()
         if state.last_ms is not None and ts_ms <= state.last_ms:
             return state, False
         fresh = state.last_ms is None or ts_ms - state.last_ms >= self.power_gap_ms

@@ -140,18 +140,22 @@ class Rules:
                 state.channels.setdefault(name, _ChannelState()).repeats = repeats
 
     def check(self, frame: AcceptedFrame) -> list[Anomaly]:
-        state = self._trains.setdefault(frame.train, _TrainState())
+        state = self._trains.get(frame.train)
+        if state is None:  # (not setdefault: that would build a state for every frame)
+            state = self._trains[frame.train] = _TrainState()
         speed = frame.speed_kmh if frame.speed_kmh is not None else _value(frame, "speed")
         # The operating state a channel's repeats are learnt in (None: the device has none).
         mode = None if speed is None else int(speed > self.settings.moving_kmh)
         operating, powered_up = self._clock.update(frame.train, frame.ts_ms, speed)
         if powered_up:
-            for channel_state in state.channels.values():
-                channel_state.settled = False
+            for settling in state.channels.values():
+                settling.settled = False
         state.powered_ms = operating.powered_ms
         found: dict[str, tuple[AnomalyKind, Severity, Attribution, str]] = {}
         for name, reading in frame.readings.items():
-            channel_state = state.channels.setdefault(name, _ChannelState())
+            channel_state = state.channels.get(name)
+            if channel_state is None:
+                channel_state = state.channels[name] = _ChannelState()
             channel_state.seen, channel_state.missing = True, 0
             value = reading.value
             if reading.quality is Quality.INVALID:
