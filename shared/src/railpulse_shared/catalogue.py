@@ -63,8 +63,10 @@ class Channel(msgspec.Struct, frozen=True, kw_only=True):
     a degrading bearing runs hotter than the other axle boxes long before an absolute limit."""
 
     def band(self, value: float) -> Band:
+        low, high = self.operating
+        if low <= value <= high:  # nearly every reading: no tuple of bands built for it
+            return Band.OPERATING
         for band, (low, high) in (
-            (Band.OPERATING, self.operating),
             (Band.WARNING, self.critical),
             (Band.CRITICAL, self.physical),
         ):
