@@ -108,7 +108,10 @@ class Spikes:
                 del recent[oldest]
         recent[seq] = value
         found = None
-        for mid in (seq - 1, seq, seq + 1):  # each three with this reading, complete only now
+        # Each three with this reading, complete only now; in live order the next reading is not
+        # here yet, and the two threes that need it are not complete.
+        mids = (seq - 1, seq, seq + 1) if seq + 1 in recent else (seq - 1,)
+        for mid in mids:
             a, m, b = recent.get(mid - 1), recent.get(mid), recent.get(mid + 1)
             if a is None or m is None or b is None:
                 continue
