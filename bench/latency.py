@@ -111,9 +111,8 @@ def _rss(supervisor_pids: dict[str, int], stack_run: Path) -> dict[str, float]:
                                                       **stack_pids(stack_run)}.items()}
 
 
-def _cpu(supervisor_pids: dict[str, int], stack_run: Path) -> dict[str, float]:
-    return {name: tree_cpu_s(pid) for name, pid in {**supervisor_pids,
-                                                     **stack_pids(stack_run)}.items()}
+def _cpu(trees: dict[str, int]) -> dict[str, float]:
+    return {name: tree_cpu_s(pid) for name, pid in trees.items()}
 
 
 def _rss_split(supervisor_pids: dict[str, int]) -> dict[str, dict[str, float]]:
@@ -212,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         ], _service_env(env, "fleet", run_dir))
         _log(f"fleet of {args.trains} trains at 1 Hz for {args.duration_s:.0f} s, {spikes} spikes")
         started = time.monotonic()
-        cpu_pids = {**pids, "fleet": fleet.popen.pid} if fleet.popen is not None else dict(pids)
-        cpu_before = _cpu(cpu_pids, config.run_dir)
+        cpu_pids = {**pids, **stack_pids(config.run_dir)}
+        if fleet.popen is not None:
+            cpu_pids["fleet"] = fleet.popen.pid
+        cpu_before = _cpu(cpu_pids)
         cpu_seen = dict(cpu_before)  # the latest reading of each tree while it lived
         next_report = started + 10
         rss_early: dict[str, float] = {}
@@ -235,14 +236,14 @@ def main(argv: list[str] | None = None) -> int:
                 next_report += 10
                 tail.poll()
                 loads.append((round(time.monotonic() - started), os.getloadavg()[0]))
-                cpu_seen.update((n, v) for n, v in _cpu(cpu_pids, config.run_dir).items() if v)
+                cpu_seen.update((n, v) for n, v in _cpu(cpu_pids).items() if v)
                 lat = [s.total_ms for s in read_samples(notifier_log, args.prefix, since_ms)]
                 _log(f"[{time.monotonic() - started:4.0f}s] frames in "
                      f"{tail.total('ingest', 'RecordsForwarded'):6.0f} | scored "
                      f"{tail.total('detector', 'FramesScored'):6.0f} | samples "
                      f"{len(lat):4d} | p99 so far {_pct(lat, 99)} ms | load "
                      f"{loads[-1][1]:.2f}")
-        cpu_seen.update((n, v) for n, v in _cpu(cpu_pids, config.run_dir).items() if v)
+        cpu_seen.update((n, v) for n, v in _cpu(cpu_pids).items() if v)
         ran_s = time.monotonic() - started
         # Cores each tree kept busy on average (the fleet's to its last 10 s reading).
         cpu_cores = {name: round((used - cpu_before.get(name, 0.0)) / ran_s, 2)

@@ -76,17 +76,9 @@ def moto_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen[b
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "railpulse_devstack.moto_server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "railpulse_devstack.moto_server", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     proc.port = port  # type: ignore[attr-defined]
     try:
@@ -130,12 +122,12 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
     await twin.start("shardId-000000000012")
     assert handler._writer is not None
     writer = handler._writer
-    seqs = {id(handler): 0, id(twin): 0}
+    seqs = {handler: 0, twin: 0}  # each handler's batches so far
 
     async def loop_time(scorer: DetectorHandler) -> float:
-        seqs[id(scorer)] += 1
+        seqs[scorer] += 1
         started = time.thread_time()
-        result = await scorer.process(batch(seqs[id(scorer)]))
+        result = await scorer.process(batch(seqs[scorer]))
         spent = time.thread_time() - started
         assert not result.failed
         return spent
@@ -197,8 +189,7 @@ async def test_scoring_with_a_snapshot_in_progress_costs_what_it_costs_without_o
                 assert handler.snapshot_in_flight
                 os.kill(moto_process.pid, signal.SIGCONT)
             await handler.flush()  # waits for the snapshot in flight to land
-        last = seqs[id(handler)]
-        position = (str(10_000_000 + last * TRAINS + TRAINS - 1), 0)
+        position = (str(10_000_000 + seqs[handler] * TRAINS + TRAINS - 1), 0)
         assert handler.durable_position(position) == position
     finally:
         os.kill(moto_process.pid, signal.SIGCONT)

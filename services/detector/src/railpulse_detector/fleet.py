@@ -181,7 +181,7 @@ class Fleet:
         self._state: dict[str, dict[str, _Reading]] = {}
         """train -> regulated channel -> its latest reading and alert state."""
         self._clock = PowerClock(rules.power_gap_ms, rules.moving_kmh)
-        self._pools: dict[str, tuple[int, dict[str | None, _Reference]]] = {}
+        self._gathered: dict[str, tuple[int, dict[str | None, _Reference]]] = {}
         """group -> (the second it was gathered in, its references): see `_references`."""
 
     def export(self) -> JudgeState:
@@ -189,7 +189,7 @@ class Fleet:
 
     def restore(self, saved: JudgeState) -> None:
         self._state, self._clock.trains = restore_channels(saved, _Reading.load)
-        self._pools.clear()
+        self._gathered.clear()
 
     def _settled(self, train: str, name: str, ts_ms: int) -> bool:
         operating = self._clock.trains.get(train)
@@ -232,7 +232,7 @@ class Fleet:
         the others' (see `_leave_one_out`), gathered once a second (trains' clocks differ by
         less: a frame of an earlier second takes them as they are)."""
         second = ts_ms // 1000
-        cached = self._pools.get(group)
+        cached = self._gathered.get(group)
         if cached is not None and cached[0] >= second:
             return cached[1]
         oldest = ts_ms - 1000.0 * self.settings.fresh_s
@@ -246,7 +246,7 @@ class Fleet:
                     owners.append(train)
                     values.append(r.value)
         references = _leave_one_out(owners, values)
-        self._pools[group] = (second, references)
+        self._gathered[group] = (second, references)
         return references
 
     def _judge(self, frame: AcceptedFrame, name: str, state: _Reading) -> Anomaly | None:
